@@ -1,0 +1,197 @@
+// The key-value store: named maps of byte keys to byte values, each entry stamped with the
+// version (seqno) of the transaction that last wrote it. Transactions read a consistent version and
+// commit optimistically; committed-but-not-yet-durable versions keep an undo log so consensus can
+// roll them back, and compaction forgets it.
+
+import { ConflictError } from "../errors.js";
+import { type KeyString, lowerBound } from "./keys.js";
+import { Tx } from "./tx.js";
+import type { WriteSet } from "./write-set.js";
+
+/** One key's latest state. A removal leaves a tombstone (value null) until compaction. */
+export interface Entry {
+  value: Uint8Array | null;
+  version: number;
+}
+
+export class MapState {
+  readonly entries = new Map<KeyString, Entry>();
+  /** Version of the last write or removal in this map. */
+  version = 0;
+  /** Highest version whose tombstones were dropped: older readers can no longer tell "absent". */
+  tombstonesDroppedAt = 0;
+  /** Number of live (non-tombstone) entries. */
+  size = 0;
+  private sorted: KeyString[] | undefined;
+
+  /** Keys of live entries in byte order (cached until the key set changes). */
+  sortedKeys(): readonly KeyString[] {
+    if (this.sorted === undefined) {
+      const keys: KeyString[] = [];
+      for (const [k, e] of this.entries) if (e.value !== null) keys.push(k);
+      keys.sort();
+      this.sorted = keys;
+    }
+    return this.sorted;
+  }
+
+  /** Live keys k with from <= k < to (either bound optional), in byte order. */
+  keysInRange(from?: KeyString, to?: KeyString): readonly KeyString[] {
+    const keys = this.sortedKeys();
+    const start = from === undefined ? 0 : lowerBound(keys, from);
+    const end = to === undefined ? keys.length : lowerBound(keys, to);
+    return keys.slice(start, Math.max(start, end));
+  }
+
+  set(key: KeyString, value: Uint8Array | null, version: number): Entry | undefined {
+    const prev = this.entries.get(key);
+    const wasLive = prev !== undefined && prev.value !== null;
+    const isLive = value !== null;
+    if (wasLive !== isLive) {
+      this.size += isLive ? 1 : -1;
+      this.sorted = undefined;
+    }
+    this.entries.set(key, { value, version });
+    this.version = version;
+    return prev;
+  }
+
+  restore(key: KeyString, prev: Entry | undefined): void {
+    const cur = this.entries.get(key);
+    const wasLive = cur !== undefined && cur.value !== null;
+    const isLive = prev !== undefined && prev.value !== null;
+    if (wasLive !== isLive) {
+      this.size += isLive ? 1 : -1;
+      this.sorted = undefined;
+    }
+    if (prev === undefined) this.entries.delete(key);
+    else this.entries.set(key, prev);
+  }
+}
+
+interface UndoRecord {
+  version: number;
+  changes: Array<{ map: string; key: KeyString; prev: Entry | undefined }>;
+  mapVersions: Array<{ map: string; prev: number }>;
+}
+
+export interface CommitOptions {
+  /** Version to commit at; defaults to the store's version + 1. */
+  version?: number;
+}
+
+export class Store {
+  private readonly maps = new Map<string, MapState>();
+  private readonly undo: UndoRecord[] = [];
+  private current = 0;
+  private compacted = 0;
+
+  /** Version of the last applied transaction. */
+  get version(): number {
+    return this.current;
+  }
+
+  /** Version up to which rollback is no longer possible. */
+  get compactedVersion(): number {
+    return this.compacted;
+  }
+
+  /** A transaction reading the store as of its current version. */
+  begin(): Tx {
+    return new Tx(this, this.current);
+  }
+
+  mapState(name: string): MapState | undefined {
+    return this.maps.get(name);
+  }
+
+  mapNames(): string[] {
+    return [...this.maps.keys()].sort();
+  }
+
+  /** Latest committed value of a key, outside any transaction. */
+  get(map: string, key: KeyString): Uint8Array | undefined {
+    const e = this.maps.get(map)?.entries.get(key);
+    return e?.value ?? undefined;
+  }
+
+  /**
+   * Checks the transaction's reads against what has committed since it began and, if none of them
+   * changed, applies its writes at the next version. Throws ConflictError otherwise.
+   */
+  commit(tx: Tx, options: CommitOptions = {}): { version: number; writeSet: WriteSet } {
+    tx.checkStillValid();
+    const version = options.version ?? this.current + 1;
+    const writeSet = tx.writeSet();
+    this.apply(writeSet, version);
+    return { version, writeSet };
+  }
+
+  /** Applies a write set at a version without conflict checks (replication, ledger replay). */
+  apply(writeSet: WriteSet, version: number): void {
+    if (version <= this.current) {
+      throw new ConflictError(`version ${version} is not after the store's version ${this.current}`);
+    }
+    const record: UndoRecord = { version, changes: [], mapVersions: [] };
+    for (const [name, writes] of writeSet) {
+      if (writes.size === 0) continue;
+      let state = this.maps.get(name);
+      if (state === undefined) {
+        state = new MapState();
+        this.maps.set(name, state);
+      }
+      record.mapVersions.push({ map: name, prev: state.version });
+      for (const [key, value] of writes) {
+        const prev = state.set(key, value, version);
+        record.changes.push({ map: name, key, prev });
+      }
+    }
+    this.undo.push(record);
+    this.current = version;
+  }
+
+  /** Undoes every version after `version` (consensus dropping an uncommitted suffix). */
+  rollback(version: number): void {
+    if (version < this.compacted) {
+      throw new ConflictError(`cannot roll back to ${version}: compacted up to ${this.compacted}`);
+    }
+    while (this.undo.length > 0) {
+      const record = this.undo[this.undo.length - 1] as UndoRecord;
+      if (record.version <= version) break;
+      this.undo.pop();
+      for (let i = record.changes.length - 1; i >= 0; i--) {
+        const c = record.changes[i] as UndoRecord["changes"][number];
+        (this.maps.get(c.map) as MapState).restore(c.key, c.prev);
+      }
+      for (const mv of record.mapVersions) (this.maps.get(mv.map) as MapState).version = mv.prev;
+    }
+    this.current = Math.max(version, this.compacted);
+  }
+
+  /** Forgets undo information up to `version` and drops tombstones written at or before it. */
+  compact(version: number): void {
+    const upTo = Math.min(version, this.current);
+    let n = 0;
+    for (const record of this.undo) {
+      if (record.version > upTo) break;
+      n++;
+      for (const c of record.changes) {
+        const state = this.maps.get(c.map) as MapState;
+        const e = state.entries.get(c.key);
+        if (e !== undefined && e.value === null && e.version === record.version) {
+          state.entries.delete(c.key);
+          state.tombstonesDroppedAt = record.version;
+        }
+      }
+    }
+    this.undo.splice(0, n);
+    this.compacted = Math.max(this.compacted, upTo);
+  }
+
+  /** Starts the store at a version with no history (snapshot install, recovery). */
+  resetVersion(version: number): void {
+    if (this.undo.length > 0) throw new ConflictError("cannot reset a store with uncompacted history");
+    this.current = version;
+    this.compacted = version;
+  }
+}
