@@ -1,0 +1,274 @@
+// The path of a write inside one node: a transaction commits in the KV, its write set is serialised
+// and encrypted into a ledger entry, its Merkle leaf is appended, the entry goes to storage (and to
+// whoever replicates it), and every `txCount` transactions or `delayMs` the primary emits a
+// signature transaction. Clock and keys are injected, so the same inputs give the same bytes.
+
+import { coseSign1Sign, type EcKeyPair, sha256, signDigest, toHex } from "../crypto/index.js";
+import { ConflictError } from "../errors.js";
+import { EntryType, encodeValue, SINGLETON_KEY, type Store, Tables, type Tx } from "../kv/index.js";
+import {
+  commitEvidence,
+  commitEvidenceDigest,
+  commitSecret,
+  EMPTY_CLAIMS,
+  encodePrimarySignature,
+  leafDigest,
+  type MerkleTree,
+  newPrimarySignature,
+} from "../merkle/index.js";
+import { EntryFlags, encodeEntry } from "./entry.js";
+import type { LedgerSecrets } from "./secrets.js";
+import type { LedgerStorage } from "./storage.js";
+
+export interface Clock {
+  /** Milliseconds since the epoch (or any monotonic origin in simulation). */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface TxId {
+  view: number;
+  seqno: number;
+}
+
+export function formatTxId(id: TxId): string {
+  return `${id.view}.${id.seqno}`;
+}
+
+export interface NodeSigner {
+  nodeId: string;
+  key: EcKeyPair;
+  /** The node certificate written into each signature (endorsed by the service once trusted). */
+  certPem: string;
+}
+
+export interface ServiceSigner {
+  key: EcKeyPair;
+  /** COSE `cwt` issuer and subject (CCF's `cose_signatures` config). */
+  issuer?: string;
+  subject?: string;
+}
+
+export interface PipelineOptions {
+  store: Store;
+  storage: LedgerStorage;
+  tree: MerkleTree;
+  secrets: LedgerSecrets;
+  node: NodeSigner;
+  /** Service identity for the COSE signature over the root; omitted, none is written. */
+  service?: ServiceSigner;
+  view: number;
+  signatures: { txCount: number; delayMs: number };
+  clock: Clock;
+  /** Called for every appended entry, in seqno order (replication hooks here). */
+  onAppend?: (seqno: number, view: number, entry: Buffer, signature: boolean) => void;
+}
+
+export interface CommitResult<T> {
+  result: T;
+  /** The transaction's id; for a read-only transaction, the id of the version it read. */
+  txId: TxId;
+  /** Whether it wrote (and so appended a ledger entry). */
+  wrote: boolean;
+}
+
+/** CCF's frontend re-executes a conflicting handler up to this many times. */
+export const MAX_ATTEMPTS = 30;
+
+export class TxPipeline {
+  private view: number;
+  private sinceSignature = 0;
+  private lastSignatureAt: number;
+  private lastSignatureSeqno = 0;
+  private readonly commitSecretCache = new Map<number, Buffer>();
+  private chunkAfterNextSignature = false;
+
+  constructor(private readonly o: PipelineOptions) {
+    this.view = o.view;
+    this.lastSignatureAt = o.clock.now();
+    if (o.tree.size === 0) o.tree.append(Buffer.alloc(32));
+  }
+
+  get tree(): MerkleTree {
+    return this.o.tree;
+  }
+
+  get currentView(): number {
+    return this.view;
+  }
+
+  get lastSeqno(): number {
+    return this.o.store.version;
+  }
+
+  get lastSignedSeqno(): number {
+    return this.lastSignatureSeqno;
+  }
+
+  /** Transactions appended since the last signature. */
+  get unsigned(): number {
+    return this.sinceSignature;
+  }
+
+  setView(view: number): void {
+    this.view = view;
+  }
+
+  /**
+   * Runs `fn` in a transaction and commits it, re-running on conflict up to MAX_ATTEMPTS times.
+   * `apply` decides from the result whether the writes are kept (CCF: only on 2xx).
+   */
+  execute<T>(
+    fn: (tx: Tx) => T,
+    options: { claimsDigest?: Uint8Array; apply?: (result: T) => boolean } = {},
+  ): CommitResult<T> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const tx = this.o.store.begin();
+      const result = fn(tx);
+      if (options.apply !== undefined && !options.apply(result)) {
+        return { result, txId: { view: this.view, seqno: tx.readVersion }, wrote: false };
+      }
+      try {
+        const txId = this.commit(tx, options.claimsDigest);
+        return { result, txId: txId ?? { view: this.view, seqno: tx.readVersion }, wrote: txId !== undefined };
+      } catch (e) {
+        if (!(e instanceof ConflictError)) throw e;
+        lastError = e;
+      }
+    }
+    throw new ConflictError(
+      `transaction still conflicted after ${MAX_ATTEMPTS} attempts: ${(lastError as Error).message}`,
+    );
+  }
+
+  /** Commits a transaction; returns its TxID, or undefined when it wrote nothing. */
+  commit(tx: Tx, claimsDigest?: Uint8Array): TxId | undefined {
+    if (!tx.hasWrites()) {
+      tx.checkStillValid();
+      return undefined;
+    }
+    const { version } = this.o.store.commit(tx);
+    this.appendEntry(tx, version, claimsDigest, false);
+    this.sinceSignature++;
+    if (this.sinceSignature >= this.o.signatures.txCount) this.emitSignature();
+    return { view: this.view, seqno: version };
+  }
+
+  /** Emits a signature if transactions are unsigned and the delay has passed. */
+  tick(): TxId | undefined {
+    if (this.sinceSignature > 0 && this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs) {
+      return this.emitSignature();
+    }
+    return undefined;
+  }
+
+  /** Ends the ledger chunk at the next signature (CCF's trigger_ledger_chunk). */
+  forceChunkAtNextSignature(): void {
+    this.chunkAfterNextSignature = true;
+  }
+
+  /**
+   * Writes a signature transaction: the node's ECDSA signature over the Merkle root of every
+   * transaction before it, the service's COSE Sign1 over the same root, and the serialised tree.
+   */
+  emitSignature(): TxId {
+    const tree = this.o.tree;
+    const seqno = this.o.store.version + 1;
+    const root = tree.root();
+    const node = this.o.node;
+    const tx = this.o.store.begin();
+    const signature = encodePrimarySignature(
+      newPrimarySignature({
+        cert: node.certPem,
+        node: node.nodeId,
+        view: this.view,
+        seqno,
+        root,
+        sig: signDigest(node.key, root),
+      }),
+    );
+    tx.map(Tables.SIGNATURES).set(SINGLETON_KEY, signature);
+    const service = this.o.service;
+    if (service !== undefined) {
+      const cose = coseSign1Sign({
+        key: service.key,
+        protectedHeaders: new Map<number | string, unknown>([
+          [4, Buffer.from(toHex(sha256(service.key.publicKeyDer)))],
+          [395, 2],
+          [
+            15,
+            new Map<number, unknown>([
+              [1, service.issuer ?? "service.example.com"],
+              [2, service.subject ?? "ledger.signature"],
+              [6, Math.floor(this.o.clock.now() / 1000)],
+            ]),
+          ],
+          ["ccf.v1", new Map<string, unknown>([["txid", `${this.view}.${seqno}`]])],
+        ]),
+        payload: root,
+        detached: true,
+      });
+      tx.map(Tables.COSE_SIGNATURES).set(SINGLETON_KEY, encodeValue(Tables.COSE_SIGNATURES, cose.toString("base64")));
+    }
+    tx.map(Tables.SERIALISED_MERKLE_TREE).set(SINGLETON_KEY, tree.serialise(this.lastSignatureSeqno));
+    const { version } = this.o.store.commit(tx);
+    const force = this.chunkAfterNextSignature;
+    this.chunkAfterNextSignature = false;
+    this.appendEntry(tx, version, undefined, true, force);
+    this.sinceSignature = 0;
+    this.lastSignatureAt = this.o.clock.now();
+    this.lastSignatureSeqno = version;
+    return { view: this.view, seqno: version };
+  }
+
+  /** Resolves once every appended entry is durable. */
+  flush(): Promise<void> {
+    return this.o.storage.flush();
+  }
+
+  /** Marks everything up to `seqno` committed: history can be compacted, chunks sealed. */
+  committed(seqno: number): void {
+    this.o.store.compact(seqno);
+    this.o.storage.commit(seqno);
+  }
+
+  /** The commit evidence string of a transaction (needed for its receipt). */
+  commitEvidenceFor(view: number, seqno: number): string {
+    const secret = this.o.secrets.forSeqno(seqno);
+    let cs = this.commitSecretCache.get(secret.version);
+    if (cs === undefined) {
+      cs = commitSecret(secret.key);
+      this.commitSecretCache.set(secret.version, cs);
+    }
+    return commitEvidence(cs, view, seqno);
+  }
+
+  private appendEntry(
+    tx: Tx,
+    seqno: number,
+    claimsDigest: Uint8Array | undefined,
+    signature: boolean,
+    forceChunkAfter = false,
+  ): void {
+    const ced = commitEvidenceDigest(this.commitEvidenceFor(this.view, seqno));
+    const claims = claimsDigest ?? EMPTY_CLAIMS;
+    const entry = encodeEntry({
+      writeSet: tx.writeSet(),
+      header: {
+        entryType: EntryType.WriteSetWithCommitEvidenceAndClaims,
+        version: seqno,
+        claimsDigest: claims,
+        commitEvidenceDigest: ced,
+        maxConflictVersion: 0,
+      },
+      view: this.view,
+      secret: this.o.secrets.forSeqno(seqno),
+      flags: forceChunkAfter ? EntryFlags.ForceLedgerChunkAfter : 0,
+    });
+    this.o.tree.append(leafDigest(EntryType.WriteSetWithCommitEvidenceAndClaims, sha256(entry), ced, claims));
+    this.o.storage.append(seqno, entry, { signature, forceChunkAfter });
+    this.o.onAppend?.(seqno, this.view, entry, signature);
+  }
+}

@@ -1,0 +1,50 @@
+// Ledger secrets: the AES-256-GCM keys that encrypt private maps, each in force from a seqno on
+// (a rekey starts a new one). They live only in memory; nothing here ever writes one to disk.
+
+import { CcfError } from "../errors.js";
+
+export interface LedgerSecret {
+  /** 32-byte AES-256-GCM key. */
+  key: Buffer;
+  /** First seqno this secret encrypts. */
+  version: number;
+}
+
+export class LedgerSecrets {
+  private readonly secrets: LedgerSecret[] = [];
+
+  constructor(initial: LedgerSecret[] = []) {
+    for (const s of initial) this.add(s);
+  }
+
+  add(secret: LedgerSecret): void {
+    if (secret.key.length !== 32) throw new CcfError("InvalidLedgerSecret", "a ledger secret is 32 bytes");
+    const last = this.secrets[this.secrets.length - 1];
+    if (last !== undefined && secret.version <= last.version) {
+      throw new CcfError(
+        "InvalidLedgerSecret",
+        `ledger secret versions must increase (${secret.version} after ${last.version})`,
+      );
+    }
+    this.secrets.push(secret);
+  }
+
+  /** The secret that encrypts the entry at `seqno`. */
+  forSeqno(seqno: number): LedgerSecret {
+    for (let i = this.secrets.length - 1; i >= 0; i--) {
+      const s = this.secrets[i] as LedgerSecret;
+      if (s.version <= seqno) return s;
+    }
+    throw new CcfError("NoLedgerSecret", `no ledger secret applies to seqno ${seqno}`);
+  }
+
+  latest(): LedgerSecret {
+    const s = this.secrets[this.secrets.length - 1];
+    if (s === undefined) throw new CcfError("NoLedgerSecret", "no ledger secret");
+    return s;
+  }
+
+  get size(): number {
+    return this.secrets.length;
+  }
+}
