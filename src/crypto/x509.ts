@@ -1,0 +1,361 @@
+// X.509 certificates shaped as CCF issues them (node self-signed, service CA, service-endorsed node),
+// generated reproducibly, plus the few parsing checks the rest of ccf-ts needs.
+import "reflect-metadata";
+import { createHash, type KeyObject, X509Certificate as NodeX509, webcrypto } from "node:crypto";
+import { isIP } from "node:net";
+import * as x509 from "@peculiar/x509";
+import { CryptoError, FormatError } from "../errors.js";
+import { type HashName, signData } from "./ecdsa.js";
+import { curveByteLength, type EcKeyPair, publicKeyFromPem } from "./keys.js";
+import { type Rng, systemRng } from "./rng.js";
+
+// @peculiar/x509 looks its provider up globally; node's webcrypto matches the Crypto interface.
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+export type SubjectAltName = { type: "ip" | "dns"; value: string };
+
+const SAN_PREFIXES: Record<string, SubjectAltName["type"]> = {
+  ipaddress: "ip",
+  ip: "ip",
+  dnsname: "dns",
+  dns: "dns",
+};
+
+/** Parses CCF's config form (`iPAddress:127.0.0.1`, `dNSName:foo.com`) or OpenSSL's (`IP:…`, `DNS:…`). */
+export function parseSubjectAltName(s: string): SubjectAltName {
+  const colon = s.indexOf(":");
+  const type = colon < 0 ? undefined : SAN_PREFIXES[s.slice(0, colon).toLowerCase()];
+  const value = colon < 0 ? "" : s.slice(colon + 1);
+  if (type === "ip" && isIP(value) !== 0) return { type, value };
+  if (type === "dns" && /^[A-Za-z0-9*_.-]+$/.test(value)) return { type, value };
+  throw new FormatError(
+    "InvalidSubjectAltName",
+    `invalid subject alternative name "${s}": expected iPAddress:<ip> or dNSName:<name>`,
+  );
+}
+
+/**
+ * Parses "CN=CCF Node,O=Org" as CCF does (split on ",", then on the first "="), one RDN per pair in
+ * the order given, with OpenSSL's encodings: UTF8String, except PrintableString for countryName.
+ * (@peculiar/x509's own parser would pick PrintableString, so names would not match CCF's bytes.)
+ */
+function parseSubjectName(name: string): x509.Name {
+  const rdns: x509.JsonNameParams = [];
+  for (const part of name.split(",")) {
+    const eq = part.indexOf("=");
+    const type = eq < 0 ? "" : part.slice(0, eq).trim();
+    const value = eq < 0 ? "" : part.slice(eq + 1).trim();
+    if (type === "" || value === "") {
+      throw new FormatError(
+        "InvalidSubjectName",
+        `invalid subject name "${name}": expected TYPE=value[,TYPE=value]`,
+      );
+    }
+    rdns.push({ [type]: [type === "C" ? { printableString: value } : { utf8String: value }] });
+  }
+  try {
+    return new x509.Name(rdns);
+  } catch (e) {
+    throw new FormatError("InvalidSubjectName", `invalid subject name "${name}"`, { cause: e });
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+interface CertificateParams {
+  subject: x509.Name;
+  issuer: x509.Name;
+  subjectSpki: Uint8Array;
+  signer: EcKeyPair;
+  validFrom: Date;
+  validityDays: number;
+  extensions: x509.Extension[];
+  rng: Rng;
+}
+
+function signatureHash(signer: EcKeyPair): HashName {
+  return signer.curve === "secp384r1" ? "sha384" : "sha256";
+}
+
+function serialNumberHex(rng: Rng): string {
+  // 16 random bytes, as CCF draws; an all-zero draw would make @peculiar/x509 pick its own.
+  const serial = Buffer.from(rng.bytes(16));
+  if (serial.every((b) => b === 0)) serial[15] = 1;
+  return serial.toString("hex");
+}
+
+/**
+ * Builds the certificate twice: once with a placeholder signature to obtain the exact TBS bytes,
+ * then with our deterministic (RFC 6979) signature over them, since webcrypto's ECDSA is randomised.
+ */
+async function issueCertificate(p: CertificateParams): Promise<string> {
+  if (!Number.isFinite(p.validityDays) || p.validityDays <= 0) {
+    throw new CryptoError(
+      "InvalidValidity",
+      `validity must be a positive number of days, got ${p.validityDays}`,
+    );
+  }
+  // Whole seconds: X.509 times have no sub-second part, and CCF counts the last second inclusive.
+  const notBefore = new Date(Math.floor(p.validFrom.getTime() / 1000) * 1000);
+  const notAfter = new Date(notBefore.getTime() + p.validityDays * DAY_MS - 1000);
+  const hash = signatureHash(p.signer);
+  const pointSize = curveByteLength(p.signer.curve);
+  const base = {
+    serialNumber: serialNumberHex(p.rng),
+    subject: p.subject,
+    issuer: p.issuer,
+    notBefore,
+    notAfter,
+    publicKey: p.subjectSpki,
+    extensions: p.extensions,
+    signingAlgorithm: {
+      name: "ECDSA",
+      hash: hash === "sha384" ? "SHA-384" : "SHA-256",
+      namedCurve: p.signer.curve === "secp384r1" ? "P-384" : "P-256",
+    },
+  };
+  const draft = await x509.X509CertificateGenerator.create({
+    ...base,
+    signature: new Uint8Array(2 * pointSize),
+  });
+  const signature = signData(p.signer, tbsCertificate(new Uint8Array(draft.rawData)), hash);
+  const cert = await x509.X509CertificateGenerator.create({ ...base, signature });
+  const der = Buffer.from(cert.rawData);
+  if (!new NodeX509(der).verify(p.signer.publicKey)) {
+    throw new CryptoError(
+      "CertificateSigningFailed",
+      "issued certificate does not verify under its issuer key",
+    );
+  }
+  return derToPem(der);
+}
+
+function derToPem(der: Buffer): string {
+  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
+}
+
+interface DerElement {
+  tag: number;
+  /** Offset of the element's first header byte. */
+  offset: number;
+  /** Offset of the contents. */
+  start: number;
+  /** Offset just past the contents. */
+  end: number;
+}
+
+/** Reads one DER element header; enough to walk SEQUENCEs we built or got from node:crypto. */
+function derElement(der: Uint8Array, offset: number): DerElement {
+  const tag = der[offset];
+  let length = der[offset + 1];
+  let start = offset + 2;
+  if (tag === undefined || length === undefined)
+    throw new FormatError("InvalidDer", "truncated DER");
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    if (n === 0 || n > 4) throw new FormatError("InvalidDer", "unsupported DER length");
+    length = 0;
+    for (let i = 0; i < n; i++) length = length * 256 + (der[start + i] ?? 0);
+    start += n;
+  }
+  const end = start + length;
+  if (end > der.length) throw new FormatError("InvalidDer", "truncated DER");
+  return { tag, offset, start, end };
+}
+
+/** The contents of the SubjectPublicKeyInfo's BIT STRING: what RFC 5280's key identifier hashes. */
+function subjectPublicKeyBits(spki: Uint8Array): Uint8Array {
+  // SPKI ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
+  const outer = derElement(spki, 0);
+  const algorithm = derElement(spki, outer.start);
+  const bits = derElement(spki, algorithm.end);
+  if (outer.tag !== 0x30 || algorithm.tag !== 0x30 || bits.tag !== 0x03) {
+    throw new FormatError("InvalidKey", "not a SubjectPublicKeyInfo");
+  }
+  // Skip the BIT STRING's unused-bits octet.
+  return spki.subarray(bits.start + 1, bits.end);
+}
+
+/** The tbsCertificate bytes: the first element of Certificate ::= SEQUENCE { tbs, alg, sig }. */
+function tbsCertificate(certDer: Uint8Array): Uint8Array {
+  const tbs = derElement(certDer, derElement(certDer, 0).start);
+  return certDer.subarray(tbs.offset, tbs.end);
+}
+
+/** SHA-1 of the public key bits, OpenSSL's `subjectKeyIdentifier=hash` (RFC 5280 method 1). */
+function keyIdentifier(spki: Uint8Array): string {
+  return createHash("sha1").update(subjectPublicKeyBits(spki)).digest("hex");
+}
+
+function sanExtension(sans: SubjectAltName[]): x509.Extension[] {
+  return sans.length === 0
+    ? []
+    : [new x509.SubjectAlternativeNameExtension(sans.map((s) => ({ ...s })))];
+}
+
+/**
+ * A self-signed certificate, by default a node's (not a CA). With `ca: true` it carries CCF's
+ * CA constraints (CA:TRUE, pathlen 1).
+ */
+export async function createSelfSignedCertificate(
+  key: EcKeyPair,
+  opts: {
+    subjectName: string;
+    validFrom: Date;
+    validityDays: number;
+    sans?: SubjectAltName[];
+    ca?: boolean;
+    rng?: Rng;
+  },
+): Promise<string> {
+  const ski = keyIdentifier(key.publicKeyDer);
+  const ca = opts.ca ?? false;
+  const name = parseSubjectName(opts.subjectName);
+  return issueCertificate({
+    subject: name,
+    issuer: name,
+    subjectSpki: key.publicKeyDer,
+    signer: key,
+    validFrom: opts.validFrom,
+    validityDays: opts.validityDays,
+    extensions: [
+      ca
+        ? new x509.BasicConstraintsExtension(true, 1, true)
+        : new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.SubjectKeyIdentifierExtension(ski),
+      new x509.AuthorityKeyIdentifierExtension(ski),
+      ...sanExtension(opts.sans ?? []),
+    ],
+    rng: opts.rng ?? systemRng,
+  });
+}
+
+/** CCF's service identity: a self-signed CA (CA:TRUE, pathlen 1) with SKI and AKI. */
+export async function createServiceCertificate(
+  key: EcKeyPair,
+  opts: { subjectName?: string; validFrom: Date; validityDays: number; rng?: Rng },
+): Promise<string> {
+  return createSelfSignedCertificate(key, {
+    subjectName: opts.subjectName ?? "CN=CCF Service",
+    validFrom: opts.validFrom,
+    validityDays: opts.validityDays,
+    ca: true,
+    ...(opts.rng === undefined ? {} : { rng: opts.rng }),
+  });
+}
+
+/** A node certificate endorsed by the service identity: not a CA, AKI = the issuer's SKI, SANs. */
+export async function createEndorsedCertificate(opts: {
+  subjectPublicKey: KeyObject | string;
+  subjectName: string;
+  sans?: SubjectAltName[];
+  issuerKey: EcKeyPair;
+  issuerCertPem: string;
+  validFrom: Date;
+  validityDays: number;
+  rng?: Rng;
+}): Promise<string> {
+  const subjectKey =
+    typeof opts.subjectPublicKey === "string"
+      ? publicKeyFromPem(opts.subjectPublicKey)
+      : opts.subjectPublicKey;
+  const subjectSpki = subjectKey.export({ type: "spki", format: "der" });
+  let issuerCert: x509.X509Certificate;
+  try {
+    issuerCert = new x509.X509Certificate(opts.issuerCertPem);
+  } catch (e) {
+    throw new FormatError("InvalidCertificate", "cannot parse issuer certificate PEM", {
+      cause: e,
+    });
+  }
+  if (!Buffer.from(issuerCert.publicKey.rawData).equals(opts.issuerKey.publicKeyDer)) {
+    throw new CryptoError(
+      "KeyMismatch",
+      "issuer key does not match the issuer certificate's public key",
+    );
+  }
+  const issuerSki =
+    issuerCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
+    keyIdentifier(opts.issuerKey.publicKeyDer);
+  return issueCertificate({
+    subject: parseSubjectName(opts.subjectName),
+    issuer: issuerCert.subjectName,
+    subjectSpki,
+    signer: opts.issuerKey,
+    validFrom: opts.validFrom,
+    validityDays: opts.validityDays,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.SubjectKeyIdentifierExtension(keyIdentifier(subjectSpki)),
+      new x509.AuthorityKeyIdentifierExtension(issuerSki),
+      ...sanExtension(opts.sans ?? []),
+    ],
+    rng: opts.rng ?? systemRng,
+  });
+}
+
+function parseCertificate(pem: string): NodeX509 {
+  try {
+    return new NodeX509(pem);
+  } catch (e) {
+    throw new FormatError("InvalidCertificate", "cannot parse certificate PEM", { cause: e });
+  }
+}
+
+/** DER of the (first) certificate in `pem`. */
+export function certificateDer(pem: string): Buffer {
+  return parseCertificate(pem).raw;
+}
+
+export interface CertificateInfo {
+  subject: string;
+  issuer: string;
+  validFrom: Date;
+  validTo: Date;
+  sans: SubjectAltName[];
+  publicKeyDer: Buffer;
+  isCa: boolean;
+}
+
+function parseSanList(text: string | undefined): SubjectAltName[] {
+  if (text === undefined) return [];
+  const sans: SubjectAltName[] = [];
+  for (const entry of text.split(", ")) {
+    if (entry.startsWith("IP Address:"))
+      sans.push({ type: "ip", value: entry.slice("IP Address:".length) });
+    else if (entry.startsWith("DNS:"))
+      sans.push({ type: "dns", value: entry.slice("DNS:".length) });
+  }
+  return sans;
+}
+
+export function certificateInfo(pem: string): CertificateInfo {
+  const cert = parseCertificate(pem);
+  return {
+    subject: cert.subject,
+    issuer: cert.issuer,
+    validFrom: new Date(cert.validFrom),
+    validTo: new Date(cert.validTo),
+    sans: parseSanList(cert.subjectAltName),
+    publicKeyDer: cert.publicKey.export({ type: "spki", format: "der" }),
+    isCa: cert.ca,
+  };
+}
+
+/** Whether `issuerPem` names the issuer of `certPem` and its key verifies the signature. */
+export function verifyCertificateIssued(certPem: string, issuerPem: string): boolean {
+  try {
+    const cert = new NodeX509(certPem);
+    const issuer = new NodeX509(issuerPem);
+    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Splits concatenated PEM certificates, each returned with a trailing newline. */
+export function pemBundleSplit(text: string): string[] {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => `${b}\n`);
+}
