@@ -14,8 +14,20 @@ import {
   verifyDigest,
 } from "../crypto/index.js";
 import { CcfError, FormatError } from "../errors.js";
-import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables, type WriteSet } from "../kv/index.js";
-import { decodePrimarySignature, leafDigest, MerkleTree, type PrimarySignature } from "../merkle/index.js";
+import {
+  decodeValue,
+  keyToString,
+  SINGLETON_KEY,
+  Store,
+  Tables,
+  type WriteSet,
+} from "../kv/index.js";
+import {
+  decodePrimarySignature,
+  leafDigest,
+  MerkleTree,
+  type PrimarySignature,
+} from "../merkle/index.js";
 import { type ChunkName, parseChunk, parseChunkName } from "./chunk.js";
 import { type DecodedEntry, decodeEntry, decryptEntry } from "./entry.js";
 import type { LedgerSecrets } from "./secrets.js";
@@ -88,8 +100,21 @@ interface ChunkFile {
 /** Chunk files of the directories in seqno order; refuses gaps and overlaps. */
 export function listChunks(dirs: string | string[], committedOnly = false): ChunkFile[] {
   const all: ChunkFile[] = [];
-  for (const dir of Array.isArray(dirs) ? dirs : [dirs]) {
-    for (const file of fs.readdirSync(dir)) {
+  const dirList = Array.isArray(dirs) ? dirs : [dirs];
+  for (const dir of dirList) {
+    let files: string[];
+    try {
+      files = fs.readdirSync(dir);
+    } catch (e) {
+      throw new LedgerVerificationError(
+        "LedgerNotFound",
+        dir,
+        undefined,
+        `cannot read the ledger directory (${(e as NodeJS.ErrnoException).code})`,
+        { cause: e },
+      );
+    }
+    for (const file of files) {
       const name = parseChunkName(file);
       if (name === undefined || name.ignored || name.recovery) continue;
       if (committedOnly && !name.committed) continue;
@@ -97,14 +122,34 @@ export function listChunks(dirs: string | string[], committedOnly = false): Chun
     }
   }
   all.sort((a, b) => a.name.start - b.name.start);
-  let next = all[0]?.name.start ?? 1;
-  if (next !== 1) throw new LedgerVerificationError("LedgerGap", all[0]?.file ?? "", 1, "no chunk starts at seqno 1");
+  const first = all[0];
+  if (first === undefined) {
+    throw new LedgerVerificationError(
+      "LedgerEmpty",
+      dirList.join(", "),
+      undefined,
+      "no ledger chunk files",
+    );
+  }
+  let next = first.name.start;
+  if (next !== 1)
+    throw new LedgerVerificationError("LedgerGap", first.file, 1, "no chunk starts at seqno 1");
   all.forEach((c, i) => {
     if (c.name.start !== next) {
-      throw new LedgerVerificationError("LedgerGap", c.file, next, `chunk starts at ${c.name.start}, expected ${next}`);
+      throw new LedgerVerificationError(
+        "LedgerGap",
+        c.file,
+        next,
+        `chunk starts at ${c.name.start}, expected ${next}`,
+      );
     }
     if (c.name.end === undefined && i !== all.length - 1) {
-      throw new LedgerVerificationError("LedgerGap", c.file, undefined, "an open chunk is followed by another chunk");
+      throw new LedgerVerificationError(
+        "LedgerGap",
+        c.file,
+        undefined,
+        "an open chunk is followed by another chunk",
+      );
     }
     next = (c.name.end ?? c.name.start) + 1;
   });
@@ -139,17 +184,29 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
     try {
       layout = parseChunk(buf);
     } catch (e) {
-      throw new LedgerVerificationError("LedgerCorrupted", chunk.file, undefined, String((e as Error).message), { cause: e });
+      throw new LedgerVerificationError(
+        "LedgerCorrupted",
+        chunk.file,
+        undefined,
+        String((e as Error).message),
+        { cause: e },
+      );
     }
     if (chunk.name.end !== undefined && !layout.complete) {
-      throw new LedgerVerificationError("LedgerCorrupted", chunk.file, undefined, "complete chunk has no positions table");
+      throw new LedgerVerificationError(
+        "LedgerCorrupted",
+        chunk.file,
+        undefined,
+        "complete chunk has no positions table",
+      );
     }
     if (layout.tornTail !== undefined) {
       const repaired = options.repairTornTail === true;
       if (repaired) fs.truncateSync(chunk.path, layout.tornTail.offset);
       report.tornTail = { file: chunk.file, ...layout.tornTail, repaired };
     }
-    const expectedCount = chunk.name.end === undefined ? undefined : chunk.name.end - chunk.name.start + 1;
+    const expectedCount =
+      chunk.name.end === undefined ? undefined : chunk.name.end - chunk.name.start + 1;
     if (expectedCount !== undefined && layout.entries.length !== expectedCount) {
       throw new LedgerVerificationError(
         "LedgerCorrupted",
@@ -195,22 +252,40 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
   return report;
 }
 
-function readEntry(file: string, seqno: number, bytes: Buffer, secrets: LedgerSecrets | undefined): LedgerEntry {
+function readEntry(
+  file: string,
+  seqno: number,
+  bytes: Buffer,
+  secrets: LedgerSecrets | undefined,
+): LedgerEntry {
   let entry: DecodedEntry;
   try {
     entry = decodeEntry(bytes);
   } catch (e) {
-    throw new LedgerVerificationError("LedgerCorrupted", file, seqno, (e as Error).message, { cause: e });
+    throw new LedgerVerificationError("LedgerCorrupted", file, seqno, (e as Error).message, {
+      cause: e,
+    });
   }
   if (entry.header.version !== seqno) {
-    throw new LedgerVerificationError("LedgerCorrupted", file, seqno, `entry says seqno ${entry.header.version}`);
+    throw new LedgerVerificationError(
+      "LedgerCorrupted",
+      file,
+      seqno,
+      `entry says seqno ${entry.header.version}`,
+    );
   }
   let writeSet = entry.writeSet;
   if (secrets !== undefined) {
     try {
       writeSet = decryptEntry(entry, secrets.forSeqno(seqno));
     } catch (e) {
-      throw new LedgerVerificationError("LedgerDecryptionFailed", file, seqno, (e as Error).message, { cause: e });
+      throw new LedgerVerificationError(
+        "LedgerDecryptionFailed",
+        file,
+        seqno,
+        (e as Error).message,
+        { cause: e },
+      );
     }
   }
   const leaf = leafDigest(
@@ -219,13 +294,23 @@ function readEntry(file: string, seqno: number, bytes: Buffer, secrets: LedgerSe
     entry.header.commitEvidenceDigest,
     entry.header.claimsDigest,
   );
-  const le: LedgerEntry = { file, seqno, view: entry.view, flags: entry.flags, entry, writeSet, leaf };
+  const le: LedgerEntry = {
+    file,
+    seqno,
+    view: entry.view,
+    flags: entry.flags,
+    entry,
+    writeSet,
+    leaf,
+  };
   const sigBytes = writeSet.get(Tables.SIGNATURES)?.get(keyToString(SINGLETON_KEY));
   if (sigBytes !== undefined && sigBytes !== null) {
     try {
       le.signature = decodePrimarySignature(Buffer.from(sigBytes));
     } catch (e) {
-      throw new LedgerVerificationError("LedgerCorrupted", file, seqno, (e as Error).message, { cause: e });
+      throw new LedgerVerificationError("LedgerCorrupted", file, seqno, (e as Error).message, {
+        cause: e,
+      });
     }
   }
   return le;
@@ -256,7 +341,11 @@ function checkSignature(
         `entry does not match the Merkle tree signed at seqno ${le.seqno}`,
       );
     }
-    fail(le, "LedgerCorrupted", `Merkle root ${root.toString("hex")} differs from the signed root ${sig.root}`);
+    fail(
+      le,
+      "LedgerCorrupted",
+      `Merkle root ${root.toString("hex")} differs from the signed root ${sig.root}`,
+    );
   }
   checkSerialisedTree(le, root);
   const endorsed = store.get(Tables.NODE_ENDORSED_CERTIFICATES, keyToString(Buffer.from(sig.node)));
@@ -268,7 +357,8 @@ function checkSignature(
   } catch (e) {
     fail(le, "LedgerCorrupted", `signature certificate unreadable: ${(e as Error).message}`);
   }
-  if (nodeIdFromPublicKey(key) !== sig.node) fail(le, "LedgerCorrupted", `certificate is not node ${sig.node}'s`);
+  if (nodeIdFromPublicKey(key) !== sig.node)
+    fail(le, "LedgerCorrupted", `certificate is not node ${sig.node}'s`);
   const info = store.get(Tables.NODES, keyToString(Buffer.from(sig.node)));
   if (info === undefined) fail(le, "LedgerUnknownSigner", `signed by unknown node ${sig.node}`);
   const status = (decodeValue(Tables.NODES, info) as { status?: string }).status;
@@ -313,15 +403,20 @@ function checkCoseSignature(le: LedgerEntry, tree: MerkleTree, store: Store): vo
   const raw = le.writeSet.get(Tables.COSE_SIGNATURES)?.get(keyToString(SINGLETON_KEY));
   if (raw === undefined || raw === null) return;
   const serviceInfo = store.get(Tables.SERVICE, keyToString(SINGLETON_KEY));
-  if (serviceInfo === undefined) fail(le, "LedgerCorrupted", "COSE signature before any service identity");
+  if (serviceInfo === undefined)
+    fail(le, "LedgerCorrupted", "COSE signature before any service identity");
   const { cert } = decodeValue(Tables.SERVICE, serviceInfo) as { cert: string };
   let cose: ReturnType<typeof coseSign1Decode>;
   try {
-    cose = coseSign1Decode(Buffer.from(decodeValue(Tables.COSE_SIGNATURES, raw) as string, "base64"));
+    cose = coseSign1Decode(
+      Buffer.from(decodeValue(Tables.COSE_SIGNATURES, raw) as string, "base64"),
+    );
   } catch (e) {
     fail(le, "LedgerCorrupted", `COSE signature unreadable: ${(e as Error).message}`);
   }
-  const txid = (cose.protectedHeaders.get("ccf.v1") as Map<string, unknown> | undefined)?.get("txid");
+  const txid = (cose.protectedHeaders.get("ccf.v1") as Map<string, unknown> | undefined)?.get(
+    "txid",
+  );
   if (txid !== undefined && txid !== `${le.view}.${le.seqno}`) {
     fail(le, "LedgerCorrupted", `COSE signature is for ${String(txid)}`);
   }
@@ -334,10 +429,14 @@ function checkCoseSignature(le: LedgerEntry, tree: MerkleTree, store: Store): vo
 export function readChunkEntries(path: string): DecodedEntry[] {
   const buf = fs.readFileSync(path);
   try {
-    return parseChunk(buf).entries.map(({ offset, size }) => decodeEntry(buf.subarray(offset, offset + size)));
+    return parseChunk(buf).entries.map(({ offset, size }) =>
+      decodeEntry(buf.subarray(offset, offset + size)),
+    );
   } catch (e) {
     if (e instanceof FormatError) {
-      throw new LedgerVerificationError("LedgerCorrupted", basename(path), undefined, e.message, { cause: e });
+      throw new LedgerVerificationError("LedgerCorrupted", basename(path), undefined, e.message, {
+        cause: e,
+      });
     }
     throw e;
   }
