@@ -2,17 +2,11 @@
 // strict checks of the text forms CCF's JSON (receipts, signatures) carries them in: hex digests
 // and base64 signatures.
 
-import { createHash } from "node:crypto";
 import { FormatError } from "../errors.js";
 
 export const DIGEST_SIZE = 32;
 
-/** SHA-256 of the concatenation of `parts`. */
-export function sha256(...parts: Uint8Array[]): Buffer {
-  const h = createHash("sha256");
-  for (const part of parts) h.update(part);
-  return h.digest();
-}
+export { sha256 } from "../crypto/index.js";
 
 const HEX_DIGEST = /^[0-9a-fA-F]{64}$/;
 

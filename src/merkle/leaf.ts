@@ -2,7 +2,8 @@
 // commit evidence that CCF binds into it (a MAC over the TxID that is only revealed once
 // committed).
 
-import { createHmac } from "node:crypto";
+import { createHmac, hash } from "node:crypto";
+import { HmacSha256 } from "../crypto/index.js";
 import { FormatError } from "../errors.js";
 import { DIGEST_SIZE, requireDigest, sha256 } from "./digest.js";
 
@@ -17,6 +18,8 @@ export const EntryType = {
 
 /** The claims digest of a transaction whose application set none: 32 zero bytes. */
 export const EMPTY_CLAIMS: Buffer = Buffer.alloc(DIGEST_SIZE);
+
+const leafInput = Buffer.alloc(3 * DIGEST_SIZE);
 
 // CCF derives the commit secret with the label `commit_secret_label_`, which
 // src/node/ledger_secret.h first declared as `constexpr auto … = "Commit Secret Label"` and passed
@@ -51,12 +54,13 @@ export function leafDigest(
         writeSetDigest,
         required(commitEvidenceDigest, "commit evidence digest", entryType),
       );
-    case EntryType.WriteSetWithCommitEvidenceAndClaims:
-      return sha256(
-        writeSetDigest,
-        required(commitEvidenceDigest, "commit evidence digest", entryType),
-        claimsDigest ?? Buffer.alloc(DIGEST_SIZE),
-      );
+    case EntryType.WriteSetWithCommitEvidenceAndClaims: {
+      // The leaf of every transaction: hashed from one scratch buffer, without concatenating.
+      leafInput.set(writeSetDigest, 0);
+      leafInput.set(required(commitEvidenceDigest, "commit evidence digest", entryType), DIGEST_SIZE);
+      leafInput.set(claimsDigest ?? EMPTY_CLAIMS, 2 * DIGEST_SIZE);
+      return hash("sha256", leafInput, "buffer");
+    }
     default:
       throw new FormatError("InvalidEntryType", `entry type ${entryType} has no Merkle leaf`);
   }
@@ -79,7 +83,22 @@ export function commitEvidence(secret: Uint8Array, view: number, seqno: number):
   checkTxIdPart(view, "view");
   checkTxIdPart(seqno, "seqno");
   const txId = `${view}.${seqno}`;
-  return `ce:${txId}:${createHmac("sha256", secret).update(txId, "utf8").digest("hex")}`;
+  return `ce:${txId}:${macFor(secret).mac(Buffer.from(txId, "latin1")).toString("hex")}`;
+}
+
+// One transaction after another uses the same commit secret: keep its HMAC pads.
+let lastSecretRef: Uint8Array | undefined;
+let lastSecret: Buffer | undefined;
+let lastMac: HmacSha256 | undefined;
+
+function macFor(secret: Uint8Array): HmacSha256 {
+  if (secret === lastSecretRef && lastMac !== undefined && lastSecret?.equals(secret) === true) {
+    return lastMac;
+  }
+  lastSecretRef = secret;
+  lastSecret = Buffer.from(secret);
+  lastMac = new HmacSha256(secret);
+  return lastMac;
 }
 
 function checkTxIdPart(n: number, what: string): void {
@@ -90,5 +109,5 @@ function checkTxIdPart(n: number, what: string): void {
 
 /** SHA-256 of the commit evidence string: what the entry's public header stores. */
 export function commitEvidenceDigest(evidence: string): Buffer {
-  return sha256(Buffer.from(evidence, "utf8"));
+  return hash("sha256", evidence, "buffer");
 }

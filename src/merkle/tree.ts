@@ -12,7 +12,7 @@ import { FormatError } from "../errors.js";
 import { DIGEST_SIZE, requireDigest } from "./digest.js";
 import { HashLevel, WORDS_PER_DIGEST } from "./hash-level.js";
 import type { MerkleProof } from "./proof.js";
-import { bytesFromWords, hashPair, wordsFromBytes } from "./sha256-pair.js";
+import { bytesFromWords, hashPair, wordsFromBytes } from "../crypto/index.js";
 
 // merklecpp's serialisation header: u64 BE number of leaves that follow, u64 BE index of the first.
 const HEADER_SIZE = 16;
