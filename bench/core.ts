@@ -5,7 +5,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { createSelfSignedCertificate, EcKeyPair, nodeIdFromPublicKey, systemRng } from "../src/crypto/index.js";
+import {
+  createSelfSignedCertificate,
+  EcKeyPair,
+  nodeIdFromPublicKey,
+  systemRng,
+} from "../src/crypto/index.js";
 import { Store } from "../src/kv/index.js";
 import { FileLedger, LedgerSecrets, systemClock, TxPipeline } from "../src/ledger/index.js";
 import { MerkleTree } from "../src/merkle/index.js";
@@ -45,7 +50,8 @@ export async function run(): Promise<void> {
       pending = pipeline.flush();
       await yieldToLoop();
     }
-    if (pipeline.lastSignedSeqno > 0 && i % 5000 === 4999) pipeline.committed(pipeline.lastSignedSeqno);
+    if (pipeline.lastSignedSeqno > 0 && i % 5000 === 4999)
+      pipeline.committed(pipeline.lastSignedSeqno);
   }
   await pending;
   await pipeline.flush();

@@ -14,9 +14,21 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command("ccf-ts").exitOverride().configureOutput({
     writeErr: (s) => process.stderr.write(s),
   });
-  program.command("sandbox").description("start a local network (not yet available)").allowUnknownOption().action(notYet("sandbox"));
-  program.command("node").description("run one node (not yet available)").allowUnknownOption().action(notYet("node"));
-  program.command("keygen").description("generate an identity (not yet available)").allowUnknownOption().action(notYet("keygen"));
+  program
+    .command("sandbox")
+    .description("start a local network (not yet available)")
+    .allowUnknownOption()
+    .action(notYet("sandbox"));
+  program
+    .command("node")
+    .description("run one node (not yet available)")
+    .allowUnknownOption()
+    .action(notYet("node"));
+  program
+    .command("keygen")
+    .description("generate an identity (not yet available)")
+    .allowUnknownOption()
+    .action(notYet("keygen"));
   program
     .command("ledger")
     .description("read and verify a ledger directory offline, as CCF's read_ledger.py does")
@@ -24,28 +36,38 @@ export async function main(argv: string[]): Promise<number> {
     .option("--committed-only", "read only .committed chunks")
     .option("--insecure-skip-verification", "parse without checking signatures and Merkle roots")
     .option("--secret <hex>", "ledger secret (hex) to decrypt private domains")
-    .action((dirs: string[], opts: { committedOnly?: boolean; insecureSkipVerification?: boolean; secret?: string }) => {
-      const secrets =
-        opts.secret === undefined ? undefined : new LedgerSecrets([{ key: Buffer.from(opts.secret, "hex"), version: 1 }]);
-      const report = readLedger(dirs, {
-        committedOnly: opts.committedOnly === true,
-        verify: opts.insecureSkipVerification !== true,
-        ...(secrets === undefined ? {} : { secrets }),
-      });
-      const out = process.stdout;
-      out.write(`chunks: ${report.files.length}\n`);
-      out.write(`transactions: ${report.entries}\n`);
-      out.write(`last txid: ${report.lastView}.${report.lastSeqno}\n`);
-      out.write(`signatures: ${report.signatures}\n`);
-      out.write(`cose signatures: ${report.coseSignatures}\n`);
-      out.write(`last signed seqno: ${report.lastSignedSeqno}\n`);
-      if (report.lastSignedRoot !== undefined) out.write(`last signed root: ${report.lastSignedRoot}\n`);
-      if (report.unsignedTail > 0) out.write(`unsigned tail: ${report.unsignedTail}\n`);
-      if (report.tornTail !== undefined) {
-        out.write(`torn entry: ${report.tornTail.file} at byte ${report.tornTail.offset} (${report.tornTail.bytes} bytes)\n`);
-      }
-      out.write(opts.insecureSkipVerification === true ? "not verified\n" : "verified\n");
-    });
+    .action(
+      (
+        dirs: string[],
+        opts: { committedOnly?: boolean; insecureSkipVerification?: boolean; secret?: string },
+      ) => {
+        const secrets =
+          opts.secret === undefined
+            ? undefined
+            : new LedgerSecrets([{ key: Buffer.from(opts.secret, "hex"), version: 1 }]);
+        const report = readLedger(dirs, {
+          committedOnly: opts.committedOnly === true,
+          verify: opts.insecureSkipVerification !== true,
+          ...(secrets === undefined ? {} : { secrets }),
+        });
+        const out = process.stdout;
+        out.write(`chunks: ${report.files.length}\n`);
+        out.write(`transactions: ${report.entries}\n`);
+        out.write(`last txid: ${report.lastView}.${report.lastSeqno}\n`);
+        out.write(`signatures: ${report.signatures}\n`);
+        out.write(`cose signatures: ${report.coseSignatures}\n`);
+        out.write(`last signed seqno: ${report.lastSignedSeqno}\n`);
+        if (report.lastSignedRoot !== undefined)
+          out.write(`last signed root: ${report.lastSignedRoot}\n`);
+        if (report.unsignedTail > 0) out.write(`unsigned tail: ${report.unsignedTail}\n`);
+        if (report.tornTail !== undefined) {
+          out.write(
+            `torn entry: ${report.tornTail.file} at byte ${report.tornTail.offset} (${report.tornTail.bytes} bytes)\n`,
+          );
+        }
+        out.write(opts.insecureSkipVerification === true ? "not verified\n" : "verified\n");
+      },
+    );
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

@@ -17,7 +17,7 @@ const ONE_SHOT_MAX = 4096;
  * times per transaction.
  */
 export function sha256(...parts: Uint8Array[]): Buffer {
-  if (parts.length === 1) return hash("sha256", parts[0] as Uint8Array, "buffer");
+  if (parts.length === 1) return hash("sha256", parts[0], "buffer");
   let total = 0;
   for (const p of parts) total += p.length;
   if (total > ONE_SHOT_MAX) return digest("sha256", parts);

@@ -43,7 +43,8 @@ export const Tables = {
   ENCRYPTED_LEDGER_SECRETS: "public:ccf.internal.encrypted_ledger_secrets",
   HISTORICAL_ENCRYPTED_LEDGER_SECRET: "public:ccf.internal.historical_encrypted_ledger_secret",
   ENCRYPTED_SUBMITTED_SHARES: "public:ccf.internal.encrypted_submitted_shares",
-  PREVIOUS_SERVICE_IDENTITY_ENDORSEMENT: "public:ccf.internal.previous_service_identity_endorsement",
+  PREVIOUS_SERVICE_IDENTITY_ENDORSEMENT:
+    "public:ccf.internal.previous_service_identity_endorsement",
   PREVIOUS_SERVICE_LAST_SIGNED_ROOT: "public:ccf.internal.previous_service_last_signed_root",
   LAST_RECOVERY_TYPE: "public:ccf.internal.last_recovery_type",
 } as const;
@@ -111,13 +112,15 @@ export function encodeValue(table: string, value: unknown): Buffer {
     case "json":
       return Buffer.from(encodeJson(value));
     case "json-string":
-      if (typeof value !== "string") throw new FormatError("InvalidValue", `${table} holds strings`);
+      if (typeof value !== "string")
+        throw new FormatError("InvalidValue", `${table} holds strings`);
       return Buffer.from(JSON.stringify(value));
     case "text":
       if (typeof value !== "string") throw new FormatError("InvalidValue", `${table} holds text`);
       return Buffer.from(value);
     case "sized-string": {
-      if (typeof value !== "string") throw new FormatError("InvalidValue", `${table} holds strings`);
+      if (typeof value !== "string")
+        throw new FormatError("InvalidValue", `${table} holds strings`);
       const body = Buffer.from(value);
       const out = Buffer.alloc(8 + body.length);
       out.writeUInt32LE(body.length, 0);
@@ -125,7 +128,8 @@ export function encodeValue(table: string, value: unknown): Buffer {
       return out;
     }
     case "bytes":
-      if (!(value instanceof Uint8Array)) throw new FormatError("InvalidValue", `${table} holds bytes`);
+      if (!(value instanceof Uint8Array))
+        throw new FormatError("InvalidValue", `${table} holds bytes`);
       return Buffer.from(value);
   }
 }
@@ -138,12 +142,15 @@ export function decodeValue(table: string, bytes: Uint8Array): unknown {
       try {
         return JSON.parse(buf.toString("utf8"));
       } catch (e) {
-        throw new FormatError("InvalidValue", `${table} holds a value that is not JSON`, { cause: e });
+        throw new FormatError("InvalidValue", `${table} holds a value that is not JSON`, {
+          cause: e,
+        });
       }
     case "text":
       return buf.toString("utf8");
     case "sized-string": {
-      if (buf.length < 8) throw new FormatError("InvalidValue", `${table} value shorter than its size`);
+      if (buf.length < 8)
+        throw new FormatError("InvalidValue", `${table} value shorter than its size`);
       const n = buf.readUInt32LE(0);
       if (buf.readUInt32LE(4) !== 0 || 8 + n !== buf.length) {
         throw new FormatError("InvalidValue", `${table} value does not match its size prefix`);

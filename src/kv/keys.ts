@@ -22,7 +22,7 @@ export function lowerBound(sorted: readonly KeyString[], key: KeyString): number
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as KeyString) < key) lo = mid + 1;
+    if (sorted[mid] < key) lo = mid + 1;
     else hi = mid;
   }
   return lo;

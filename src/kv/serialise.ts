@@ -31,7 +31,8 @@ export function hasClaims(t: number): boolean {
 
 export function hasCommitEvidence(t: number): boolean {
   return (
-    t === EntryType.WriteSetWithCommitEvidence || t === EntryType.WriteSetWithCommitEvidenceAndClaims
+    t === EntryType.WriteSetWithCommitEvidence ||
+    t === EntryType.WriteSetWithCommitEvidenceAndClaims
   );
 }
 
@@ -101,7 +102,8 @@ export function serialiseDomain(ws: WriteSet, header: PublicHeader | undefined):
 }
 
 function copy32(buf: Buffer, o: number, d: Uint8Array | undefined, what: string): number {
-  if (d === undefined || d.length !== 32) throw new FormatError("InvalidEntry", `${what} must be 32 bytes`);
+  if (d === undefined || d.length !== 32)
+    throw new FormatError("InvalidEntry", `${what} must be 32 bytes`);
   buf.set(d, o);
   return 32;
 }
@@ -134,7 +136,7 @@ class Reader {
   }
   u8(what: string): number {
     this.need(1, what);
-    return this.buf[this.o++] as number;
+    return this.buf[this.o++];
   }
   u64(what: string): number {
     this.need(8, what);
@@ -168,9 +170,14 @@ function parsePublicHeader(r: Reader): PublicHeader {
   const entryType = r.u8("entry type");
   if (entryType > 4) throw new FormatError("InvalidEntry", `unknown entry type ${entryType}`);
   const version = r.i64("version");
-  const header: PublicHeader = { entryType: entryType as EntryType, version, maxConflictVersion: 0 };
+  const header: PublicHeader = {
+    entryType: entryType as EntryType,
+    version,
+    maxConflictVersion: 0,
+  };
   if (hasClaims(entryType)) header.claimsDigest = r.bytes(32, "claims digest");
-  if (hasCommitEvidence(entryType)) header.commitEvidenceDigest = r.bytes(32, "commit evidence digest");
+  if (hasCommitEvidence(entryType))
+    header.commitEvidenceDigest = r.bytes(32, "commit evidence digest");
   header.maxConflictVersion = r.i64("max conflict version");
   return header;
 }
@@ -219,4 +226,3 @@ export function parsePrivateDomain(buf: Buffer, into: WriteSet = new Map()): Wri
   parseMaps(new Reader(buf), into, false);
   return into;
 }
-

@@ -130,7 +130,9 @@ export class Store {
   /** Applies a write set at a version without conflict checks (replication, ledger replay). */
   apply(writeSet: WriteSet, version: number): void {
     if (version <= this.current) {
-      throw new ConflictError(`version ${version} is not after the store's version ${this.current}`);
+      throw new ConflictError(
+        `version ${version} is not after the store's version ${this.current}`,
+      );
     }
     const record: UndoRecord = { version, changes: [], mapVersions: [] };
     for (const [name, writes] of writeSet) {
@@ -156,11 +158,11 @@ export class Store {
       throw new ConflictError(`cannot roll back to ${version}: compacted up to ${this.compacted}`);
     }
     while (this.undo.length > 0) {
-      const record = this.undo[this.undo.length - 1] as UndoRecord;
+      const record = this.undo[this.undo.length - 1];
       if (record.version <= version) break;
       this.undo.pop();
       for (let i = record.changes.length - 1; i >= 0; i--) {
-        const c = record.changes[i] as UndoRecord["changes"][number];
+        const c = record.changes[i];
         (this.maps.get(c.map) as MapState).restore(c.key, c.prev);
       }
       for (const mv of record.mapVersions) (this.maps.get(mv.map) as MapState).version = mv.prev;
@@ -190,7 +192,8 @@ export class Store {
 
   /** Starts the store at a version with no history (snapshot install, recovery). */
   resetVersion(version: number): void {
-    if (this.undo.length > 0) throw new ConflictError("cannot reset a store with uncompacted history");
+    if (this.undo.length > 0)
+      throw new ConflictError("cannot reset a store with uncompacted history");
     this.current = version;
     this.compacted = version;
   }

@@ -60,11 +60,17 @@ export function parseChunk(buf: Buffer): ChunkLayout {
   if (tableOffsetBig === 0n) return parseOpenChunk(buf);
   const tableOffset = Number(tableOffsetBig);
   if (tableOffsetBig > BigInt(buf.length) || tableOffset < CHUNK_HEADER_SIZE) {
-    throw new FormatError("InvalidChunk", `positions table offset ${tableOffsetBig} is outside the file`);
+    throw new FormatError(
+      "InvalidChunk",
+      `positions table offset ${tableOffsetBig} is outside the file`,
+    );
   }
   const tableBytes = buf.length - tableOffset;
   if (tableBytes % 4 !== 0) {
-    throw new FormatError("InvalidChunk", `positions table of ${tableBytes} bytes is not whole u32s`);
+    throw new FormatError(
+      "InvalidChunk",
+      `positions table of ${tableBytes} bytes is not whole u32s`,
+    );
   }
   const entries: ChunkLayout["entries"] = [];
   let o = CHUNK_HEADER_SIZE;
@@ -82,7 +88,10 @@ export function parseChunk(buf: Buffer): ChunkLayout {
   entries.forEach((e, i) => {
     const listed = buf.readUInt32LE(tableOffset + 4 * i);
     if (listed !== e.offset) {
-      throw new FormatError("InvalidChunk", `positions table entry ${i} is ${listed}, expected ${e.offset}`);
+      throw new FormatError(
+        "InvalidChunk",
+        `positions table entry ${i} is ${listed}, expected ${e.offset}`,
+      );
     }
   });
   return { entries, complete: true };

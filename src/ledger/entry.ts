@@ -80,7 +80,10 @@ export function entrySizeAt(buf: Buffer, offset: number): number {
     throw new FormatError("TruncatedEntry", `entry header truncated at byte ${offset}`);
   }
   if (buf[offset] !== ENTRY_FORMAT_VERSION) {
-    throw new FormatError("InvalidEntry", `unknown entry format version ${buf[offset]} at byte ${offset}`);
+    throw new FormatError(
+      "InvalidEntry",
+      `unknown entry format version ${buf[offset]} at byte ${offset}`,
+    );
   }
   const size = buf.readUIntLE(offset + 2, 6);
   if (size > MAX_ENTRY_SIZE || offset + ENTRY_HEADER_SIZE + size > buf.length) {
@@ -95,9 +98,13 @@ export function entrySizeAt(buf: Buffer, offset: number): number {
 export function splitEntry(bytes: Buffer): RawEntry {
   const total = entrySizeAt(bytes, 0);
   if (total !== bytes.length) {
-    throw new FormatError("InvalidEntry", `entry is ${bytes.length} bytes but its header says ${total}`);
+    throw new FormatError(
+      "InvalidEntry",
+      `entry is ${bytes.length} bytes but its header says ${total}`,
+    );
   }
-  if (total < PREFIX_SIZE) throw new FormatError("InvalidEntry", "entry shorter than its fixed headers");
+  if (total < PREFIX_SIZE)
+    throw new FormatError("InvalidEntry", "entry shorter than its fixed headers");
   const o = 8 + GCM_TAG_SIZE + GCM_IV_SIZE;
   const pubLen = bytes.readUInt32LE(o) + bytes.readUInt32LE(o + 4) * 0x100000000;
   if (PREFIX_SIZE + pubLen > total) {
@@ -105,7 +112,7 @@ export function splitEntry(bytes: Buffer): RawEntry {
   }
   return {
     bytes,
-    flags: bytes[1] as number,
+    flags: bytes[1],
     tag: bytes.subarray(8, 8 + GCM_TAG_SIZE),
     iv: bytes.subarray(8 + GCM_TAG_SIZE, o),
     publicDomain: bytes.subarray(PREFIX_SIZE, PREFIX_SIZE + pubLen),
@@ -127,7 +134,10 @@ export function decodeEntry(bytes: Buffer): DecodedEntry {
   const { header, writeSet } = parsePublicDomain(raw.publicDomain);
   const ivSeqno = raw.iv.readUInt32LE(0) + raw.iv.readUInt32LE(4) * 0x100000000;
   if (ivSeqno !== header.version) {
-    throw new FormatError("InvalidEntry", `IV seqno ${ivSeqno} differs from entry version ${header.version}`);
+    throw new FormatError(
+      "InvalidEntry",
+      `IV seqno ${ivSeqno} differs from entry version ${header.version}`,
+    );
   }
   return { ...raw, header, writeSet, view: raw.iv.readUInt32LE(8) & 0x7fffffff };
 }
@@ -137,6 +147,12 @@ export function decodeEntry(bytes: Buffer): DecodedEntry {
  * write set. Throws CryptoError if the tag does not verify under the secret.
  */
 export function decryptEntry(entry: DecodedEntry, secret: LedgerSecret): WriteSet {
-  const plain = aesGcmDecrypt(secret.key, entry.iv, entry.privateCiphertext, entry.tag, entry.publicDomain);
+  const plain = aesGcmDecrypt(
+    secret.key,
+    entry.iv,
+    entry.privateCiphertext,
+    entry.tag,
+    entry.publicDomain,
+  );
   return parsePrivateDomain(plain, entry.writeSet);
 }

@@ -6,7 +6,13 @@
 
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { CHUNK_HEADER_SIZE, chunkFileName, parseChunk, parseChunkName, positionsTable } from "./chunk.js";
+import {
+  CHUNK_HEADER_SIZE,
+  chunkFileName,
+  parseChunk,
+  parseChunkName,
+  positionsTable,
+} from "./chunk.js";
 import { type AppendOptions, checkNextSeqno, LedgerError, type LedgerStorage } from "./storage.js";
 
 export interface FileLedgerOptions {
@@ -85,7 +91,10 @@ export class FileLedger implements LedgerStorage {
     this.pending.push(entry);
     this.pendingBytes += entry.length;
     this.last = seqno;
-    if (options.signature && (chunk.size >= this.options.chunkSize || options.forceChunkAfter === true)) {
+    if (
+      options.signature &&
+      (chunk.size >= this.options.chunkSize || options.forceChunkAfter === true)
+    ) {
       this.completeChunk(chunk);
     } else if (this.pendingBytes >= (this.options.writeBatchBytes ?? WRITE_BATCH_BYTES)) {
       this.writePending();
@@ -104,8 +113,8 @@ export class FileLedger implements LedgerStorage {
     const open = this.open;
     if (open !== undefined && seqno >= open.start) {
       const i = seqno - open.start;
-      const offset = open.offsets[i] as number;
-      const size = open.sizes[i] as number;
+      const offset = open.offsets[i];
+      const size = open.sizes[i];
       if (offset >= open.written) return this.readPending(open, offset, size);
       const out = Buffer.allocUnsafe(size);
       fs.readSync(open.fd, out, 0, size, offset);
@@ -135,7 +144,10 @@ export class FileLedger implements LedgerStorage {
   truncate(seqno: number): void {
     if (seqno >= this.last) return;
     if (seqno < this.committed) {
-      throw new LedgerError("LedgerTruncateCommitted", `cannot truncate to ${seqno}: committed up to ${this.committed}`);
+      throw new LedgerError(
+        "LedgerTruncateCommitted",
+        `cannot truncate to ${seqno}: committed up to ${this.committed}`,
+      );
     }
     this.writePending();
     const open = this.open;
@@ -144,7 +156,7 @@ export class FileLedger implements LedgerStorage {
       fs.unlinkSync(join(this.dir, open.file));
       this.open = undefined;
     }
-    while (this.closed.length > 0 && (this.closed[this.closed.length - 1] as ClosedChunk).start > seqno) {
+    while (this.closed.length > 0 && this.closed[this.closed.length - 1].start > seqno) {
       const c = this.closed.pop() as ClosedChunk;
       fs.unlinkSync(join(this.dir, c.file));
     }
@@ -156,7 +168,7 @@ export class FileLedger implements LedgerStorage {
     const cur = this.open;
     if (cur !== undefined && seqno >= cur.start) {
       const keep = seqno - cur.start + 1;
-      const newSize = keep < cur.offsets.length ? (cur.offsets[keep] as number) : cur.size;
+      const newSize = keep < cur.offsets.length ? cur.offsets[keep] : cur.size;
       cur.offsets.length = keep;
       cur.sizes.length = keep;
       cur.size = newSize;
@@ -207,7 +219,15 @@ export class FileLedger implements LedgerStorage {
     const file = chunkFileName(start);
     const fd = fs.openSync(join(this.dir, file), "w+");
     fs.writeSync(fd, Buffer.alloc(CHUNK_HEADER_SIZE), 0, CHUNK_HEADER_SIZE, 0);
-    this.open = { start, fd, file, offsets: [], sizes: [], size: CHUNK_HEADER_SIZE, written: CHUNK_HEADER_SIZE };
+    this.open = {
+      start,
+      fd,
+      file,
+      offsets: [],
+      sizes: [],
+      size: CHUNK_HEADER_SIZE,
+      written: CHUNK_HEADER_SIZE,
+    };
     this.syncDir();
     return this.open;
   }
@@ -262,7 +282,7 @@ export class FileLedger implements LedgerStorage {
     const bufs = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    const data = bufs.length === 1 ? (bufs[0] as Buffer) : Buffer.concat(bufs);
+    const data = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
     let done = 0;
     while (done < data.length) {
       done += fs.writeSync(open.fd, data, done, data.length - done, open.written + done);
@@ -277,7 +297,10 @@ export class FileLedger implements LedgerStorage {
       if (offset < at + b.length) return Buffer.from(b.subarray(offset - at, offset - at + size));
       at += b.length;
     }
-    throw new LedgerError("LedgerReadFailed", `entry at offset ${offset} of ${open.file} is missing`);
+    throw new LedgerError(
+      "LedgerReadFailed",
+      `entry at offset ${offset} of ${open.file} is missing`,
+    );
   }
 
   private syncUntil(target: number): Promise<void> {
@@ -326,7 +349,10 @@ export class FileLedger implements LedgerStorage {
     for (const { f, n } of names) {
       if (n === undefined) continue;
       if (n.start !== this.last + 1) {
-        throw new LedgerError("LedgerGap", `chunk ${f} starts at ${n.start}, expected ${this.last + 1}`);
+        throw new LedgerError(
+          "LedgerGap",
+          `chunk ${f} starts at ${n.start}, expected ${this.last + 1}`,
+        );
       }
       if (n.end !== undefined) {
         this.closed.push({ start: n.start, end: n.end, committed: n.committed, file: f });
@@ -337,7 +363,10 @@ export class FileLedger implements LedgerStorage {
       const buf = fs.readFileSync(join(this.dir, f));
       const layout = parseChunk(buf);
       if (layout.tornTail !== undefined) {
-        throw new LedgerError("LedgerTornEntry", `${f} ends in a torn entry at byte ${layout.tornTail.offset}`);
+        throw new LedgerError(
+          "LedgerTornEntry",
+          `${f} ends in a torn entry at byte ${layout.tornTail.offset}`,
+        );
       }
       const fd = fs.openSync(join(this.dir, f), "r+");
       this.open = {

@@ -132,7 +132,11 @@ export class TxPipeline {
       }
       try {
         const txId = this.commit(tx, options.claimsDigest);
-        return { result, txId: txId ?? { view: this.view, seqno: tx.readVersion }, wrote: txId !== undefined };
+        return {
+          result,
+          txId: txId ?? { view: this.view, seqno: tx.readVersion },
+          wrote: txId !== undefined,
+        };
       } catch (e) {
         if (!(e instanceof ConflictError)) throw e;
         lastError = e;
@@ -158,7 +162,10 @@ export class TxPipeline {
 
   /** Emits a signature if transactions are unsigned and the delay has passed. */
   tick(): TxId | undefined {
-    if (this.sinceSignature > 0 && this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs) {
+    if (
+      this.sinceSignature > 0 &&
+      this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs
+    ) {
       return this.emitSignature();
     }
     return undefined;
@@ -210,9 +217,15 @@ export class TxPipeline {
         payload: root,
         detached: true,
       });
-      tx.map(Tables.COSE_SIGNATURES).set(SINGLETON_KEY, encodeValue(Tables.COSE_SIGNATURES, cose.toString("base64")));
+      tx.map(Tables.COSE_SIGNATURES).set(
+        SINGLETON_KEY,
+        encodeValue(Tables.COSE_SIGNATURES, cose.toString("base64")),
+      );
     }
-    tx.map(Tables.SERIALISED_MERKLE_TREE).set(SINGLETON_KEY, tree.serialise(this.lastSignatureSeqno));
+    tx.map(Tables.SERIALISED_MERKLE_TREE).set(
+      SINGLETON_KEY,
+      tree.serialise(this.lastSignatureSeqno),
+    );
     const { version } = this.o.store.commit(tx);
     const force = this.chunkAfterNextSignature;
     this.chunkAfterNextSignature = false;
@@ -267,7 +280,9 @@ export class TxPipeline {
       secret: this.o.secrets.forSeqno(seqno),
       flags: forceChunkAfter ? EntryFlags.ForceLedgerChunkAfter : 0,
     });
-    this.o.tree.append(leafDigest(EntryType.WriteSetWithCommitEvidenceAndClaims, sha256(entry), ced, claims));
+    this.o.tree.append(
+      leafDigest(EntryType.WriteSetWithCommitEvidenceAndClaims, sha256(entry), ced, claims),
+    );
     this.o.storage.append(seqno, entry, { signature, forceChunkAfter });
     this.o.onAppend?.(seqno, this.view, entry, signature);
   }

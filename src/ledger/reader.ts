@@ -418,7 +418,7 @@ function checkCoseSignature(le: LedgerEntry, tree: MerkleTree, store: Store): vo
     "txid",
   );
   if (txid !== undefined && txid !== `${le.view}.${le.seqno}`) {
-    fail(le, "LedgerCorrupted", `COSE signature is for ${String(txid)}`);
+    fail(le, "LedgerCorrupted", `COSE signature is for ${JSON.stringify(txid)}`);
   }
   if (!coseSign1Verify(cose, cert, tree.root())) {
     fail(le, "LedgerBadSignature", "the service's COSE signature over the root does not verify");

@@ -18,7 +18,8 @@ export class LedgerSecrets {
   }
 
   add(secret: LedgerSecret): void {
-    if (secret.key.length !== 32) throw new CcfError("InvalidLedgerSecret", "a ledger secret is 32 bytes");
+    if (secret.key.length !== 32)
+      throw new CcfError("InvalidLedgerSecret", "a ledger secret is 32 bytes");
     const last = this.secrets[this.secrets.length - 1];
     if (last !== undefined && secret.version <= last.version) {
       throw new CcfError(
@@ -32,7 +33,7 @@ export class LedgerSecrets {
   /** The secret that encrypts the entry at `seqno`. */
   forSeqno(seqno: number): LedgerSecret {
     for (let i = this.secrets.length - 1; i >= 0; i--) {
-      const s = this.secrets[i] as LedgerSecret;
+      const s = this.secrets[i];
       if (s.version <= seqno) return s;
     }
     throw new CcfError("NoLedgerSecret", `no ledger secret applies to seqno ${seqno}`);

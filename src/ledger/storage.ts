@@ -74,7 +74,10 @@ export class MemoryLedger implements LedgerStorage {
 
   truncate(seqno: number): void {
     if (seqno < this.committed) {
-      throw new LedgerError("LedgerTruncateCommitted", `cannot truncate to ${seqno}: committed up to ${this.committed}`);
+      throw new LedgerError(
+        "LedgerTruncateCommitted",
+        `cannot truncate to ${seqno}: committed up to ${this.committed}`,
+      );
     }
     this.entries.length = Math.min(this.entries.length, seqno);
     this.durable = Math.min(this.durable, seqno);

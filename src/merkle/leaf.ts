@@ -57,7 +57,10 @@ export function leafDigest(
     case EntryType.WriteSetWithCommitEvidenceAndClaims: {
       // The leaf of every transaction: hashed from one scratch buffer, without concatenating.
       leafInput.set(writeSetDigest, 0);
-      leafInput.set(required(commitEvidenceDigest, "commit evidence digest", entryType), DIGEST_SIZE);
+      leafInput.set(
+        required(commitEvidenceDigest, "commit evidence digest", entryType),
+        DIGEST_SIZE,
+      );
       leafInput.set(claimsDigest ?? EMPTY_CLAIMS, 2 * DIGEST_SIZE);
       return hash("sha256", leafInput, "buffer");
     }

@@ -24,7 +24,9 @@ const header = {
 
 describe("write set serialisation", () => {
   it("lays out a private map as CCF does (70 bytes for records[42] = hello)", () => {
-    const ws: WriteSet = new Map([["records", new Map([[keyToString(Buffer.from("42")), Buffer.from("hello")]])]]);
+    const ws: WriteSet = new Map([
+      ["records", new Map([[keyToString(Buffer.from("42")), Buffer.from("hello")]])],
+    ]);
     const priv = serialiseDomain(ws, undefined);
     assert.equal(priv.length, 70);
     assert.equal(priv.readUInt32LE(0), 7);
@@ -49,12 +51,20 @@ describe("write set serialisation", () => {
           const priv = serialiseDomain(ws, undefined);
           const parsed = parsePublicDomain(pub);
           assert.equal(parsed.header.version, 17);
-          assert.deepEqual(Buffer.from(parsed.header.commitEvidenceDigest ?? []), header.commitEvidenceDigest);
+          assert.deepEqual(
+            Buffer.from(parsed.header.commitEvidenceDigest ?? []),
+            header.commitEvidenceDigest,
+          );
           const all = parsePrivateDomain(priv, parsed.writeSet);
           const norm = (w: WriteSet) =>
             [...w.entries()]
               .filter(([, m]) => m.size > 0)
-              .map(([n, m]) => [n, [...m.entries()].map(([k, v]) => [k, v === null ? null : Buffer.from(v).toString("hex")]).sort()])
+              .map(([n, m]) => [
+                n,
+                [...m.entries()]
+                  .map(([k, v]) => [k, v === null ? null : Buffer.from(v).toString("hex")])
+                  .sort(),
+              ])
               .sort();
           assert.deepEqual(norm(all), norm(ws));
         },
@@ -86,20 +96,29 @@ describe("write set serialisation", () => {
     const ws: WriteSet = new Map([["secret", new Map([["k", Buffer.from("v")]])]]);
     const priv = serialiseDomain(ws, undefined);
     const pubHeader = serialiseDomain(new Map(), header);
-    assert.throws(() => parsePublicDomain(Buffer.concat([pubHeader, priv])), /found in the public domain/);
+    assert.throws(
+      () => parsePublicDomain(Buffer.concat([pubHeader, priv])),
+      /found in the public domain/,
+    );
   });
 });
 
 describe("built-in table encodings", () => {
   it("encodes C++ JSON with sorted keys, strings as JSON literals, PEM as text", () => {
     assert.equal(
-      encodeValue(Tables.CONFIGURATION, { recovery_threshold: 1, maximum_node_certificate_validity_days: 365 }).toString(),
+      encodeValue(Tables.CONFIGURATION, {
+        recovery_threshold: 1,
+        maximum_node_certificate_validity_days: 365,
+      }).toString(),
       '{"maximum_node_certificate_validity_days":365,"recovery_threshold":1}',
     );
     assert.equal(encodeValue(Tables.COSE_SIGNATURES, "0oRY").toString(), '"0oRY"');
     assert.equal(encodeValue(Tables.MEMBER_CERTS, "-----BEGIN").toString(), "-----BEGIN");
     assert.deepEqual(encodeValue(Tables.VIRTUAL_HOST_DATA, ""), Buffer.alloc(8));
-    assert.equal(decodeValue(Tables.VIRTUAL_HOST_DATA, encodeValue(Tables.VIRTUAL_HOST_DATA, "meta")), "meta");
+    assert.equal(
+      decodeValue(Tables.VIRTUAL_HOST_DATA, encodeValue(Tables.VIRTUAL_HOST_DATA, "meta")),
+      "meta",
+    );
     assert.throws(() => decodeValue(Tables.SERVICE, Buffer.from("{nope")), FormatError);
   });
 });

@@ -5,7 +5,8 @@ import { ConflictError } from "../../src/errors.js";
 import { Store } from "../../src/kv/index.js";
 
 const b = (s: string) => Buffer.from(s);
-const str = (v: Uint8Array | undefined) => (v === undefined ? undefined : Buffer.from(v).toString());
+const str = (v: Uint8Array | undefined) =>
+  v === undefined ? undefined : Buffer.from(v).toString();
 
 describe("kv store", () => {
   it("creates a map by its first write and reads it back after commit", () => {
@@ -178,9 +179,12 @@ describe("kv store", () => {
             }
           }
           const seen: Array<[string, string]> = [];
-          store.begin().map("m").forEach((v, key) => {
-            seen.push([Buffer.from(key).toString("hex"), Buffer.from(v).toString("hex")]);
-          });
+          store
+            .begin()
+            .map("m")
+            .forEach((v, key) => {
+              seen.push([Buffer.from(key).toString("hex"), Buffer.from(v).toString("hex")]);
+            });
           const expected = [...model.entries()].sort((x, y) =>
             Buffer.compare(Buffer.from(x[0], "hex"), Buffer.from(y[0], "hex")),
           );

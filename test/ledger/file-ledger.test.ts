@@ -25,11 +25,17 @@ describe("file ledger", () => {
     fill(ledger, 1, 20, 5);
     await ledger.flush();
     // 108-byte entries: a chunk passes 500 bytes after 5 entries, and 5 is a signature
-    assert.deepEqual(readdirSync(dir).sort(), ["ledger_1-5", "ledger_11-15", "ledger_16-20", "ledger_6-10"].sort());
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ["ledger_1-5", "ledger_11-15", "ledger_16-20", "ledger_6-10"].sort(),
+    );
     const chunk = readFileSync(join(dir, "ledger_6-10"));
     const layout = parseChunk(chunk);
     assert.ok(layout.complete);
-    assert.deepEqual(layout.entries.map((e) => e.offset), [8, 116, 224, 332, 440]);
+    assert.deepEqual(
+      layout.entries.map((e) => e.offset),
+      [8, 116, 224, 332, 440],
+    );
     assert.equal(Number(chunk.readBigUInt64LE(0)), 548);
     assert.deepEqual(ledger.read(7), entry(7));
     await ledger.close();
@@ -42,7 +48,11 @@ describe("file ledger", () => {
     ledger.commit(7);
     assert.deepEqual(readdirSync(dir).sort(), ["ledger_1-5.committed", "ledger_11", "ledger_6-10"]);
     ledger.commit(12);
-    assert.deepEqual(readdirSync(dir).sort(), ["ledger_1-5.committed", "ledger_11", "ledger_6-10.committed"]);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "ledger_1-5.committed",
+      "ledger_11",
+      "ledger_6-10.committed",
+    ]);
     await ledger.close();
   });
 
@@ -82,7 +92,10 @@ describe("file ledger", () => {
   it("refuses out-of-order appends", async () => {
     const ledger = FileLedger.open(join(tempDir(), "ledger"), { chunkSize: 500 });
     ledger.append(1, entry(1), { signature: false });
-    assert.throws(() => ledger.append(3, entry(3), { signature: false }), /appending seqno 3 after 1/);
+    assert.throws(
+      () => ledger.append(3, entry(3), { signature: false }),
+      /appending seqno 3 after 1/,
+    );
     await ledger.close();
   });
 
@@ -144,7 +157,7 @@ describe("ledger reader on a crashed node", () => {
     const file = readdirSync(svc.dir).find((f) => f.startsWith("ledger_3-")) as string;
     const bytes = readFileSync(join(svc.dir, file));
     const secondEntry = bytes.readUInt32LE(Number(bytes.readBigUInt64LE(0)) + 4);
-    bytes[secondEntry + 40] = (bytes[secondEntry + 40] as number) ^ 1; // inside the public domain length
+    bytes[secondEntry + 40] = bytes[secondEntry + 40] ^ 1; // inside the public domain length
     writeFileSync(join(svc.dir, file), bytes);
     assert.throws(
       () => readLedger(svc.dir),

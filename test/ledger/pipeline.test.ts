@@ -26,7 +26,10 @@ describe("transaction pipeline", () => {
     assert.equal(report.coseSignatures, 4);
     assert.equal(report.unsignedTail, 5);
     assert.equal(report.lastSignedSeqno, 35);
-    assert.equal(Buffer.from(report.store.get("records", "k34") as Uint8Array).toString(), "SECRET-PLAINTEXT-34");
+    assert.equal(
+      Buffer.from(report.store.get("records", "k34") as Uint8Array).toString(),
+      "SECRET-PLAINTEXT-34",
+    );
     await svc.storage.close();
   });
 
@@ -50,14 +53,29 @@ describe("transaction pipeline", () => {
     const sig = decodePrimarySignature(svc.store.get(Tables.SIGNATURES, SINGLETON) as Uint8Array);
     assert.equal(sig.seqno, seqno);
     assert.equal(sig.node, svc.nodeId);
-    assert.ok(verifyDigest(sig.cert as string, Buffer.from(sig.root, "hex"), Buffer.from(sig.sig, "base64")));
+    assert.ok(
+      verifyDigest(
+        sig.cert as string,
+        Buffer.from(sig.root, "hex"),
+        Buffer.from(sig.sig, "base64"),
+      ),
+    );
     const cose = coseSign1Decode(
-      Buffer.from(decodeValue(Tables.COSE_SIGNATURES, svc.store.get(Tables.COSE_SIGNATURES, SINGLETON) as Uint8Array) as string, "base64"),
+      Buffer.from(
+        decodeValue(
+          Tables.COSE_SIGNATURES,
+          svc.store.get(Tables.COSE_SIGNATURES, SINGLETON) as Uint8Array,
+        ) as string,
+        "base64",
+      ),
     );
     assert.equal(cose.payload, null, "the root is a detached payload");
     assert.equal(cose.protectedHeaders.get(1), -35);
     assert.equal(cose.protectedHeaders.get(395), 2);
-    assert.equal((cose.protectedHeaders.get("ccf.v1") as Map<string, unknown>).get("txid"), `2.${seqno}`);
+    assert.equal(
+      (cose.protectedHeaders.get("ccf.v1") as Map<string, unknown>).get("txid"),
+      `2.${seqno}`,
+    );
     const cwt = cose.protectedHeaders.get(15) as Map<number, unknown>;
     assert.equal(cwt.get(6), Math.floor(svc.clock.t / 1000));
     await svc.storage.close();
@@ -70,7 +88,11 @@ describe("transaction pipeline", () => {
       writeRecords(svc, 30);
       svc.pipeline.emitSignature();
       await svc.pipeline.flush();
-      files.push(readdirSync(svc.dir).sort().map((f) => readFileSync(join(svc.dir, f)).toString("hex")));
+      files.push(
+        readdirSync(svc.dir)
+          .sort()
+          .map((f) => readFileSync(join(svc.dir, f)).toString("hex")),
+      );
       await svc.storage.close();
     }
     assert.equal(files[0]?.length, files[1]?.length);
@@ -104,11 +126,12 @@ describe("transaction pipeline", () => {
     assert.equal(res.wrote, true);
     assert.equal(res.txId.seqno, svc.store.version);
     assert.throws(
-      () => svc.pipeline.execute((tx) => {
-        tx.map("c").get(Buffer.from("n"));
-        svc.pipeline.execute((t2) => t2.map("c").set(Buffer.from("n"), Buffer.from("again")));
-        tx.map("c").set(Buffer.from("n"), Buffer.from("x"));
-      }),
+      () =>
+        svc.pipeline.execute((tx) => {
+          tx.map("c").get(Buffer.from("n"));
+          svc.pipeline.execute((t2) => t2.map("c").set(Buffer.from("n"), Buffer.from("again")));
+          tx.map("c").set(Buffer.from("n"), Buffer.from("x"));
+        }),
       ConflictError,
     );
   });
@@ -116,10 +139,13 @@ describe("transaction pipeline", () => {
   it("applies writes only when the handler's result allows it", async () => {
     const svc = await startService({ storage: new MemoryLedger() });
     const before = svc.store.version;
-    const res = svc.pipeline.execute((tx) => {
-      tx.map("m").set(Buffer.from("k"), Buffer.from("v"));
-      return { status: 400 };
-    }, { apply: (r) => r.status < 300 });
+    const res = svc.pipeline.execute(
+      (tx) => {
+        tx.map("m").set(Buffer.from("k"), Buffer.from("v"));
+        return { status: 400 };
+      },
+      { apply: (r) => r.status < 300 },
+    );
     assert.equal(res.wrote, false);
     assert.equal(svc.store.version, before);
     assert.equal(svc.store.get("m", "k"), undefined);
@@ -128,7 +154,10 @@ describe("transaction pipeline", () => {
   it("builds receipts that verify against the signature and carry the claims digest", async () => {
     const svc = await startService({ storage: new MemoryLedger(), txCount: 1000 });
     const claims = sha256(Buffer.from("my claim"));
-    const { txId } = svc.pipeline.execute((tx) => tx.map("m").set(Buffer.from("k"), Buffer.from("v")), { claimsDigest: claims });
+    const { txId } = svc.pipeline.execute(
+      (tx) => tx.map("m").set(Buffer.from("k"), Buffer.from("v")),
+      { claimsDigest: claims },
+    );
     writeRecords(svc, 3);
     const sigId = svc.pipeline.emitSignature();
     const sig = decodePrimarySignature(svc.store.get(Tables.SIGNATURES, SINGLETON) as Uint8Array);
@@ -146,13 +175,19 @@ describe("transaction pipeline", () => {
     assert.ok("leaf_components" in receipt);
     const verify = (cert: string, d: Uint8Array, s: Uint8Array) => verifyDigest(cert, d, s);
     assert.ok(verifyReceipt(receipt, verify));
-    const forged = { ...receipt, leaf_components: { ...receipt.leaf_components, claims_digest: "00".repeat(32) } };
+    const forged = {
+      ...receipt,
+      leaf_components: { ...receipt.leaf_components, claims_digest: "00".repeat(32) },
+    };
     assert.ok(!verifyReceipt(forged, verify));
   });
 });
 
 describe("offline verification of our own ledgers", () => {
-  async function sealedLedger(): Promise<{ dir: string; secrets: Awaited<ReturnType<typeof startService>>["secrets"] }> {
+  async function sealedLedger(): Promise<{
+    dir: string;
+    secrets: Awaited<ReturnType<typeof startService>>["secrets"];
+  }> {
     const svc = await startService({ chunkSize: 3000, txCount: 6 });
     writeRecords(svc, 40);
     svc.pipeline.emitSignature();
@@ -171,8 +206,8 @@ describe("offline verification of our own ledgers", () => {
     let n = 0;
     fc.assert(
       fc.property(fc.nat(files.length - 1), fc.nat(1 << 30), fc.nat(7), (fi, pos, bit) => {
-        const file = files[fi] as string;
-        const size = sizes[fi] as number;
+        const file = files[fi];
+        const size = sizes[fi];
         const at = pos % size;
         const copy = join(tempDir(), "ledger");
         cpSync(dir, copy, { recursive: true });
@@ -180,14 +215,17 @@ describe("offline verification of our own ledgers", () => {
         // The flags byte of the newest entry is covered by no signature yet (as in CCF): skip it.
         const lastEntryFlags = fi === files.length - 1 && isLastEntryFlagsByte(bytes, at);
         fc.pre(!lastEntryFlags);
-        bytes[at] = (bytes[at] as number) ^ (1 << bit);
+        bytes[at] = bytes[at] ^ (1 << bit);
         writeFileSync(join(copy, file), bytes);
         n++;
-        assert.throws(() => readLedger(copy, { secrets }), (e) => {
-          assert.ok(e instanceof LedgerVerificationError, String(e));
-          assert.match(e.message, /^ledger_\d+-\d+\.committed/);
-          return true;
-        });
+        assert.throws(
+          () => readLedger(copy, { secrets }),
+          (e) => {
+            assert.ok(e instanceof LedgerVerificationError, String(e));
+            assert.match(e.message, /^ledger_\d+-\d+\.committed/);
+            return true;
+          },
+        );
       }),
       { numRuns: 150 },
     );
@@ -196,7 +234,7 @@ describe("offline verification of our own ledgers", () => {
 
   it("detects truncation of a committed chunk", async () => {
     const { dir, secrets } = await sealedLedger();
-    const file = readdirSync(dir).sort()[1] as string;
+    const file = readdirSync(dir).sort()[1];
     const bytes = readFileSync(join(dir, file));
     writeFileSync(join(dir, file), bytes.subarray(0, bytes.length - 10));
     assert.throws(() => readLedger(dir, { secrets }), LedgerVerificationError);
@@ -208,7 +246,7 @@ describe("offline verification of our own ledgers", () => {
     const bytes = readFileSync(join(dir, file));
     // flip a byte of seqno 4's claims digest (public header, not a signature transaction)
     const fourth = bytes.readUInt32LE(Number(bytes.readBigUInt64LE(0)) + 4);
-    bytes[fourth + 60] = (bytes[fourth + 60] as number) ^ 0xff;
+    bytes[fourth + 60] = bytes[fourth + 60] ^ 0xff;
     writeFileSync(join(dir, file), bytes);
     assert.throws(() => readLedger(dir), /seqno 4: entry does not match the Merkle tree/);
   });

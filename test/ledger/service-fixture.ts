@@ -38,19 +38,35 @@ export function tempDir(prefix = "ccf-ts-test-"): string {
 }
 
 export async function startService(
-  options: { seed?: number; dir?: string; chunkSize?: number; txCount?: number; storage?: LedgerStorage } = {},
+  options: {
+    seed?: number;
+    dir?: string;
+    chunkSize?: number;
+    txCount?: number;
+    storage?: LedgerStorage;
+  } = {},
 ): Promise<TestService> {
   const rng = seededRng(options.seed ?? 1);
   const nodeKey = EcKeyPair.generate("secp384r1", rng);
   const serviceKey = EcKeyPair.generate("secp384r1", rng);
   const validFrom = new Date("2026-01-01T00:00:00Z");
-  const serviceCert = await createServiceCertificate(serviceKey, { validFrom, validityDays: 90, rng });
-  const nodeCert = await createSelfSignedCertificate(nodeKey, { subjectName: "CN=CCF Node", validFrom, validityDays: 90, rng });
+  const serviceCert = await createServiceCertificate(serviceKey, {
+    validFrom,
+    validityDays: 90,
+    rng,
+  });
+  const nodeCert = await createSelfSignedCertificate(nodeKey, {
+    subjectName: "CN=CCF Node",
+    validFrom,
+    validityDays: 90,
+    rng,
+  });
   const nodeId = nodeIdFromPublicKey(nodeKey.publicKey);
   const secret: LedgerSecret = { key: Buffer.from(rng.bytes(32)), version: 1 };
   const secrets = new LedgerSecrets([secret]);
   const dir = options.dir ?? join(tempDir(), "0.ledger");
-  const storage = options.storage ?? FileLedger.open(dir, { chunkSize: options.chunkSize ?? 5 * 1024 * 1024 });
+  const storage =
+    options.storage ?? FileLedger.open(dir, { chunkSize: options.chunkSize ?? 5 * 1024 * 1024 });
   const store = new Store();
   const clock = { t: 1_700_000_000_000, now: () => clock.t };
   const pipeline = new TxPipeline({
@@ -65,9 +81,15 @@ export async function startService(
     clock,
   });
   pipeline.execute((tx) => {
-    tx.map(Tables.SERVICE).set(SINGLETON_KEY, encodeValue(Tables.SERVICE, { cert: serviceCert, status: "Opening" }));
+    tx.map(Tables.SERVICE).set(
+      SINGLETON_KEY,
+      encodeValue(Tables.SERVICE, { cert: serviceCert, status: "Opening" }),
+    );
     tx.map(Tables.NODES).set(idKey(nodeId), encodeValue(Tables.NODES, { status: "Trusted" }));
-    tx.map(Tables.NODE_ENDORSED_CERTIFICATES).set(idKey(nodeId), encodeValue(Tables.NODE_ENDORSED_CERTIFICATES, nodeCert));
+    tx.map(Tables.NODE_ENDORSED_CERTIFICATES).set(
+      idKey(nodeId),
+      encodeValue(Tables.NODE_ENDORSED_CERTIFICATES, nodeCert),
+    );
   });
   pipeline.emitSignature();
   return { pipeline, store, storage, secret, secrets, dir, nodeId, clock };
