@@ -1,0 +1,22 @@
+// Built-in endpoints: `/node/*`, and the common `/commit`, `/tx`, `/receipt`, `/api` of each frontend.
+
+export { commonEndpoints } from "./common.js";
+export type {
+  NodeContext,
+  NodeStartupState,
+  Quote,
+  SessionMetrics,
+  TxStatus,
+} from "./context.js";
+export { EndpointMetrics } from "./metrics.js";
+export { type NodeDescription, nodeEndpoints } from "./node.js";
+export { openApiDocument } from "./openapi.js";
+export { parseQuery } from "./query.js";
+export { parseTxId, TX_ID_HEADER, txIdString } from "./txid.js";
+export type {
+  ClientCertificate,
+  Endpoint,
+  EndpointHandler,
+  EndpointRequest,
+  EndpointResponse,
+} from "./types.js";

@@ -1,0 +1,231 @@
+// The `/node/*` endpoints (CCF's node frontend): state, network and nodes, version, readiness,
+// quotes (virtual attestation), metrics. All without authentication, as in CCF.
+
+import { HttpErrors } from "../errors.js";
+import { decodeValue, keyFromString, SINGLETON_KEY, Tables } from "../kv/index.js";
+import type { NodeContext, Quote } from "./context.js";
+import { TX_ID_HEADER, txIdString } from "./txid.js";
+import type { Endpoint, EndpointResponse } from "./types.js";
+
+interface RpcInterfaceInfo {
+  bind_address?: string;
+  published_address?: string;
+  [k: string]: unknown;
+}
+
+interface NodeInfoValue {
+  status: string;
+  rpc_interfaces?: Record<string, RpcInterfaceInfo>;
+  node_data?: unknown;
+  retired_committed?: boolean;
+}
+
+export interface NodeDescription {
+  node_id: string;
+  status: string;
+  primary: boolean;
+  rpc_interfaces: Record<string, { bind_address: string; published_address: string }>;
+  node_data: unknown;
+  last_written: number;
+}
+
+function describeNodes(ctx: NodeContext): NodeDescription[] {
+  const out: NodeDescription[] = [];
+  const state = ctx.store.mapState(Tables.NODES);
+  if (state === undefined) return out;
+  const primary = ctx.primaryId();
+  for (const key of state.sortedKeys()) {
+    const entry = state.entries.get(key);
+    if (entry === undefined || entry.value === null) continue;
+    const info = decodeValue(Tables.NODES, entry.value) as NodeInfoValue;
+    const id = keyFromString(key).toString();
+    const rpc: NodeDescription["rpc_interfaces"] = {};
+    for (const [name, i] of Object.entries(info.rpc_interfaces ?? {})) {
+      const bind = i.bind_address ?? "";
+      rpc[name] = { bind_address: bind, published_address: i.published_address ?? bind };
+    }
+    out.push({
+      node_id: id,
+      status: info.status,
+      primary: id === primary,
+      rpc_interfaces: rpc,
+      node_data: info.node_data ?? null,
+      last_written: entry.version,
+    });
+  }
+  return out;
+}
+
+function json(ctx: NodeContext, body: unknown, status = 200): EndpointResponse {
+  return { status, headers: { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) }, body };
+}
+
+function serviceInfo(ctx: NodeContext): Record<string, unknown> | undefined {
+  const raw = ctx.store.get(Tables.SERVICE, SINGLETON_KEY.toString("latin1"));
+  return raw === undefined ? undefined : (decodeValue(Tables.SERVICE, raw) as Record<string, unknown>);
+}
+
+/** Quotes recorded for the trusted nodes in `nodes.info` (virtual quotes carry their measurement). */
+function trustedQuotes(ctx: NodeContext): Quote[] {
+  const out: Quote[] = [];
+  ctx.store.begin().map(Tables.NODES).forEach((value, key) => {
+    const info = decodeValue(Tables.NODES, value) as NodeInfoValue & {
+      quote_info?: { format: string; quote: string; endorsements?: string };
+    };
+    if (info.status !== "Trusted" || info.quote_info === undefined) return;
+    let measurement = "";
+    try {
+      const q = JSON.parse(Buffer.from(info.quote_info.quote, "base64").toString()) as { measurement?: string };
+      measurement = q.measurement ?? "";
+    } catch {
+      // not a virtual quote: no measurement to show
+    }
+    out.push({
+      node_id: Buffer.from(key).toString(),
+      format: info.quote_info.format,
+      raw: info.quote_info.quote,
+      endorsements: info.quote_info.endorsements ?? "",
+      measurement,
+    });
+  });
+  return out;
+}
+
+export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
+  const findNode = (id: string): NodeDescription => {
+    const node = describeNodes(ctx).find((n) => n.node_id === id);
+    if (node === undefined) throw HttpErrors.ResourceNotFound(`Node ${id} not found`);
+    return node;
+  };
+  return [
+    {
+      method: "GET",
+      path: "/node/state",
+      openapi: { summary: "This node's state" },
+      handler: () => ({
+        status: 200,
+        body: {
+          node_id: ctx.nodeId,
+          state: ctx.state(),
+          last_signed_seqno: ctx.lastSignedSeqno(),
+          startup_seqno: ctx.startupSeqno(),
+          stop_notice: false,
+        },
+      }),
+    },
+    {
+      method: "GET",
+      path: "/node/network",
+      openapi: { summary: "Network information" },
+      handler: () => {
+        const info = serviceInfo(ctx);
+        if (info === undefined) throw HttpErrors.ResourceNotFound("Service info not found");
+        return json(ctx, {
+          service_status: info.status,
+          service_certificate: info.cert,
+          current_view: ctx.currentView(),
+          primary_id: ctx.primaryId() ?? null,
+          recovery_count: info.recovery_count ?? 0,
+          service_data: info.service_data ?? null,
+          current_service_create_txid: info.current_service_create_txid ?? null,
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/network/nodes",
+      openapi: { summary: "Nodes of the network, optionally by published host and port" },
+      handler: (req) => {
+        const q = new URLSearchParams(req.query);
+        const host = q.get("host");
+        const port = q.get("port");
+        const nodes = describeNodes(ctx).filter((n) =>
+          Object.values(n.rpc_interfaces).some((i) => {
+            const at = i.published_address.lastIndexOf(":");
+            const h = i.published_address.slice(0, at);
+            const p = i.published_address.slice(at + 1);
+            return (host === null || host === h) && (port === null || port === p);
+          }),
+        );
+        return json(ctx, { nodes });
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/network/nodes/self",
+      openapi: { summary: "This node" },
+      handler: () => json(ctx, findNode(ctx.nodeId)),
+    },
+    {
+      method: "GET",
+      path: "/node/network/nodes/primary",
+      openapi: { summary: "The primary node" },
+      handler: () => {
+        const primary = ctx.primaryId();
+        if (primary === undefined) throw HttpErrors.ResourceNotFound("Primary unknown");
+        return json(ctx, findNode(primary));
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/network/nodes/{node_id}",
+      openapi: { summary: "One node" },
+      handler: (req) => json(ctx, findNode(req.params.node_id ?? "")),
+    },
+    {
+      method: "GET",
+      path: "/node/primary",
+      openapi: { summary: "200 if this node is the primary, else 404" },
+      handler: () => {
+        if (ctx.primaryId() === ctx.nodeId) return { status: 200 };
+        throw HttpErrors.ResourceNotFound("Node is not primary");
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/backup",
+      openapi: { summary: "200 if this node is a backup, else 404" },
+      handler: () => {
+        const primary = ctx.primaryId();
+        if (primary !== undefined && primary !== ctx.nodeId) return { status: 200 };
+        throw HttpErrors.ResourceNotFound("Node is not backup");
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/version",
+      openapi: { summary: "Software version" },
+      handler: () => ({ status: 200, body: ctx.version }),
+    },
+    {
+      method: "GET",
+      path: "/node/ready/app",
+      openapi: { summary: "204 when the application frontend is ready" },
+      handler: () => ({ status: ctx.isReady("app") ? 204 : 503 }),
+    },
+    {
+      method: "GET",
+      path: "/node/ready/gov",
+      openapi: { summary: "204 when the governance frontend is ready" },
+      handler: () => ({ status: ctx.isReady("gov") ? 204 : 503 }),
+    },
+    {
+      method: "GET",
+      path: "/node/quotes/self",
+      openapi: { summary: "This node's attestation (virtual: insecure)" },
+      handler: () => json(ctx, ctx.quote()),
+    },
+    {
+      method: "GET",
+      path: "/node/quotes",
+      openapi: { summary: "Attestations of the trusted nodes" },
+      handler: () => json(ctx, { quotes: trustedQuotes(ctx) }),
+    },
+    {
+      method: "GET",
+      path: "/node/metrics",
+      openapi: { summary: "Session metrics" },
+      handler: () => ({ status: 200, body: { sessions: ctx.sessionMetrics() } }),
+    },
+  ];
+}

@@ -1,0 +1,20 @@
+// Files a config names (member certificates, constitution, data JSON): read with errors that name
+// the config field, so a bad path is reported as the config's problem.
+
+import { readFileSync } from "node:fs";
+import { ConfigError } from "./config.js";
+
+export function readConfigFile(path: string, field: string, json = false): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${field}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  if (!json) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ConfigError(`${field}: ${path} is not JSON (${(e as Error).message})`);
+  }
+}
