@@ -25,6 +25,7 @@ export {
 } from "./x509.js";
 export { certificateId, nodeIdFromPublicKey } from "./ids.js";
 export { aesGcmDecrypt, aesGcmEncrypt } from "./aes-gcm.js";
+export { AesGcmKey } from "./gcm.js";
 export { generateRsaKeyPair, rsaOaepUnwrap, rsaOaepWrap } from "./rsa.js";
 export {
   COSE_ALG,

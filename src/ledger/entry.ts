@@ -2,7 +2,7 @@
 // AES-GCM header (tag, then IV = seqno u64 ‖ view u32), the public domain's length and bytes, then
 // the private domain encrypted under the ledger secret with the public domain as additional data.
 
-import { aesGcmDecrypt, aesGcmEncrypt } from "../crypto/index.js";
+import { AesGcmKey } from "../crypto/index.js";
 import { FormatError } from "../errors.js";
 import {
   parsePrivateDomain,
@@ -19,6 +19,18 @@ export const GCM_IV_SIZE = 12;
 const PREFIX_SIZE = ENTRY_HEADER_SIZE + GCM_TAG_SIZE + GCM_IV_SIZE + 8;
 export const ENTRY_FORMAT_VERSION = 1;
 const MAX_ENTRY_SIZE = 2 ** 48 - 1;
+
+// Each ledger secret keeps its prepared cipher (key schedule and GHASH tables) while it is in use.
+const ciphers = new WeakMap<LedgerSecret, AesGcmKey>();
+
+function cipherFor(secret: LedgerSecret): AesGcmKey {
+  let c = ciphers.get(secret);
+  if (c === undefined) {
+    c = new AesGcmKey(secret.key);
+    ciphers.set(secret, c);
+  }
+  return c;
+}
 
 export const EntryFlags = {
   ForceLedgerChunkAfter: 1,
@@ -47,7 +59,7 @@ export function encodeEntry(args: EncodeEntryArgs): Buffer {
   const pub = serialiseDomain(args.writeSet, args.header);
   const priv = serialiseDomain(args.writeSet, undefined);
   const iv = entryIv(args.header.version, args.view);
-  const { ciphertext, tag } = aesGcmEncrypt(args.secret.key, iv, priv, pub);
+  const { ciphertext, tag } = cipherFor(args.secret).encrypt(iv, priv, pub);
   const size = GCM_TAG_SIZE + GCM_IV_SIZE + 8 + pub.length + ciphertext.length;
   const out = Buffer.allocUnsafe(ENTRY_HEADER_SIZE + size);
   out[0] = ENTRY_FORMAT_VERSION;
@@ -147,8 +159,7 @@ export function decodeEntry(bytes: Buffer): DecodedEntry {
  * write set. Throws CryptoError if the tag does not verify under the secret.
  */
 export function decryptEntry(entry: DecodedEntry, secret: LedgerSecret): WriteSet {
-  const plain = aesGcmDecrypt(
-    secret.key,
+  const plain = cipherFor(secret).decrypt(
     entry.iv,
     entry.privateCiphertext,
     entry.tag,
