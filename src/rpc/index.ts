@@ -1,0 +1,12 @@
+// The HTTPS front end's public surface: the router, the server, and inject() for socket-free tests.
+export {
+  dispatch,
+  encodeResponse,
+  errorResponse,
+  frontendPath,
+  type HandlerErrorListener,
+  type RpcResponse,
+} from "./dispatch.js";
+export { type InjectRequest, inject } from "./inject.js";
+export { type RouteMatch, Router } from "./router.js";
+export { RpcServer, type RpcServerOptions, type RpcServerStats } from "./server.js";

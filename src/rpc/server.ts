@@ -1,0 +1,597 @@
+// The HTTPS front end: one TLS port serving HTTP/1.1 and HTTP/2 in front of a Router, with CCF's
+// session caps and request size limits.
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import http2 from "node:http2";
+import https from "node:https";
+import { type AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Server as TlsServer, TLSSocket } from "node:tls";
+import type { ClientCertificate, EndpointRequest } from "../endpoints/types.js";
+import { CcfError, type HttpError, HttpErrors } from "../errors.js";
+import {
+  dispatch,
+  errorResponse,
+  type HandlerErrorListener,
+  type RpcResponse,
+} from "./dispatch.js";
+import type { Router } from "./router.js";
+
+export interface RpcServerOptions {
+  /** PEM private key and certificate served to clients. */
+  key: string;
+  cert: string;
+  router: Router;
+  /** Sessions opened while this many are open get one 503 SessionCapExhausted, then are closed. */
+  maxOpenSessionsSoft: number;
+  /** Sessions opened while this many are open are closed at once. */
+  maxOpenSessionsHard: number;
+  /** Largest request body in bytes; larger gets 413 RequestBodyTooLarge. */
+  maxBodySize: number;
+  /**
+   * Largest request header block in bytes (default 16 KiB), answered with 431. CCF applies its
+   * limit to each header name and value instead of the whole block.
+   */
+  maxHeaderSize?: number;
+  /** Most request headers, HTTP/2 pseudo-headers aside (default 256, as CCF), answered with 431. */
+  maxHeadersCount?: number;
+  /** Restrict the port to one protocol, as CCF's `app_protocol`; default: both, chosen by ALPN. */
+  appProtocol?: "HTTP1" | "HTTP2";
+  /** Told about handler exceptions that the client sees as a 500, for logging. */
+  onError?: HandlerErrorListener;
+}
+
+/** CCF's per-interface session metrics (`GET /node/metrics`, `sessions.interfaces`). */
+export interface RpcServerStats {
+  /** Sessions open now. */
+  active: number;
+  /** Most sessions open at once since the server started. */
+  peak: number;
+  errors: { parsing: number; requestPayloadTooLarge: number; requestHeaderTooLarge: number };
+}
+
+type Request = IncomingMessage | http2.Http2ServerRequest;
+type Response = ServerResponse | http2.Http2ServerResponse;
+
+/** What the server keeps per HTTP/1.1 socket or HTTP/2 session, created at its first request. */
+interface Connection {
+  /** Read once: TLS 1.3 has no renegotiation, so it cannot change during the session. */
+  cert: ClientCertificate | undefined;
+  /** Requests started and not yet answered, so close() can spare busy sessions. */
+  inFlight: number;
+  /** Opened past the soft session cap. */
+  capped: boolean;
+  /** The HTTP/2 session, to end once idle when the server closes. */
+  session: http2.ServerHttp2Session | undefined;
+}
+
+const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+const DEFAULT_MAX_HEADERS_COUNT = 256;
+/** CCF's default `max_concurrent_streams_count` for HTTP/2. */
+const MAX_CONCURRENT_STREAMS = 100;
+/** How long close() lets in-flight requests finish before cutting their connections. */
+const CLOSE_GRACE_MS = 1000;
+/** Least an HTTP/2 client may keep sending after a 413 before its stream is reset. */
+const MIN_DRAIN_BYTES = 1024 * 1024;
+/** An HTTP/2 request carries up to four pseudo-headers (:method, :scheme, :authority, :path). */
+const H2_PSEUDO_HEADERS = 4;
+const NO_BODY = Buffer.alloc(0);
+const BUSY = "Service is currently busy and unable to serve new connections";
+
+function noop(): void {}
+
+function peerKey(address: string | undefined, port: number | undefined): string {
+  return `${address}|${port}`;
+}
+
+function peerCertificate(socket: TLSSocket): ClientCertificate | undefined {
+  const cert = socket.getPeerX509Certificate();
+  return cert === undefined ? undefined : { pem: cert.toString(), der: cert.raw };
+}
+
+/** Host or :authority without the port; IPv6 literals keep their brackets, as URL.hostname. */
+function hostnameOf(host: string | string[] | undefined): string {
+  if (typeof host !== "string") return "";
+  if (host.charCodeAt(0) === 91 /* '[' */) {
+    const end = host.indexOf("]");
+    return end === -1 ? host : host.slice(0, end + 1);
+  }
+  const colon = host.indexOf(":");
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/**
+ * Runs `then` once `stream` has closed. A GOAWAY sent earlier would overtake the response's DATA
+ * frames (nghttp2 sends control frames first), and some clients (undici 7) fail the request then.
+ */
+function afterStream(stream: http2.Http2Stream, then: () => void): void {
+  if (stream.closed) then();
+  else stream.once("close", then);
+}
+
+function requireCount(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new CcfError(
+      "InvalidRpcServerOptions",
+      `${name} must be an integer >= ${min}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+export class RpcServer {
+  readonly #server: TlsServer;
+  readonly #router: Router;
+  readonly #soft: number;
+  readonly #maxBodySize: number;
+  readonly #maxHeaderSize: number;
+  readonly #maxHeadersCount: number;
+  readonly #onError: HandlerErrorListener | undefined;
+  /** Open TCP connections: CCF counts a session from the moment it is accepted. */
+  readonly #sockets = new Set<Socket>();
+  /** Remote address|port of sessions opened past the soft cap (node hands us the TCP socket first). */
+  readonly #cappedPeers = new Set<string>();
+  readonly #connections = new WeakMap<object, Connection>();
+  readonly #h1Sockets = new Set<TLSSocket>();
+  readonly #h2Sessions = new Set<http2.ServerHttp2Session>();
+  #closed: Promise<void> | undefined;
+  /** Set by close() while sessions remain: called when the last one goes. */
+  #whenDrained: (() => void) | undefined;
+  #peak = 0;
+  readonly #errors = { parsing: 0, requestPayloadTooLarge: 0, requestHeaderTooLarge: 0 };
+
+  constructor(opts: RpcServerOptions) {
+    this.#router = opts.router;
+    this.#soft = requireCount("maxOpenSessionsSoft", opts.maxOpenSessionsSoft, 0);
+    const hard = requireCount("maxOpenSessionsHard", opts.maxOpenSessionsHard, 1);
+    this.#maxBodySize = requireCount("maxBodySize", opts.maxBodySize, 0);
+    this.#maxHeaderSize = requireCount(
+      "maxHeaderSize",
+      opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      1,
+    );
+    this.#maxHeadersCount = requireCount(
+      "maxHeadersCount",
+      opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT,
+      1,
+    );
+    this.#onError = opts.onError;
+    // The client certificate is asked for but not verified: as in CCF, callers are identified by
+    // looking their certificate up, not by a CA.
+    const tlsOptions = {
+      key: opts.key,
+      cert: opts.cert,
+      requestCert: true,
+      rejectUnauthorized: false,
+    };
+    let server: TlsServer;
+    if (opts.appProtocol === "HTTP1") {
+      server = https.createServer({ ...tlsOptions, maxHeaderSize: this.#maxHeaderSize });
+    } else {
+      server = http2.createSecureServer({
+        ...tlsOptions,
+        allowHTTP1: opts.appProtocol === undefined,
+        // nghttp2 resets streams past these, but only once the client has acknowledged our
+        // SETTINGS, and it measures the block compressed: the exact limits (431) are checked in
+        // #onRequest, these twice-as-large ones only bound what an abusive client can make us hold.
+        settings: {
+          maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+          maxHeaderListSize: 2 * this.#maxHeaderSize,
+        },
+        maxHeaderListPairs: 2 * this.#maxHeadersCount + H2_PSEUDO_HEADERS,
+      });
+      // node's HTTP/1.1 fallback reads these from the server object, not from the options.
+      Object.assign(server, { maxHeaderSize: this.#maxHeaderSize });
+    }
+    // One more than the limit, so that a request over it is seen (and refused) rather than
+    // silently truncated by node.
+    Object.assign(server, { maxHeadersCount: this.#maxHeadersCount + 1 });
+    // node refuses connections past this before any TLS work, as CCF's hard cap does.
+    server.maxConnections = hard;
+    this.#server = server;
+
+    server.on("connection", this.#onConnection);
+    server.on("secureConnection", this.#onSecureConnection);
+    server.on("session", this.#onSession);
+    server.on("request", this.#onRequest);
+    server.on("checkContinue", this.#onCheckContinue);
+    server.on("clientError", this.#onClientError);
+    server.on("tlsClientError", (_err: Error, socket: TLSSocket) => socket.destroy());
+    server.on("unknownProtocol", (socket: TLSSocket) => socket.destroy());
+    server.on("sessionError", noop);
+    // Accept errors (EMFILE and the like) are transient: the server keeps listening.
+    server.on("error", noop);
+  }
+
+  /** Starts listening; port 0 picks a free port. Resolves with the address actually bound. */
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const server = this.#server;
+      const onError = (err: Error) => reject(err);
+      server.once("error", onError);
+      server.listen({ host, port }, () => {
+        server.removeListener("error", onError);
+        const address = server.address() as AddressInfo;
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /**
+   * Serves `cert` to connections made from now on (a node switches from its self-signed certificate
+   * to the service-endorsed one once trusted); open sessions keep the one they began with.
+   */
+  setCertificate(key: string, cert: string): void {
+    this.#server.setSecureContext({ key, cert });
+  }
+
+  /** Open sessions (TCP connections, including those still in the TLS handshake). */
+  get openSessions(): number {
+    return this.#sockets.size;
+  }
+
+  stats(): RpcServerStats {
+    return { active: this.#sockets.size, peak: this.#peak, errors: { ...this.#errors } };
+  }
+
+  /**
+   * Stops accepting, ends idle sessions at once and busy ones once their requests are answered,
+   * and cuts whatever is left after a short grace period. Resolves when every session is gone.
+   */
+  close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    const serverClosed = new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+    });
+    const drained = new Promise<void>((resolve) => {
+      if (this.#sockets.size === 0) resolve();
+      else this.#whenDrained = resolve;
+    });
+    const cut = setTimeout(() => {
+      for (const session of this.#h2Sessions) session.destroy();
+      for (const socket of this.#h1Sockets) socket.destroy();
+      for (const socket of this.#sockets) socket.destroy();
+    }, CLOSE_GRACE_MS);
+    this.#closed = Promise.all([serverClosed, drained]).then(() => clearTimeout(cut));
+    // GOAWAY only once a session is idle: some clients (undici 7) fail the requests still in flight
+    // on a session that receives one, graceful or not. Busy ones are ended by #send.
+    for (const session of this.#h2Sessions) {
+      if ((this.#connections.get(session)?.inFlight ?? 0) === 0) session.close();
+    }
+    for (const socket of this.#h1Sockets) {
+      if ((this.#connections.get(socket)?.inFlight ?? 0) === 0) socket.destroy();
+    }
+    return this.#closed;
+  }
+
+  #onConnection = (socket: Socket): void => {
+    // The error surfaces on the TLS socket wrapped around this one; this only keeps a stray
+    // emit on the raw socket from being fatal.
+    socket.on("error", noop);
+    if (this.#closed !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const capped = this.#sockets.size >= this.#soft;
+    this.#sockets.add(socket);
+    if (this.#sockets.size > this.#peak) this.#peak = this.#sockets.size;
+    const key = capped ? peerKey(socket.remoteAddress, socket.remotePort) : undefined;
+    if (key !== undefined) this.#cappedPeers.add(key);
+    socket.once("close", () => {
+      this.#sockets.delete(socket);
+      if (key !== undefined) this.#cappedPeers.delete(key);
+      if (this.#sockets.size === 0) this.#whenDrained?.();
+    });
+  };
+
+  #onSecureConnection = (socket: TLSSocket): void => {
+    socket.on("error", noop);
+    if (this.#closed !== undefined) {
+      socket.destroy();
+      return;
+    }
+    if (socket.alpnProtocol !== "h2") {
+      this.#h1Sockets.add(socket);
+      socket.once("close", () => this.#h1Sockets.delete(socket));
+    }
+  };
+
+  #onSession = (session: http2.ServerHttp2Session): void => {
+    session.on("error", noop);
+    if (this.#closed !== undefined) {
+      session.destroy();
+      return;
+    }
+    this.#h2Sessions.add(session);
+    session.once("close", () => this.#h2Sessions.delete(session));
+  };
+
+  /** Parse errors on HTTP/1.1 and TLS handshake failures; the connection is not worth keeping. */
+  #onClientError = (err: Error & { code?: string; reason?: string }, socket: Duplex): void => {
+    const code = err.code ?? "";
+    if (code.startsWith("HPE_") && socket.writable && !socket.destroyed) {
+      let status: number;
+      let headers: Record<string, string>;
+      let body: Buffer;
+      if (code === "HPE_HEADER_OVERFLOW") {
+        this.#errors.requestHeaderTooLarge++;
+        ({ status, headers, body } = errorResponse(this.#headersTooLarge()));
+      } else {
+        // CCF answers unparseable input with a plain-text 400 before closing.
+        this.#errors.parsing++;
+        status = 400;
+        body = Buffer.from(
+          "Unable to parse data as a HTTP request. Error message is: HTTP parsing failed " +
+            `(${code}: ${err.reason ?? err.message})`,
+        );
+        headers = {
+          "content-type": "text/plain; charset=utf-8",
+          "content-length": String(body.length),
+        };
+      }
+      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+      for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+      socket.write(`${head}connection: close\r\n\r\n`);
+      socket.write(body);
+      if (socket instanceof Socket) {
+        // Flush, then close.
+        socket.destroySoon();
+        return;
+      }
+    }
+    socket.destroy();
+  };
+
+  #onCheckContinue = (req: Request, res: Response): void => {
+    // A body that will be refused is not invited.
+    const length = req.headers["content-length"];
+    if (!(length !== undefined && Number(length) > this.#maxBodySize)) res.writeContinue();
+    this.#onRequest(req, res);
+  };
+
+  #onRequest = (req: Request, res: Response): void => {
+    try {
+      this.#handle(req, res);
+    } catch {
+      // Only a bug here can throw (a reset is reported, not thrown): lose the request, not the server.
+      if (req instanceof http2.Http2ServerRequest) req.stream.destroy();
+      else req.socket.destroy();
+    }
+  };
+
+  #handle(req: Request, res: Response): void {
+    const h2 = req instanceof http2.Http2ServerRequest;
+    const conn = this.#connection(req, h2);
+    if (conn === undefined) return;
+    conn.inFlight++;
+    if (conn.capped) {
+      this.#refuse(req, res, conn, h2, HttpErrors.SessionCapExhausted(BUSY), true);
+      return;
+    }
+    const headerError = h2
+      ? this.#h2HeaderError(req.rawHeaders)
+      : this.#h1HeaderError(req.rawHeaders);
+    if (headerError !== undefined) {
+      this.#errors.requestHeaderTooLarge++;
+      this.#refuse(req, res, conn, h2, headerError, !h2);
+      return;
+    }
+    const length = req.headers["content-length"];
+    if (length !== undefined && Number(length) > this.#maxBodySize) {
+      this.#refuse(req, res, conn, h2, this.#bodyTooLarge(), !h2);
+      return;
+    }
+    const empty = h2
+      ? req.stream.endAfterHeaders
+      : length === undefined
+        ? req.headers["transfer-encoding"] === undefined
+        : length === "0";
+    if (empty) {
+      this.#serve(req, res, conn, h2, NO_BODY);
+      return;
+    }
+    // Content-Length may be absent (chunked, HTTP/2) or lie: count what actually arrives.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    /** Refused, dispatched or abandoned: each request is settled once. */
+    let settled = false;
+    const abandon = (): void => {
+      if (settled) return;
+      settled = true;
+      conn.inFlight--;
+      if (this.#closed !== undefined && conn.inFlight === 0) conn.session?.close();
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > this.#maxBodySize) {
+        settled = true;
+        req.removeListener("data", onData);
+        this.#refuse(req, res, conn, h2, this.#bodyTooLarge(), !h2);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      if (settled) return;
+      // node's HTTP/2 layer also ends the body of a stream that was reset or lost mid-upload: that
+      // body is truncated and must never reach a handler.
+      if (h2 ? req.aborted : !req.complete) {
+        abandon();
+        return;
+      }
+      settled = true;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      this.#serve(req, res, conn, h2, body);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    // A client that gives up mid-upload is never answered: stop counting its request.
+    req.once("close", abandon);
+  }
+
+  /** node has already refused an HTTP/1.1 block over the size limit; only the count is left. */
+  #h1HeaderError(raw: string[]): HttpError | undefined {
+    if (raw.length <= 2 * this.#maxHeadersCount) return undefined;
+    return HttpErrors.RequestHeaderTooLarge(
+      `Too many headers (max number allowed: ${this.#maxHeadersCount})`,
+    );
+  }
+
+  #h2HeaderError(raw: string[]): HttpError | undefined {
+    let size = 0;
+    let count = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i];
+      size += name.length + raw[i + 1].length;
+      if (name.charCodeAt(0) !== 58 /* ':' */) count++;
+    }
+    if (count > this.#maxHeadersCount) {
+      return HttpErrors.RequestHeaderTooLarge(
+        `Too many headers (max number allowed: ${this.#maxHeadersCount})`,
+      );
+    }
+    if (size > this.#maxHeaderSize) return this.#headersTooLarge();
+    return undefined;
+  }
+
+  #headersTooLarge(): HttpError {
+    return HttpErrors.RequestHeaderTooLarge(
+      `Request headers are too large (max size allowed: ${this.#maxHeaderSize})`,
+    );
+  }
+
+  #bodyTooLarge(): HttpError {
+    this.#errors.requestPayloadTooLarge++;
+    return HttpErrors.RequestBodyTooLarge(
+      `HTTP request body is too large (max size allowed: ${this.#maxBodySize})`,
+    );
+  }
+
+  #connection(req: Request, h2: boolean): Connection | undefined {
+    let owner: object;
+    let socket: TLSSocket;
+    let session: http2.ServerHttp2Session | undefined;
+    if (h2) {
+      // A stream on this server belongs to a server session.
+      session = (req as http2.Http2ServerRequest).stream.session as
+        | http2.ServerHttp2Session
+        | undefined;
+      if (session === undefined) return undefined;
+      owner = session;
+      socket = session.socket as TLSSocket;
+    } else {
+      // This port only accepts TLS, so the request's socket is a TLSSocket.
+      socket = req.socket as TLSSocket;
+      owner = socket;
+    }
+    let conn = this.#connections.get(owner);
+    if (conn === undefined) {
+      conn = {
+        cert: peerCertificate(socket),
+        inFlight: 0,
+        capped:
+          this.#cappedPeers.size > 0 &&
+          this.#cappedPeers.has(peerKey(socket.remoteAddress, socket.remotePort)),
+        session,
+      };
+      this.#connections.set(owner, conn);
+    }
+    return conn;
+  }
+
+  #serve(req: Request, res: Response, conn: Connection, h2: boolean, body: Buffer): void {
+    const url = req.url ?? "/";
+    let path = url;
+    let query = "";
+    const q = url.indexOf("?");
+    if (q !== -1) {
+      path = url.slice(0, q);
+      query = url.slice(q + 1);
+      const fragment = query.indexOf("#");
+      if (fragment !== -1) query = query.slice(0, fragment);
+    }
+    const headers = req.headers;
+    const setCookie = headers["set-cookie"];
+    // node keeps a repeated set-cookie as an array; every other repeat is already joined.
+    if (setCookie !== undefined) {
+      (headers as Record<string, unknown>)["set-cookie"] = setCookie.join(", ");
+    }
+    const request: EndpointRequest = {
+      method: req.method ?? "",
+      path,
+      query,
+      params: {},
+      // Only set-cookie could have been an array, and it is joined above.
+      headers: headers as Record<string, string>,
+      body,
+      clientCert: conn.cert,
+      httpVersion: req.httpVersion,
+      hostname: hostnameOf(h2 ? (headers[":authority"] ?? headers.host) : headers.host),
+    };
+    const out = dispatch(this.#router, request, this.#onError);
+    if (out instanceof Promise) {
+      // dispatch never rejects; the catch keeps a bug in #send from becoming a fatal rejection.
+      out
+        .then((r) => this.#send(res, conn, h2, r))
+        .catch((err: unknown) => this.#onError?.(err, request));
+    } else {
+      this.#send(res, conn, h2, out);
+    }
+  }
+
+  /**
+   * Answers with `err`, then ends the session (HTTP/1.1: the rest of the request is not read, so the
+   * connection cannot be reused) or, for HTTP/2, just the stream.
+   */
+  #refuse(
+    req: Request,
+    res: Response,
+    conn: Connection,
+    h2: boolean,
+    err: HttpError,
+    endSession: boolean,
+  ): void {
+    const out = errorResponse(err);
+    if (!h2) {
+      out.headers.connection = "close";
+      this.#send(res, conn, h2, out);
+      return;
+    }
+    this.#send(res, conn, h2, out);
+    const stream = (req as http2.Http2ServerRequest).stream;
+    if (endSession) {
+      afterStream(stream, () => conn.session?.close());
+      return;
+    }
+    // RFC 9113 8.1 lets us reset the stream now, but undici 7 then fails the request (its upload is
+    // cut short) instead of reporting our answer: read and drop what is still coming, without
+    // keeping it, and reset only a client that keeps sending well past the limit.
+    const drainLimit = Math.max(this.#maxBodySize, MIN_DRAIN_BYTES);
+    let drained = 0;
+    const drop = (chunk: Buffer): void => {
+      drained += chunk.length;
+      if (drained > drainLimit) {
+        req.removeListener("data", drop);
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
+    };
+    req.on("data", drop);
+    req.resume();
+  }
+
+  #send(res: Response, conn: Connection, h2: boolean, out: RpcResponse): void {
+    conn.inFlight--;
+    const closing = this.#closed !== undefined;
+    if (closing && !h2) out.headers.connection = "close";
+    try {
+      res.writeHead(out.status, out.headers);
+      res.end(out.body);
+    } catch {
+      // The stream was reset or the socket closed while the handler ran: nobody is left to answer.
+    }
+    if (closing && h2) {
+      afterStream((res as http2.Http2ServerResponse).stream, () => {
+        if (conn.inFlight === 0) conn.session?.close();
+      });
+    }
+  }
+}
