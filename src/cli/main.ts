@@ -4,31 +4,60 @@ import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
 import { LedgerSecrets, readLedger } from "../ledger/index.js";
 
-function notYet(name: string): () => never {
-  return () => {
-    throw new CcfError("NotAvailable", `'ccf-ts ${name}' is not available yet in this version`);
-  };
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseIntArg(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new CcfError("InvalidArgument", `${flag} ${value}: not a whole number`);
+  return Number(value);
 }
 
 export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
   const program = new Command("ccf-ts").exitOverride().configureOutput({
     writeErr: (s) => process.stderr.write(s),
   });
   program
     .command("sandbox")
-    .description("start a local network (not yet available)")
-    .allowUnknownOption()
-    .action(notYet("sandbox"));
+    .description("start a local network with its identities in a workspace")
+    .option("--nodes <n>", "number of nodes", "1")
+    .option("--workspace <dir>", "workspace directory", "workspace")
+    .option("--port <p>", "port of node 0 (node i listens on p+i)", "8000")
+    .option("--constitution <file>", "constitution file (repeatable, concatenated in order)", collect, [])
+    .option("--verbose", "debug logging in the nodes")
+    .action(async (opts: { nodes: string; workspace: string; port: string; constitution: string[]; verbose?: boolean }) => {
+      const { runSandbox } = await import("./sandbox.js");
+      exitCode = await runSandbox({
+        nodes: parseIntArg("--nodes", opts.nodes),
+        workspace: opts.workspace,
+        port: parseIntArg("--port", opts.port),
+        ...(opts.constitution.length > 0 ? { constitution: opts.constitution } : {}),
+        verbose: opts.verbose === true,
+      });
+    });
   program
     .command("node")
-    .description("run one node (not yet available)")
-    .allowUnknownOption()
-    .action(notYet("node"));
+    .description("run one node from a CCF configuration file")
+    .requiredOption("--config <file>", "configuration file (CCF's format)")
+    .option("--log-level <level>", "trace, debug, info, fail or fatal", "info")
+    .option("--check", "only validate the configuration")
+    .action(async (opts: { config: string; logLevel: string; check?: boolean }) => {
+      const { runNodeCommand } = await import("../node/main.js");
+      exitCode = await runNodeCommand({ config: opts.config, logLevel: opts.logLevel, check: opts.check === true });
+    });
   program
     .command("keygen")
-    .description("generate an identity (not yet available)")
-    .allowUnknownOption()
-    .action(notYet("keygen"));
+    .description("generate an identity: NAME_cert.pem and NAME_privk.pem (P-384)")
+    .requiredOption("--name <name>", "identity name")
+    .option("--gen-enc-key", "also an RSA-2048 encryption key pair (recovery members)")
+    .action(async (opts: { name: string; genEncKey?: boolean }) => {
+      const { keygen } = await import("./keygen.js");
+      for (const f of await keygen({ name: opts.name, genEncKey: opts.genEncKey === true })) {
+        process.stdout.write(`${f}\n`);
+      }
+    });
   program
     .command("ledger")
     .description("read and verify a ledger directory offline, as CCF's read_ledger.py does")
@@ -70,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     );
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof CcfError) {

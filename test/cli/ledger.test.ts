@@ -45,10 +45,4 @@ describe("ccf-ts command", () => {
     assert.equal(empty.status, 1);
     assert.match(empty.stderr, /no ledger chunk files/);
   });
-
-  it("says plainly that commands of later issues are not available yet", () => {
-    const r = ccfTs("sandbox");
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /'ccf-ts sandbox' is not available yet/);
-  });
 });

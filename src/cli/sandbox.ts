@@ -1,0 +1,156 @@
+// `ccf-ts sandbox`: a local service in ./workspace laid out as CCF's sandbox: identities in
+// `sandbox_common/`, node i's config, log and ledger in `sandbox_<i>/`. Each node is its own
+// process, a child of the sandbox; Ctrl+C or SIGTERM stops them all.
+//
+// Today it starts one node (replication comes with the consensus issues); users and the JS app
+// come with the JS runtime issue.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, request } from "undici";
+import { CcfError } from "../errors.js";
+import { PACKAGE_ROOT } from "../node/version.js";
+import { keygen } from "./keygen.js";
+
+export interface SandboxOptions {
+  nodes: number;
+  workspace: string;
+  port: number;
+  constitution?: string[];
+  verbose?: boolean;
+}
+
+export const DEFAULT_CONSTITUTION = join(PACKAGE_ROOT, "samples/constitutions/minimal/constitution.js");
+/** Nodes run the same ccf-ts entry point (and Node flags) as the sandbox itself. */
+function nodeCommand(): string[] {
+  const entry = process.argv[1] ?? join(PACKAGE_ROOT, "bin/ccf-ts.js");
+  return [...process.execArgv, entry];
+}
+const START_TIMEOUT_MS = 60_000;
+
+export async function runSandbox(opts: SandboxOptions): Promise<number> {
+  if (opts.nodes !== 1) {
+    throw new CcfError("NotAvailable", `--nodes ${opts.nodes}: only single-node services are available yet`);
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+    throw new CcfError("InvalidArgument", `--port ${opts.port} is not a port number`);
+  }
+  const constitutions = (opts.constitution ?? [DEFAULT_CONSTITUTION]).map((f) => resolve(f));
+  for (const f of constitutions) {
+    if (!existsSync(f)) throw new CcfError("InvalidArgument", `--constitution ${f}: no such file`);
+  }
+  const workspace = resolve(opts.workspace);
+  const common = join(workspace, "sandbox_common");
+  rmSync(workspace, { recursive: true, force: true });
+  mkdirSync(common, { recursive: true });
+  for (let i = 0; i < 3; i++) {
+    await keygen({ name: `member${i}`, genEncKey: true, dir: common, validityDays: 90 });
+    await keygen({ name: `user${i}`, dir: common, validityDays: 90 });
+  }
+
+  const dir = join(workspace, "sandbox_0");
+  mkdirSync(dir, { recursive: true });
+  const config = {
+    network: {
+      node_to_node_interface: { bind_address: "127.0.0.1:0" },
+      rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${opts.port}` } },
+    },
+    node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1"], initial_validity_days: 90 },
+    command: {
+      type: "Start",
+      service_certificate_file: join(common, "service_cert.pem"),
+      start: {
+        members: [0, 1, 2].map((i) => ({
+          certificate_file: join(common, `member${i}_cert.pem`),
+          encryption_public_key_file: join(common, `member${i}_enc_pubk.pem`),
+        })),
+        constitution_files: constitutions,
+        service_configuration: { recovery_threshold: 1 },
+        initial_service_certificate_validity_days: 90,
+      },
+    },
+    ledger: { directory: "0.ledger" },
+    snapshots: { directory: "snapshots" },
+    ledger_signatures: { tx_count: 5000, delay: "100ms" },
+    output_files: {
+      node_certificate_file: "0.pem",
+      pid_file: "node.pid",
+      rpc_addresses_file: "0.rpc_addresses.json",
+      node_to_node_address_file: "0.node_address.json",
+    },
+  };
+  const configPath = join(dir, "0.config.json");
+  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+
+  const logFd = openSync(join(dir, "out"), "a");
+  const child = spawn(
+    process.execPath,
+    [...nodeCommand(), "node", "--config", configPath, "--log-level", opts.verbose === true ? "debug" : "info"],
+    { cwd: dir, stdio: ["ignore", logFd, logFd] },
+  );
+  const exited = new Promise<number>((res) =>
+    child.once("exit", (code, signal) => res(code ?? (signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1))),
+  );
+  const stopAll = () => stopChild(child);
+  process.on("SIGINT", stopAll);
+  process.on("SIGTERM", stopAll);
+
+  const address = await waitForNode(dir, join(common, "service_cert.pem"), exited);
+  if (address === undefined) {
+    process.stderr.write(`ccf-ts sandbox: node 0 did not start; see ${join(dir, "out")}\n`);
+    stopAll();
+    return 1;
+  }
+  process.stdout.write(
+    [
+      `Started a network of 1 node in ${workspace}`,
+      `  node 0: https://${address} (log: ${join(dir, "out")}, ledger: ${join(dir, "0.ledger")})`,
+      `Identities and the service certificate are in ${common}:`,
+      "  service_cert.pem, member{0,1,2}_{cert,privk}.pem, member{0,1,2}_enc_{pubk,privk}.pem,",
+      "  user{0,1,2}_{cert,privk}.pem",
+      `Try: curl --cacert ${join(common, "service_cert.pem")} https://${address}/node/network`,
+      "Press Ctrl+C to stop.",
+      "",
+    ].join("\n"),
+  );
+  const code = await exited;
+  process.stdout.write(`node 0 exited (${code})\n`);
+  return code;
+}
+
+function stopChild(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+}
+
+/** Waits until node 0 reports its address and answers as part of the network. */
+async function waitForNode(dir: string, serviceCert: string, exited: Promise<number>): Promise<string | undefined> {
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  const addressFile = join(dir, "0.rpc_addresses.json");
+  while (!done && Date.now() < deadline) {
+    if (existsSync(addressFile) && existsSync(serviceCert)) {
+      const address = (JSON.parse(readFileSync(addressFile, "utf8")) as Record<string, string>).primary_rpc_interface;
+      if (address !== undefined && (await isPartOfNetwork(address, readFileSync(serviceCert, "utf8")))) return address;
+    }
+    await sleep(100);
+  }
+  return undefined;
+}
+
+async function isPartOfNetwork(address: string, ca: string): Promise<boolean> {
+  const agent = new Agent({ connect: { ca } });
+  try {
+    const res = await request(`https://${address}/node/state`, { dispatcher: agent });
+    const body = (await res.body.json()) as { state?: string };
+    return body.state === "PartOfNetwork";
+  } catch {
+    return false;
+  } finally {
+    await agent.close();
+  }
+}

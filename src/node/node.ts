@@ -1,0 +1,501 @@
+// One ccf-ts node process: from a validated config, it creates its identity, starts the service
+// (genesis), opens its ledger, serves its RPC interfaces, signs on a timer, and commits once a
+// signature is durable. Until replication exists (the consensus issue) a node is a service of one,
+// so "replicated on a majority" means "on this node's disk".
+
+import { writeFileSync } from "node:fs";
+import * as net from "node:net";
+import type { Logger } from "pino";
+import {
+  createEndorsedCertificate,
+  createServiceCertificate,
+  EcKeyPair,
+  sha256,
+  systemRng,
+} from "../crypto/index.js";
+import {
+  commonEndpoints,
+  type Endpoint,
+  EndpointMetrics,
+  type NodeContext,
+  type NodeStartupState,
+  nodeEndpoints,
+  type Quote,
+  type SessionMetrics,
+  type TxStatus,
+} from "../endpoints/index.js";
+import { CcfError } from "../errors.js";
+import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables } from "../kv/index.js";
+import {
+  decodeEntry,
+  FileLedger,
+  LedgerSecrets,
+  systemClock,
+  type TxId,
+  TxPipeline,
+} from "../ledger/index.js";
+import {
+  buildReceipt,
+  decodePrimarySignature,
+  MerkleTree,
+  type Receipt,
+} from "../merkle/index.js";
+import { Router, RpcServer } from "../rpc/index.js";
+import { type NodeConfig, splitAddress } from "./config.js";
+import { writeGenesis } from "./genesis.js";
+import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
+import { readConfigFile } from "./files.js";
+import { VERSION } from "./version.js";
+
+const FIRST_VIEW = 2;
+
+interface Interface {
+  name: string;
+  server: RpcServer;
+  address: string;
+  softCap: number;
+  hardCap: number;
+}
+
+export class Node implements NodeContext {
+  readonly nodeId: string;
+  readonly version = { ccf_version: `ccf-ts-${VERSION}`, quickjs_version: "", unsafe: false };
+  readonly store = new Store();
+  private readonly tree = new MerkleTree();
+  private readonly router = new Router();
+  private readonly metrics = new EndpointMetrics();
+  private readonly interfaces: Interface[] = [];
+  private readonly signatureSeqnos: number[] = [];
+  private nodeState: NodeStartupState = "Initialized";
+  private commitSeqno = 0;
+  private pipeline!: TxPipeline;
+  private storage!: FileLedger;
+  private n2n: net.Server | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private flushAgain = false;
+  private stopped = false;
+
+  private constructor(
+    private readonly config: NodeConfig,
+    private readonly identity: NodeIdentity,
+    private readonly log: Logger,
+  ) {
+    this.nodeId = identity.nodeId;
+  }
+
+  /** Starts a new service (command type Start) with this node as its first, trusted node. */
+  static async start(config: NodeConfig, log: Logger): Promise<Node> {
+    if (config.command.type !== "Start") {
+      throw new CcfError("NotAvailable", `command.type ${config.command.type} is not available yet`);
+    }
+    const start = config.command.start;
+    if (start === undefined) throw new CcfError("InvalidConfig", "command.start is required");
+    const now = new Date();
+    const identity = await createNodeIdentity({
+      curve: config.node_certificate.curve_id === "Secp256R1" ? "secp256r1" : "secp384r1",
+      subjectName: config.node_certificate.subject_name,
+      subjectAltNames: config.node_certificate.subject_alt_names,
+      validityDays: config.node_certificate.initial_validity_days,
+      version: VERSION,
+      now,
+    });
+    const node = new Node(config, identity, log);
+    await node.startService(now);
+    return node;
+  }
+
+  private async startService(now: Date): Promise<void> {
+    const config = this.config;
+    const start = config.command.start as NonNullable<NodeConfig["command"]["start"]>;
+    const serviceKey = EcKeyPair.generate("secp384r1");
+    const serviceCert = await createServiceCertificate(serviceKey, {
+      subjectName: start.service_subject_name,
+      validFrom: now,
+      validityDays: start.initial_service_certificate_validity_days,
+    });
+    const endorsedCert = await createEndorsedCertificate({
+      subjectPublicKey: this.identity.key.publicKey,
+      subjectName: this.identity.subjectName,
+      sans: this.identity.sans,
+      issuerKey: serviceKey,
+      issuerCertPem: serviceCert,
+      validFrom: now,
+      validityDays: config.node_certificate.initial_validity_days,
+    });
+    this.storage = FileLedger.open(config.ledger.directory, { chunkSize: config.ledger.chunk_size });
+    if (this.storage.lastSeqno !== 0) {
+      await this.storage.close();
+      throw new CcfError(
+        "InvalidConfig",
+        `ledger.directory ${config.ledger.directory} already holds a ledger: a new service needs an empty one`,
+      );
+    }
+    const secrets = new LedgerSecrets([{ key: Buffer.from(systemRng.bytes(32)), version: 1 }]);
+    this.pipeline = new TxPipeline({
+      store: this.store,
+      storage: this.storage,
+      tree: this.tree,
+      secrets,
+      node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
+      service: {
+        key: serviceKey,
+        issuer: start.cose_signatures.issuer,
+        subject: start.cose_signatures.subject,
+      },
+      view: FIRST_VIEW,
+      signatures: { txCount: config.ledger_signatures.tx_count, delayMs: config.ledger_signatures.delay },
+      clock: systemClock,
+      onAppend: (seqno, _view, _entry, signature) => {
+        if (signature) this.signatureSeqnos.push(seqno);
+      },
+    });
+
+    // Listen first: the node's own record carries the addresses it serves on.
+    for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
+      const server = new RpcServer({
+        key: this.identity.key.privateKeyPem,
+        cert: endorsedCert,
+        router: this.router,
+        maxOpenSessionsSoft: iface.max_open_sessions_soft,
+        maxOpenSessionsHard: iface.max_open_sessions_hard,
+        maxBodySize: iface.http_configuration.max_body_size,
+        maxHeaderSize: iface.http_configuration.max_header_size,
+        maxHeadersCount: iface.http_configuration.max_headers_count,
+        onError: (err, req) => this.log.error({ err, path: req.path }, "request failed"),
+      });
+      const bind = splitAddress(iface.bind_address);
+      const bound = await server.listen(bind.host, bind.port);
+      this.interfaces.push({
+        name,
+        server,
+        address: `${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}`,
+        softCap: iface.max_open_sessions_soft,
+        hardCap: iface.max_open_sessions_hard,
+      });
+    }
+    const n2nAddress = await this.listenNodeToNode();
+
+    const rpcInfo: Record<string, unknown> = {};
+    for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
+      const bound = this.interfaces.find((i) => i.name === name)?.address ?? iface.bind_address;
+      const published = publishedAddress(iface.published_address, iface.bind_address, bound);
+      rpcInfo[name] = {
+        app_protocol: iface.app_protocol,
+        bind_address: bound,
+        endorsement: iface.endorsement,
+        forwarding_timeout_ms: iface.forwarding_timeout_ms,
+        http_configuration: {
+          max_body_size: String(iface.http_configuration.max_body_size),
+          max_header_size: String(iface.http_configuration.max_header_size),
+          max_headers_count: iface.http_configuration.max_headers_count,
+        },
+        max_open_sessions_hard: iface.max_open_sessions_hard,
+        max_open_sessions_soft: iface.max_open_sessions_soft,
+        protocol: "tcp",
+        published_address: published,
+      };
+    }
+    const n2nPublished = publishedAddress(
+      config.network.node_to_node_interface.published_address,
+      config.network.node_to_node_interface.bind_address,
+      n2nAddress,
+    );
+    const nodeInfo: Record<string, unknown> = {
+      code_digest: Buffer.from(VIRTUAL_MEASUREMENT).toString("hex"),
+      encryption_pub_key: this.identity.encryptionKey.publicKeyPem,
+      node_to_node_interface: { bind_address: n2nAddress, published_address: n2nPublished },
+      public_key: this.identity.key.publicKeyPem,
+      quote_info: { endorsements: "", format: "Insecure_Virtual", quote: this.identity.quote },
+      rpc_interfaces: rpcInfo,
+      status: "Trusted",
+    };
+    if (config.node_data_json_file !== undefined) {
+      nodeInfo.node_data = readConfigFile(config.node_data_json_file, "node_data_json_file", true);
+    }
+    const serviceConfig: Record<string, unknown> = {
+      maximum_node_certificate_validity_days: start.service_configuration.maximum_node_certificate_validity_days,
+      maximum_service_certificate_validity_days:
+        start.service_configuration.maximum_service_certificate_validity_days,
+      recovery_threshold: start.service_configuration.recovery_threshold,
+    };
+    if (start.service_configuration.recent_cose_proposals_window_size !== 100) {
+      serviceConfig.recent_cose_proposals_window_size = start.service_configuration.recent_cose_proposals_window_size;
+    }
+    const members = start.members.map((m, i) => {
+      const field = `command.start.members[${i}]`;
+      const member: Parameters<typeof writeGenesis>[1]["members"][number] = {
+        cert: readConfigFile(m.certificate_file, `${field}.certificate_file`) as string,
+      };
+      if (m.encryption_public_key_file !== undefined) {
+        member.encryptionPublicKey = readConfigFile(
+          m.encryption_public_key_file,
+          `${field}.encryption_public_key_file`,
+        ) as string;
+      }
+      if (m.data_json_file !== undefined) {
+        member.memberData = readConfigFile(m.data_json_file, `${field}.data_json_file`, true);
+      }
+      if (m.recovery_role !== undefined) member.recoveryRole = m.recovery_role;
+      return member;
+    });
+    const constitution = start.constitution_files
+      .map((f, i) => readConfigFile(f, `command.start.constitution_files[${i}]`) as string)
+      .join("\n");
+    const serviceData =
+      config.service_data_json_file === undefined
+        ? undefined
+        : readConfigFile(config.service_data_json_file, "service_data_json_file", true);
+
+    this.pipeline.execute((tx) =>
+      writeGenesis(tx, {
+        serviceCert,
+        ...(serviceData === undefined ? {} : { serviceData }),
+        createTxId: `${FIRST_VIEW}.1`,
+        members,
+        configuration: serviceConfig,
+        constitution,
+        node: { id: this.nodeId, info: nodeInfo, endorsedCert, hostData: this.identity.hostData },
+      }),
+    );
+    this.pipeline.emitSignature();
+    await this.flushAndCommit();
+
+    writeFileSync(config.command.service_certificate_file, serviceCert);
+    writeFileSync(config.output_files.node_certificate_file, this.identity.selfSignedCert);
+    writeFileSync(config.output_files.pid_file, String(process.pid));
+    if (config.output_files.rpc_addresses_file !== undefined) {
+      const addresses: Record<string, string> = {};
+      for (const i of this.interfaces) addresses[i.name] = i.address;
+      writeFileSync(config.output_files.rpc_addresses_file, JSON.stringify(addresses));
+    }
+    if (config.output_files.node_to_node_address_file !== undefined) {
+      writeFileSync(
+        config.output_files.node_to_node_address_file,
+        JSON.stringify({ node_to_node_interface: n2nAddress }),
+      );
+    }
+
+    this.nodeGroup = [
+      ...nodeEndpoints(this),
+      ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
+    ].map((e) => this.metrics.wrap(e));
+    this.appGroup = commonEndpoints("/app", "CCF Application API", this, this.metrics, () => this.appGroup).map(
+      (e) => this.metrics.wrap(e),
+    );
+    this.govGroup = commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup).map(
+      (e) => this.metrics.wrap(e),
+    );
+    this.router.setEndpoints("node", this.nodeGroup);
+    this.router.setEndpoints("app", this.appGroup);
+    this.router.setEndpoints("gov", this.govGroup);
+    this.nodeState = "PartOfNetwork";
+    this.ticker = setInterval(() => this.tick(), Math.max(1, this.config.tick_interval));
+    this.log.info(
+      { node_id: this.nodeId, rpc: this.interfaces.map((i) => i.address), node_to_node: n2nAddress },
+      "service started",
+    );
+  }
+
+  private nodeGroup: Endpoint[] = [];
+  private appGroup: Endpoint[] = [];
+  private govGroup: Endpoint[] = [];
+
+  /** Addresses the RPC interfaces listen on, by interface name. */
+  rpcAddresses(): Record<string, string> {
+    return Object.fromEntries(this.interfaces.map((i) => [i.name, i.address]));
+  }
+
+  /**
+   * The node-to-node listener. Its protocol comes with replication (the multi-node issue); for now
+   * it only binds, so the address the config names is taken and can be reported.
+   */
+  private async listenNodeToNode(): Promise<string> {
+    const { host, port } = splitAddress(this.config.network.node_to_node_interface.bind_address);
+    const server = net.createServer((socket) => socket.destroy());
+    server.on("error", (err) => this.log.error({ err }, "node-to-node listener failed"));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.n2n = server;
+    const a = server.address() as net.AddressInfo;
+    return `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    try {
+      if (this.pipeline.tick() !== undefined) this.scheduleFlush();
+    } catch (err) {
+      this.log.error({ err }, "signature failed");
+    }
+  }
+
+  /** Flushes the ledger soon, then commits what is durable. */
+  scheduleFlush(): void {
+    if (this.flushing !== undefined) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = this.flushAndCommit()
+      .catch((err: unknown) => this.log.fatal({ err }, "ledger flush failed"))
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.flushAgain && !this.stopped) {
+          this.flushAgain = false;
+          this.scheduleFlush();
+        }
+      });
+  }
+
+  private async flushAndCommit(): Promise<void> {
+    await this.pipeline.flush();
+    const durable = this.storage.durableSeqno;
+    let sig = 0;
+    for (let i = this.signatureSeqnos.length - 1; i >= 0; i--) {
+      const s = this.signatureSeqnos[i] as number;
+      if (s <= durable) {
+        sig = s;
+        break;
+      }
+    }
+    if (sig > this.commitSeqno) {
+      this.commitSeqno = sig;
+      this.pipeline.committed(sig);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    await Promise.all(this.interfaces.map((i) => i.server.close()));
+    await new Promise<void>((resolve) => (this.n2n === undefined ? resolve() : this.n2n.close(() => resolve())));
+    if (this.flushing !== undefined) await this.flushing;
+    await this.storage.close();
+    this.log.info("node stopped");
+  }
+
+  // NodeContext
+
+  state(): NodeStartupState {
+    return this.nodeState;
+  }
+
+  primaryId(): string | undefined {
+    return this.nodeState === "PartOfNetwork" ? this.nodeId : undefined;
+  }
+
+  currentView(): number {
+    return this.pipeline.currentView;
+  }
+
+  lastTxId(): TxId {
+    return { view: this.pipeline.currentView, seqno: this.pipeline.lastSeqno };
+  }
+
+  commitTxId(): TxId {
+    return { view: this.viewOf(this.commitSeqno) ?? FIRST_VIEW, seqno: this.commitSeqno };
+  }
+
+  lastSignedSeqno(): number {
+    return this.pipeline.lastSignedSeqno;
+  }
+
+  startupSeqno(): number {
+    return 0;
+  }
+
+  /** The view a local seqno was written in (one view until elections exist). */
+  private viewOf(seqno: number): number | undefined {
+    return seqno >= 1 && seqno <= this.pipeline.lastSeqno ? FIRST_VIEW : undefined;
+  }
+
+  viewHistory(since = 1): TxId[] {
+    return FIRST_VIEW >= since ? [{ view: FIRST_VIEW, seqno: 1 }] : [];
+  }
+
+  txStatus(id: TxId): TxStatus {
+    const local = this.viewOf(id.seqno);
+    const committed = id.seqno <= this.commitSeqno;
+    if (local !== undefined && local === id.view) return committed ? "Committed" : "Pending";
+    if (local !== undefined && committed) return "Invalid";
+    if (id.view < this.commitTxId().view) return "Invalid";
+    return "Unknown";
+  }
+
+  receipt(id: TxId): Receipt | undefined {
+    if (this.txStatus(id) !== "Committed") return undefined;
+    const sigSeqno = this.signatureSeqnos.find((s) => s >= id.seqno);
+    if (sigSeqno === undefined || sigSeqno > this.commitSeqno) return undefined;
+    const sigEntry = this.storage.read(sigSeqno);
+    if (sigEntry === undefined) return undefined;
+    const raw = decodeEntry(sigEntry).writeSet.get(Tables.SIGNATURES)?.get(keyToString(SINGLETON_KEY));
+    if (raw === undefined || raw === null) return undefined;
+    const sig = decodePrimarySignature(raw);
+    const signature = { sig: sig.sig, node: sig.node, cert: sig.cert ?? "" };
+    if (sigSeqno === id.seqno) return buildReceipt({ proof: [], signature, root: sig.root });
+    const entry = this.storage.read(id.seqno);
+    if (entry === undefined) return undefined;
+    const header = decodeEntry(entry).header;
+    return buildReceipt({
+      proof: this.tree.path(id.seqno, sigSeqno),
+      signature,
+      leafComponents: {
+        writeSetDigest: sha256(entry),
+        commitEvidence: this.pipeline.commitEvidenceFor(id.view, id.seqno),
+        ...(header.claimsDigest === undefined ? {} : { claimsDigest: header.claimsDigest }),
+      },
+    });
+  }
+
+  quote(): Quote {
+    return {
+      node_id: this.nodeId,
+      format: "Insecure_Virtual",
+      raw: this.identity.quote,
+      endorsements: "",
+      measurement: VIRTUAL_MEASUREMENT,
+    };
+  }
+
+  sessionMetrics(): SessionMetrics {
+    const out: SessionMetrics = { active: 0, peak: 0, interfaces: {} };
+    for (const i of this.interfaces) {
+      const stats = i.server.stats();
+      out.active += stats.active;
+      out.peak += stats.peak;
+      out.interfaces[i.name] = {
+        active: stats.active,
+        peak: stats.peak,
+        soft_cap: i.softCap,
+        hard_cap: i.hardCap,
+        errors: {
+          parsing: stats.errors.parsing,
+          request_payload_too_large: stats.errors.requestPayloadTooLarge,
+          request_header_too_large: stats.errors.requestHeaderTooLarge,
+        },
+      };
+    }
+    return out;
+  }
+
+  isReady(_frontend: "app" | "gov"): boolean {
+    return this.nodeState === "PartOfNetwork";
+  }
+
+  /** The service's status as the KV has it. */
+  serviceStatus(): string | undefined {
+    const raw = this.store.get(Tables.SERVICE, keyToString(SINGLETON_KEY));
+    return raw === undefined ? undefined : (decodeValue(Tables.SERVICE, raw) as { status: string }).status;
+  }
+}
+
+/** A published address defaults to the bound one; a port 0 there means "the port we got". */
+function publishedAddress(published: string | undefined, bindConfig: string, bound: string): string {
+  if (published === undefined || published === bindConfig) return bound;
+  const p = splitAddress(published);
+  if (p.port !== 0) return published;
+  return `${p.host.includes(":") ? `[${p.host}]` : p.host}:${splitAddress(bound).port}`;
+}

@@ -1,0 +1,54 @@
+// Helpers for tests that run real processes: spawning the ccf-ts CLI from source, and waiting on a
+// condition with a deadline (never a fixed sleep).
+
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+
+const CLI = join(import.meta.dirname, "ccf-ts-cli.ts");
+// Resolved here, not from the child's working directory (tests run nodes in temp folders).
+const TSX = import.meta.resolve("tsx");
+
+export function ccfTsArgs(...args: string[]): string[] {
+  return ["--import", TSX, CLI, ...args];
+}
+
+/** Runs the CLI to completion. */
+export function runCcfTs(args: string[], cwd?: string) {
+  return spawnSync(process.execPath, ccfTsArgs(...args), { encoding: "utf8", cwd, timeout: 60_000 });
+}
+
+/** Starts the CLI as a long-running child (its output collected). */
+export function startCcfTs(args: string[], cwd?: string): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ccfTsArgs(...args), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  return Object.assign(child, { output: () => out });
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError === undefined ? "" : `: ${String(lastError)}`}`);
+    }
+    await delay(50);
+  }
+}
