@@ -3,6 +3,7 @@
 const benches: Record<string, () => Promise<void>> = {
   core: async () => (await import("./core.js")).run(),
   gcm: async () => (await import("./gcm.js")).run(),
+  sandbox: async () => (await import("./sandbox.js")).run(),
 };
 
 const name = process.argv[2];

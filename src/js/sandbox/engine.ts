@@ -1,0 +1,218 @@
+// The QuickJS WASM module shared by every interpreter of the process, its replacement when a guest
+// breaks it, and the one view into quickjs-emscripten internals the hot path needs.
+
+import { isMainThread, resourceLimits } from "node:worker_threads";
+import {
+  type HostRefId,
+  newQuickJSWASMModule,
+  newVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSWASMModule,
+  RELEASE_SYNC,
+} from "quickjs-emscripten";
+
+/**
+ * One instance of the WASM module. Interpreters share its linear memory (at most 2 GiB, never
+ * returned to the OS while the module lives), so the sum of live interpreters' heaps is bounded
+ * by that too.
+ *
+ * QuickJS's own heap limit (`setMemoryLimit`) cannot bound bytes in this build: without
+ * `malloc_usable_size` under Emscripten it counts every allocation as 8 bytes, so a guest can
+ * allocate a 1 MiB ArrayBuffer for the price of 8. The engine therefore also watches the one
+ * place big allocations must pass, the growth of the WASM memory: while an entry point runs,
+ * growth beyond its budget is refused, which makes the allocation fail inside the engine (a
+ * clean "out of memory").
+ */
+export interface Engine {
+  readonly module: QuickJSWASMModule;
+  /** Set once an exception unwound through WASM frames: the module can no longer be trusted. */
+  poisoned: boolean;
+  /**
+   * Bytes the WASM memory may still grow by (one more chunk while positive): set by the running
+   * entry point, unbounded between entry points.
+   */
+  growthBudget: number;
+  /**
+   * The last growth attempt was refused (a later successful one clears it): the running entry
+   * point is out of memory.
+   */
+  growthRefused: boolean;
+  /** The WASM memory's size now, in bytes. */
+  memoryBytes(): number;
+}
+
+/** The part of `WebAssembly.Memory` used here (its types are not in this project's libraries). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+const WasmMemoryConstructor = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => WasmMemory };
+  }
+).WebAssembly.Memory;
+const PAGE_BYTES = 65536;
+/** What the build declares: 16 MiB to start, 2 GiB at most. */
+const INITIAL_PAGES = 256;
+const MAXIMUM_PAGES = 32768;
+
+async function instantiate(): Promise<Engine> {
+  const memory = new WasmMemoryConstructor({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES });
+  const state = { growthBudget: Number.POSITIVE_INFINITY, growthRefused: false };
+  const grow = memory.grow.bind(memory);
+  // Emscripten grows through this method when malloc runs out; a throw makes that malloc fail.
+  // It grows in chunks (about 5-20% of the memory) bigger than the allocation, so the budget is
+  // checked before a chunk, not against it: an entry point overshoots by one chunk at most.
+  memory.grow = (pages: number): number => {
+    const bytes = pages * PAGE_BYTES;
+    if (state.growthBudget <= 0) {
+      state.growthRefused = true;
+      throw new RangeError("the running interpreter's heap budget is exhausted");
+    }
+    const previous = grow(pages);
+    state.growthBudget -= bytes;
+    state.growthRefused = false;
+    return previous;
+  };
+  const module = await newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory }));
+  return Object.assign(state, {
+    module,
+    poisoned: false,
+    memoryBytes: () => memory.buffer.byteLength,
+  });
+}
+
+let loading: Promise<Engine> | undefined;
+/** What `loading` resolved to, known synchronously so that poisoning it takes effect at once. */
+let loaded: Engine | undefined;
+
+/**
+ * The current engine, instantiated on first use (~10-30 ms) and then shared. A module of our own
+ * rather than `getQuickJS()`'s singleton, so replacing a poisoned one affects only the sandbox.
+ */
+export function loadEngine(): Promise<Engine> {
+  if (loading === undefined) {
+    const attempt = instantiate().then((engine) => {
+      if (loading === attempt) loaded = engine;
+      return engine;
+    });
+    loading = attempt;
+    // A failed load must not stick: the next caller tries again.
+    attempt.catch(() => {
+      if (loading === attempt) loading = undefined;
+    });
+  }
+  return loading;
+}
+
+/**
+ * Marks `engine` unusable (every interpreter on it is then dead) and makes the next
+ * `loadEngine()` instantiate a fresh module. Its interpreters are dropped without being freed:
+ * freeing walks structures the failure may have left half-updated, and an abort inside the module
+ * would throw from every later call.
+ */
+export function poisonEngine(engine: Engine): void {
+  engine.poisoned = true;
+  if (engine === loaded) {
+    loading = undefined;
+    loaded = undefined;
+  }
+}
+
+/**
+ * True when `error` is V8 running out of native stack, or WASM trapping: either unwinds WASM
+ * frames without running their epilogues, which leaves the module's stack pointer and the
+ * interpreter's structures inconsistent.
+ */
+export function isEngineBreakage(error: unknown): boolean {
+  // `WebAssembly.RuntimeError` by name: the global is not in this project's type libraries.
+  return isNativeStackOverflow(error) || (error instanceof Error && error.name === "RuntimeError");
+}
+
+export function isNativeStackOverflow(error: unknown): boolean {
+  return error instanceof RangeError && error.message.includes("call stack size");
+}
+
+const KIB = 1024;
+/** V8's default stack limit on 64-bit platforms (`--stack-size=984`). */
+const V8_DEFAULT_STACK_BYTES = 984 * KIB;
+/** The WASM build's own C stack is 5 MiB; QuickJS's limit must stay inside it. */
+const SHADOW_STACK_CAP = 4 * 1024 * KIB;
+
+/**
+ * The QuickJS stack limit to set for a requested one. QuickJS measures its stack in the WASM
+ * module's linear memory, but each of its frames also takes V8's native stack, ~2-3.5 times as
+ * much for ordinary JS recursion (measured on this build). If V8's stack runs out first the
+ * module is broken, so the limit is capped at a fifth of the thread's native stack, leaving room
+ * for the host frames below the call. Recursion inside C (JSON.stringify or the parser on deeply
+ * nested input) takes far more native stack per QuickJS byte and can still exhaust it; that case
+ * is caught as an engine breakage and reported as the stack limit.
+ */
+export function effectiveStackLimit(requested: number): number {
+  const cap = Math.min(Math.floor(nativeStackBytes() / 5), SHADOW_STACK_CAP);
+  return requested > 0 ? Math.min(requested, cap) : cap;
+}
+
+function nativeStackBytes(): number {
+  if (!isMainThread && resourceLimits.stackSizeMb !== undefined) {
+    return Math.floor(resourceLimits.stackSizeMb * 1024 * KIB);
+  }
+  for (const arg of process.execArgv) {
+    const match = /^--stack[-_]size=(\d+)$/.exec(arg);
+    if (match?.[1] !== undefined) return Number(match[1]) * KIB;
+  }
+  return V8_DEFAULT_STACK_BYTES;
+}
+
+/**
+ * The members of quickjs-emscripten 0.32.0's `QuickJSContext` (pinned in package.json) that its
+ * typings keep private and the hot path needs: the FFI, for the binary-object calls and for
+ * clearing the exception a failed call leaves pending, and the context's host-call dispatcher,
+ * which we replace with a synchronous one (the library's runs every host call through a generator
+ * built for asyncify, about 6 us of the ~8 us a call took). Calls into the guest also go to the FFI
+ * directly, with an argument array allocated once instead of per call.
+ */
+export interface ContextInternals {
+  readonly ctx: { readonly value: number };
+  readonly ffi: {
+    QTS_ResolveException(ctx: number, maybeException: number): number;
+    QTS_FreeValuePointer(ctx: number, value: number): void;
+    QTS_DupValuePointer(ctx: number, value: number): number;
+    QTS_Throw(ctx: number, error: number): number;
+    QTS_ArgvGetJSValueConstPointer(argv: number, index: number): number;
+    QTS_Call(
+      ctx: number,
+      fn: number,
+      thisValue: number,
+      argc: number,
+      argvPointers: number,
+    ): number;
+    QTS_bjson_encode(ctx: number, value: number): number;
+    QTS_bjson_decode(ctx: number, data: number): number;
+    QTS_GetArrayBuffer(ctx: number, value: number): number;
+    QTS_GetArrayBufferLength(ctx: number, value: number): number;
+    QTS_NewArrayBuffer(ctx: number, buffer: number, length: number): number;
+  };
+  readonly module: {
+    readonly HEAPU8: Uint8Array;
+    _malloc(size: number): number;
+    _free(ptr: number): void;
+  };
+  readonly memory: { heapValueHandle(ptr: number): QuickJSHandle };
+  readonly cToHostCallbacks: { callFunction: HostCallDispatcher };
+}
+
+/** Called by the engine for each host-function call: an owned JSValue pointer, 0 for undefined. */
+export type HostCallDispatcher = (
+  ctx: number,
+  thisPtr: number,
+  argc: number,
+  argv: number,
+  fnId: HostRefId,
+) => number;
+
+export function internalsOf(context: QuickJSContext): ContextInternals {
+  // The engine boundary: these members exist at run time but are private in the typings.
+  return context as unknown as ContextInternals;
+}

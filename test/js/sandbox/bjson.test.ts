@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { QuickJSContext } from "quickjs-emscripten";
+import { decodeGuestValue, encodeHostValue, UNSUPPORTED } from "../../../src/js/sandbox/bjson.js";
+import { loadEngine } from "../../../src/js/sandbox/engine.js";
+import { GuestView, type HostValue } from "../../../src/js/sandbox/index.js";
+
+/** What the engine itself writes for the guest value `expression`. */
+function engineBytes(context: QuickJSContext, expression: string): Uint8Array {
+  const value = context.unwrapResult(context.evalCode(`(${expression})`));
+  const encoded = context.encodeBinaryJSON(value);
+  const bytes = context.getArrayBuffer(encoded);
+  const copy = bytes.value.slice();
+  bytes.dispose();
+  encoded.dispose();
+  value.dispose();
+  return copy;
+}
+
+describe("QuickJS binary object format", () => {
+  let context: QuickJSContext;
+  before(async () => {
+    context = (await loadEngine()).module.newContext();
+  });
+  after(() => context.dispose());
+
+  it("writes data exactly as the engine does", () => {
+    const cases: Array<[HostValue, string]> = [
+      [null, "null"],
+      [undefined, "undefined"],
+      [true, "true"],
+      [-5, "-5"],
+      [2147483647, "2147483647"],
+      [-2147483647, "-2147483647"],
+      [1.5, "1.5"],
+      [-0, "-0"],
+      ["h\u00e9", '"h\\u00e9"'],
+      ["\u20ac", '"\\u20ac"'],
+      [255n, "255n"],
+      [-256n, "-256n"],
+      [2n ** 64n, "2n ** 64n"],
+      [[1, [true], "x"], '[1, [true], "x"]'],
+      [{ length: 1, name: { length: 2 } }, "{ length: 1, name: { length: 2 } }"],
+      [new Uint8Array([1, 2, 3]).buffer, "new Uint8Array([1, 2, 3]).buffer"],
+    ];
+    for (const [host, guest] of cases) {
+      assert.deepEqual(encodeHostValue(host), engineBytes(context, guest), guest);
+    }
+  });
+
+  it("reads what the engine writes, typed arrays and shared references included", () => {
+    const read = (expression: string) => decodeGuestValue(engineBytes(context, expression));
+    assert.deepEqual(read(`{ "2": 1, b: [undefined, -0, 10n], c: "\u20ac" }`), {
+      2: 1,
+      b: [undefined, -0, 10n],
+      c: "\u20ac",
+    });
+    assert.deepEqual(
+      read("new Int16Array([1, 2, 3]).subarray(1)"),
+      new GuestView("Int16Array", new Uint8Array([2, 0, 3, 0])),
+    );
+    assert.deepEqual(
+      read("new Float16Array([1])"),
+      new GuestView("Float16Array", new Uint8Array([0, 0x3c])),
+    );
+    const [a, b] = read("(() => { const o = { x: 1 }; return [o, o] })()") as [object, object];
+    assert.equal(a, b);
+    const [buffer, view] = read(
+      "(() => { const u = new Uint8Array([5, 6]); return [u.buffer, u] })()",
+    ) as [ArrayBuffer, GuestView];
+    assert.deepEqual(new Uint8Array(buffer), new Uint8Array([5, 6]));
+    assert.deepEqual(view, new GuestView("Uint8Array", new Uint8Array([5, 6])));
+  });
+
+  it("declines what it does not carry: cycles, dates, boxed primitives", () => {
+    assert.equal(
+      decodeGuestValue(engineBytes(context, "(() => { const o = {}; o.o = o; return o })()")),
+      UNSUPPORTED,
+    );
+    assert.equal(decodeGuestValue(engineBytes(context, "new Date(0)")), UNSUPPORTED);
+    assert.equal(decodeGuestValue(engineBytes(context, "new Number(1)")), UNSUPPORTED);
+    assert.equal(decodeGuestValue(new Uint8Array([5, 0, 8, 3])), UNSUPPORTED, "truncated");
+    assert.equal(decodeGuestValue(new Uint8Array([4, 0, 1])), UNSUPPORTED, "another version");
+  });
+});
