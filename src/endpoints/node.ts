@@ -62,33 +62,104 @@ function json(ctx: NodeContext, body: unknown, status = 200): EndpointResponse {
 
 function serviceInfo(ctx: NodeContext): Record<string, unknown> | undefined {
   const raw = ctx.store.get(Tables.SERVICE, SINGLETON_KEY.toString("latin1"));
-  return raw === undefined ? undefined : (decodeValue(Tables.SERVICE, raw) as Record<string, unknown>);
+  return raw === undefined
+    ? undefined
+    : (decodeValue(Tables.SERVICE, raw) as Record<string, unknown>);
 }
 
 /** Quotes recorded for the trusted nodes in `nodes.info` (virtual quotes carry their measurement). */
 function trustedQuotes(ctx: NodeContext): Quote[] {
   const out: Quote[] = [];
-  ctx.store.begin().map(Tables.NODES).forEach((value, key) => {
-    const info = decodeValue(Tables.NODES, value) as NodeInfoValue & {
-      quote_info?: { format: string; quote: string; endorsements?: string };
-    };
-    if (info.status !== "Trusted" || info.quote_info === undefined) return;
-    let measurement = "";
-    try {
-      const q = JSON.parse(Buffer.from(info.quote_info.quote, "base64").toString()) as { measurement?: string };
-      measurement = q.measurement ?? "";
-    } catch {
-      // not a virtual quote: no measurement to show
-    }
-    out.push({
-      node_id: Buffer.from(key).toString(),
-      format: info.quote_info.format,
-      raw: info.quote_info.quote,
-      endorsements: info.quote_info.endorsements ?? "",
-      measurement,
+  ctx.store
+    .begin()
+    .map(Tables.NODES)
+    .forEach((value, key) => {
+      const info = decodeValue(Tables.NODES, value) as NodeInfoValue & {
+        quote_info?: { format: string; quote: string; endorsements?: string };
+      };
+      if (info.status !== "Trusted" || info.quote_info === undefined) return;
+      let measurement = "";
+      try {
+        const q = JSON.parse(Buffer.from(info.quote_info.quote, "base64").toString()) as {
+          measurement?: string;
+        };
+        measurement = q.measurement ?? "";
+      } catch {
+        // not a virtual quote: no measurement to show
+      }
+      out.push({
+        node_id: Buffer.from(key).toString(),
+        format: info.quote_info.format,
+        raw: info.quote_info.quote,
+        endorsements: info.quote_info.endorsements ?? "",
+        measurement,
+      });
     });
-  });
   return out;
+}
+
+/** The session metrics and commit level as Prometheus exposition text. */
+function prometheusText(ctx: NodeContext): string {
+  const m = ctx.sessionMetrics();
+  const lines: string[] = [];
+  const metric = (
+    name: string,
+    help: string,
+    type: "gauge" | "counter",
+    samples: Array<[string, number]>,
+  ) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
+  };
+  const ifaces = Object.entries(m.interfaces);
+  const label = (iface: string) => `{interface="${iface.replace(/["\\\n]/g, "_")}"}`;
+  metric(
+    "ccf_sessions_active",
+    "Open client sessions",
+    "gauge",
+    ifaces.map(([n, i]) => [label(n), i.active]),
+  );
+  metric(
+    "ccf_sessions_peak",
+    "Most client sessions open at once",
+    "gauge",
+    ifaces.map(([n, i]) => [label(n), i.peak]),
+  );
+  metric(
+    "ccf_sessions_soft_cap",
+    "Sessions past which requests get 503",
+    "gauge",
+    ifaces.map(([n, i]) => [label(n), i.soft_cap]),
+  );
+  metric(
+    "ccf_sessions_hard_cap",
+    "Sessions past which connections are refused",
+    "gauge",
+    ifaces.map(([n, i]) => [label(n), i.hard_cap]),
+  );
+  metric(
+    "ccf_session_errors_parsing_total",
+    "Requests that did not parse",
+    "counter",
+    ifaces.map(([n, i]) => [label(n), i.errors.parsing]),
+  );
+  metric(
+    "ccf_session_errors_request_payload_too_large_total",
+    "Requests refused with 413",
+    "counter",
+    ifaces.map(([n, i]) => [label(n), i.errors.request_payload_too_large]),
+  );
+  metric(
+    "ccf_session_errors_request_header_too_large_total",
+    "Requests refused with 431",
+    "counter",
+    ifaces.map(([n, i]) => [label(n), i.errors.request_header_too_large]),
+  );
+  metric("ccf_commit_seqno", "Seqno of the last committed transaction", "gauge", [
+    ["", ctx.commitTxId().seqno],
+  ]);
+  metric("ccf_current_view", "Current view", "gauge", [["", ctx.currentView()]]);
+  return `${lines.join("\n")}\n`;
 }
 
 export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
@@ -226,6 +297,16 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
       path: "/node/metrics",
       openapi: { summary: "Session metrics" },
       handler: () => ({ status: 200, body: { sessions: ctx.sessionMetrics() } }),
+    },
+    {
+      method: "GET",
+      path: "/node/metrics/prometheus",
+      openapi: { summary: "Session metrics in Prometheus text format (beyond CCF)" },
+      handler: () => ({
+        status: 200,
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        body: prometheusText(ctx),
+      }),
     },
   ];
 }

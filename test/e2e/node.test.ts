@@ -159,6 +159,11 @@ describe("a node process", () => {
     const iface = (metrics.interfaces as Record<string, Record<string, number>>).primary_rpc_interface;
     assert.equal(iface?.soft_cap, 1000);
     assert.equal(iface?.hard_cap, 1010);
+    const prom = await get("/node/metrics/prometheus");
+    assert.equal(prom.status, 200);
+    assert.match(String(prom.headers["content-type"]), /^text\/plain/);
+    assert.match(prom.text, /^ccf_sessions_soft_cap\{interface="primary_rpc_interface"\} 1000$/m);
+    assert.match(prom.text, /^ccf_current_view 2$/m);
     const api = (await get("/node/api")).json();
     assert.equal(api.openapi, "3.0.0");
     assert.ok("/node/network/nodes/{node_id}" in (api.paths as Record<string, unknown>));
