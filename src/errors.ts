@@ -79,10 +79,10 @@ export const HttpErrors = {
   InvalidHeaderValue: (message: string) => new HttpError(400, "InvalidHeaderValue", message),
   MissingRequiredHeader: (message: string) => new HttpError(400, "MissingRequiredHeader", message),
   InvalidResourceName: (message: string) => new HttpError(400, "InvalidResourceName", message),
-  UnsupportedContentType: (message: string) => new HttpError(415, "UnsupportedContentType", message),
+  UnsupportedContentType: (message: string) =>
+    new HttpError(415, "UnsupportedContentType", message),
   RequestBodyTooLarge: (message: string) => new HttpError(413, "RequestBodyTooLarge", message),
-  RequestHeaderTooLarge: (message: string) =>
-    new HttpError(431, "RequestHeaderTooLarge", message),
+  RequestHeaderTooLarge: (message: string) => new HttpError(431, "RequestHeaderTooLarge", message),
   AuthorizationFailed: (message: string) => new HttpError(403, "AuthorizationFailed", message),
   InvalidAuthenticationInfo: (
     message: string,

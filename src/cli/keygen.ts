@@ -19,7 +19,10 @@ export interface KeygenOptions {
 
 export async function keygen(opts: KeygenOptions): Promise<string[]> {
   if (!NAME.test(opts.name)) {
-    throw new CcfError("InvalidArgument", `--name ${JSON.stringify(opts.name)}: use letters, digits, '_', '.', '-'`);
+    throw new CcfError(
+      "InvalidArgument",
+      `--name ${JSON.stringify(opts.name)}: use letters, digits, '_', '.', '-'`,
+    );
   }
   const dir = opts.dir ?? ".";
   const files = [join(dir, `${opts.name}_cert.pem`), join(dir, `${opts.name}_privk.pem`)];
@@ -27,19 +30,20 @@ export async function keygen(opts: KeygenOptions): Promise<string[]> {
     files.push(join(dir, `${opts.name}_enc_pubk.pem`), join(dir, `${opts.name}_enc_privk.pem`));
   }
   const existing = files.filter((f) => existsSync(f));
-  if (existing.length > 0) throw new CcfError("FileExists", `${existing.join(", ")} already exists`);
+  if (existing.length > 0)
+    throw new CcfError("FileExists", `${existing.join(", ")} already exists`);
   const key = EcKeyPair.generate(opts.curve ?? "secp384r1");
   const cert = await createSelfSignedCertificate(key, {
     subjectName: `CN=${opts.name}`,
     validFrom: new Date(),
     validityDays: opts.validityDays ?? 365,
   });
-  writeFileSync(files[0] as string, cert);
-  writeFileSync(files[1] as string, key.privateKeyPem, { mode: 0o600 });
+  writeFileSync(files[0], cert);
+  writeFileSync(files[1], key.privateKeyPem, { mode: 0o600 });
   if (opts.genEncKey === true) {
     const enc = generateRsaKeyPair(2048);
-    writeFileSync(files[2] as string, enc.publicKeyPem);
-    writeFileSync(files[3] as string, enc.privateKeyPem, { mode: 0o600 });
+    writeFileSync(files[2], enc.publicKeyPem);
+    writeFileSync(files[3], enc.privateKeyPem, { mode: 0o600 });
   }
   return files;
 }

@@ -4,13 +4,13 @@ import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
 import { LedgerSecrets, readLedger } from "../ledger/index.js";
 
-
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
 function parseIntArg(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw new CcfError("InvalidArgument", `${flag} ${value}: not a whole number`);
+  if (!/^\d+$/.test(value))
+    throw new CcfError("InvalidArgument", `${flag} ${value}: not a whole number`);
   return Number(value);
 }
 
@@ -25,18 +25,31 @@ export async function main(argv: string[]): Promise<number> {
     .option("--nodes <n>", "number of nodes", "1")
     .option("--workspace <dir>", "workspace directory", "workspace")
     .option("--port <p>", "port of node 0 (node i listens on p+i)", "8000")
-    .option("--constitution <file>", "constitution file (repeatable, concatenated in order)", collect, [])
+    .option(
+      "--constitution <file>",
+      "constitution file (repeatable, concatenated in order)",
+      collect,
+      [],
+    )
     .option("--verbose", "debug logging in the nodes")
-    .action(async (opts: { nodes: string; workspace: string; port: string; constitution: string[]; verbose?: boolean }) => {
-      const { runSandbox } = await import("./sandbox.js");
-      exitCode = await runSandbox({
-        nodes: parseIntArg("--nodes", opts.nodes),
-        workspace: opts.workspace,
-        port: parseIntArg("--port", opts.port),
-        ...(opts.constitution.length > 0 ? { constitution: opts.constitution } : {}),
-        verbose: opts.verbose === true,
-      });
-    });
+    .action(
+      async (opts: {
+        nodes: string;
+        workspace: string;
+        port: string;
+        constitution: string[];
+        verbose?: boolean;
+      }) => {
+        const { runSandbox } = await import("./sandbox.js");
+        exitCode = await runSandbox({
+          nodes: parseIntArg("--nodes", opts.nodes),
+          workspace: opts.workspace,
+          port: parseIntArg("--port", opts.port),
+          ...(opts.constitution.length > 0 ? { constitution: opts.constitution } : {}),
+          verbose: opts.verbose === true,
+        });
+      },
+    );
   program
     .command("node")
     .description("run one node from a CCF configuration file")
@@ -45,7 +58,11 @@ export async function main(argv: string[]): Promise<number> {
     .option("--check", "only validate the configuration")
     .action(async (opts: { config: string; logLevel: string; check?: boolean }) => {
       const { runNodeCommand } = await import("../node/main.js");
-      exitCode = await runNodeCommand({ config: opts.config, logLevel: opts.logLevel, check: opts.check === true });
+      exitCode = await runNodeCommand({
+        config: opts.config,
+        logLevel: opts.logLevel,
+        check: opts.check === true,
+      });
     });
   program
     .command("keygen")

@@ -22,7 +22,10 @@ export interface SandboxOptions {
   verbose?: boolean;
 }
 
-export const DEFAULT_CONSTITUTION = join(PACKAGE_ROOT, "samples/constitutions/minimal/constitution.js");
+export const DEFAULT_CONSTITUTION = join(
+  PACKAGE_ROOT,
+  "samples/constitutions/minimal/constitution.js",
+);
 /** Nodes run the same ccf-ts entry point (and Node flags) as the sandbox itself. */
 function nodeCommand(): string[] {
   const entry = process.argv[1] ?? join(PACKAGE_ROOT, "bin/ccf-ts.js");
@@ -32,7 +35,10 @@ const START_TIMEOUT_MS = 60_000;
 
 export async function runSandbox(opts: SandboxOptions): Promise<number> {
   if (opts.nodes !== 1) {
-    throw new CcfError("NotAvailable", `--nodes ${opts.nodes}: only single-node services are available yet`);
+    throw new CcfError(
+      "NotAvailable",
+      `--nodes ${opts.nodes}: only single-node services are available yet`,
+    );
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     throw new CcfError("InvalidArgument", `--port ${opts.port} is not a port number`);
@@ -87,11 +93,20 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   const logFd = openSync(join(dir, "out"), "a");
   const child = spawn(
     process.execPath,
-    [...nodeCommand(), "node", "--config", configPath, "--log-level", opts.verbose === true ? "debug" : "info"],
+    [
+      ...nodeCommand(),
+      "node",
+      "--config",
+      configPath,
+      "--log-level",
+      opts.verbose === true ? "debug" : "info",
+    ],
     { cwd: dir, stdio: ["ignore", logFd, logFd] },
   );
   const exited = new Promise<number>((res) =>
-    child.once("exit", (code, signal) => res(code ?? (signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1))),
+    child.once("exit", (code, signal) =>
+      res(code ?? (signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1)),
+    ),
   );
   const stopAll = () => stopChild(child);
   process.on("SIGINT", stopAll);
@@ -125,7 +140,11 @@ function stopChild(child: ChildProcess): void {
 }
 
 /** Waits until node 0 reports its address and answers as part of the network. */
-async function waitForNode(dir: string, serviceCert: string, exited: Promise<number>): Promise<string | undefined> {
+async function waitForNode(
+  dir: string,
+  serviceCert: string,
+  exited: Promise<number>,
+): Promise<string | undefined> {
   let done = false;
   void exited.then(() => {
     done = true;
@@ -134,8 +153,13 @@ async function waitForNode(dir: string, serviceCert: string, exited: Promise<num
   const addressFile = join(dir, "0.rpc_addresses.json");
   while (!done && Date.now() < deadline) {
     if (existsSync(addressFile) && existsSync(serviceCert)) {
-      const address = (JSON.parse(readFileSync(addressFile, "utf8")) as Record<string, string>).primary_rpc_interface;
-      if (address !== undefined && (await isPartOfNetwork(address, readFileSync(serviceCert, "utf8")))) return address;
+      const address = (JSON.parse(readFileSync(addressFile, "utf8")) as Record<string, string>)
+        .primary_rpc_interface;
+      if (
+        address !== undefined &&
+        (await isPartOfNetwork(address, readFileSync(serviceCert, "utf8")))
+      )
+        return address;
     }
     await sleep(100);
   }

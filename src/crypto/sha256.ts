@@ -149,7 +149,7 @@ export class HmacSha256 {
   constructor(key: Uint8Array) {
     const k = key.length > 64 ? hash("sha256", key, "buffer") : key;
     for (let i = 0; i < 64; i++) {
-      const b = i < k.length ? (k[i]) : 0;
+      const b = i < k.length ? k[i] : 0;
       this.ipad[i] = b ^ 0x36;
       this.outer[i] = b ^ 0x5c;
     }

@@ -14,7 +14,9 @@ const TX_ID_PARAM = "transaction_id";
 function txIdFromQuery(req: EndpointRequest): { view: number; seqno: number } {
   const value = parseQuery(req.query).get(TX_ID_PARAM);
   if (value === undefined) {
-    throw HttpErrors.InvalidQueryParameterValue(`Query string must contain a '${TX_ID_PARAM}' parameter`);
+    throw HttpErrors.InvalidQueryParameterValue(
+      `Query string must contain a '${TX_ID_PARAM}' parameter`,
+    );
   }
   const id = parseTxId(value);
   if (id === undefined) {
@@ -93,7 +95,11 @@ export function commonEndpoints(
             `Transaction ${txIdString(id)} is pending or unknown.`,
           );
         }
-        return { status: 200, headers: { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) }, body: receipt };
+        return {
+          status: 200,
+          headers: { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) },
+          body: receipt,
+        };
       },
     },
     {

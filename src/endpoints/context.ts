@@ -36,7 +36,11 @@ export interface SessionMetrics {
       peak: number;
       soft_cap: number;
       hard_cap: number;
-      errors: { parsing: number; request_payload_too_large: number; request_header_too_large: number };
+      errors: {
+        parsing: number;
+        request_payload_too_large: number;
+        request_header_too_large: number;
+      };
     }
   >;
 }

@@ -21,7 +21,14 @@ export class EndpointMetrics {
     const key = `${endpoint.method} ${reportedPath}`;
     let c = this.counters.get(key);
     if (c === undefined) {
-      c = { path: reportedPath, method: endpoint.method, calls: 0, errors: 0, failures: 0, retries: 0 };
+      c = {
+        path: reportedPath,
+        method: endpoint.method,
+        calls: 0,
+        errors: 0,
+        failures: 0,
+        retries: 0,
+      };
       this.counters.set(key, c);
     }
     const counters = c;

@@ -32,7 +32,9 @@ export interface EndpointResponse {
   body?: unknown;
 }
 
-export type EndpointHandler = (req: EndpointRequest) => EndpointResponse | Promise<EndpointResponse>;
+export type EndpointHandler = (
+  req: EndpointRequest,
+) => EndpointResponse | Promise<EndpointResponse>;
 
 export interface Endpoint {
   method: string;

@@ -9,7 +9,9 @@ export function readConfigFile(path: string, field: string, json = false): unkno
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new ConfigError(`${field}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(
+      `${field}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
   if (!json) return text;
   try {

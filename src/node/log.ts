@@ -14,5 +14,8 @@ const PINO_LEVEL: Record<LogLevel, string> = {
 };
 
 export function createLogger(level: LogLevel = "info", destination = 1): Logger {
-  return pino({ level: PINO_LEVEL[level], base: { pid: process.pid } }, pino.destination({ dest: destination, sync: true }));
+  return pino(
+    { level: PINO_LEVEL[level], base: { pid: process.pid } },
+    pino.destination({ dest: destination, sync: true }),
+  );
 }

@@ -34,12 +34,7 @@ import {
   type TxId,
   TxPipeline,
 } from "../ledger/index.js";
-import {
-  buildReceipt,
-  decodePrimarySignature,
-  MerkleTree,
-  type Receipt,
-} from "../merkle/index.js";
+import { buildReceipt, decodePrimarySignature, MerkleTree, type Receipt } from "../merkle/index.js";
 import { Router, RpcServer } from "../rpc/index.js";
 import { type NodeConfig, splitAddress } from "./config.js";
 import { writeGenesis } from "./genesis.js";
@@ -87,7 +82,10 @@ export class Node implements NodeContext {
   /** Starts a new service (command type Start) with this node as its first, trusted node. */
   static async start(config: NodeConfig, log: Logger): Promise<Node> {
     if (config.command.type !== "Start") {
-      throw new CcfError("NotAvailable", `command.type ${config.command.type} is not available yet`);
+      throw new CcfError(
+        "NotAvailable",
+        `command.type ${config.command.type} is not available yet`,
+      );
     }
     const start = config.command.start;
     if (start === undefined) throw new CcfError("InvalidConfig", "command.start is required");
@@ -123,7 +121,9 @@ export class Node implements NodeContext {
       validFrom: now,
       validityDays: config.node_certificate.initial_validity_days,
     });
-    this.storage = FileLedger.open(config.ledger.directory, { chunkSize: config.ledger.chunk_size });
+    this.storage = FileLedger.open(config.ledger.directory, {
+      chunkSize: config.ledger.chunk_size,
+    });
     if (this.storage.lastSeqno !== 0) {
       await this.storage.close();
       throw new CcfError(
@@ -144,7 +144,10 @@ export class Node implements NodeContext {
         subject: start.cose_signatures.subject,
       },
       view: FIRST_VIEW,
-      signatures: { txCount: config.ledger_signatures.tx_count, delayMs: config.ledger_signatures.delay },
+      signatures: {
+        txCount: config.ledger_signatures.tx_count,
+        delayMs: config.ledger_signatures.delay,
+      },
       clock: systemClock,
       onAppend: (seqno, _view, _entry, signature) => {
         if (signature) this.signatureSeqnos.push(seqno);
@@ -214,13 +217,15 @@ export class Node implements NodeContext {
       nodeInfo.node_data = readConfigFile(config.node_data_json_file, "node_data_json_file", true);
     }
     const serviceConfig: Record<string, unknown> = {
-      maximum_node_certificate_validity_days: start.service_configuration.maximum_node_certificate_validity_days,
+      maximum_node_certificate_validity_days:
+        start.service_configuration.maximum_node_certificate_validity_days,
       maximum_service_certificate_validity_days:
         start.service_configuration.maximum_service_certificate_validity_days,
       recovery_threshold: start.service_configuration.recovery_threshold,
     };
     if (start.service_configuration.recent_cose_proposals_window_size !== 100) {
-      serviceConfig.recent_cose_proposals_window_size = start.service_configuration.recent_cose_proposals_window_size;
+      serviceConfig.recent_cose_proposals_window_size =
+        start.service_configuration.recent_cose_proposals_window_size;
     }
     const members = start.members.map((m, i) => {
       const field = `command.start.members[${i}]`;
@@ -280,19 +285,31 @@ export class Node implements NodeContext {
       ...nodeEndpoints(this),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
-    this.appGroup = commonEndpoints("/app", "CCF Application API", this, this.metrics, () => this.appGroup).map(
-      (e) => this.metrics.wrap(e),
-    );
-    this.govGroup = commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup).map(
-      (e) => this.metrics.wrap(e),
-    );
+    this.appGroup = commonEndpoints(
+      "/app",
+      "CCF Application API",
+      this,
+      this.metrics,
+      () => this.appGroup,
+    ).map((e) => this.metrics.wrap(e));
+    this.govGroup = commonEndpoints(
+      "/gov",
+      "CCF Governance API",
+      this,
+      this.metrics,
+      () => this.govGroup,
+    ).map((e) => this.metrics.wrap(e));
     this.router.setEndpoints("node", this.nodeGroup);
     this.router.setEndpoints("app", this.appGroup);
     this.router.setEndpoints("gov", this.govGroup);
     this.nodeState = "PartOfNetwork";
     this.ticker = setInterval(() => this.tick(), Math.max(1, this.config.tick_interval));
     this.log.info(
-      { node_id: this.nodeId, rpc: this.interfaces.map((i) => i.address), node_to_node: n2nAddress },
+      {
+        node_id: this.nodeId,
+        rpc: this.interfaces.map((i) => i.address),
+        node_to_node: n2nAddress,
+      },
       "service started",
     );
   }
@@ -354,7 +371,7 @@ export class Node implements NodeContext {
     const durable = this.storage.durableSeqno;
     let sig = 0;
     for (let i = this.signatureSeqnos.length - 1; i >= 0; i--) {
-      const s = this.signatureSeqnos[i] as number;
+      const s = this.signatureSeqnos[i];
       if (s <= durable) {
         sig = s;
         break;
@@ -371,7 +388,9 @@ export class Node implements NodeContext {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     await Promise.all(this.interfaces.map((i) => i.server.close()));
-    await new Promise<void>((resolve) => (this.n2n === undefined ? resolve() : this.n2n.close(() => resolve())));
+    await new Promise<void>((resolve) =>
+      this.n2n === undefined ? resolve() : this.n2n.close(() => resolve()),
+    );
     if (this.flushing !== undefined) await this.flushing;
     await this.storage.close();
     this.log.info("node stopped");
@@ -431,7 +450,9 @@ export class Node implements NodeContext {
     if (sigSeqno === undefined || sigSeqno > this.commitSeqno) return undefined;
     const sigEntry = this.storage.read(sigSeqno);
     if (sigEntry === undefined) return undefined;
-    const raw = decodeEntry(sigEntry).writeSet.get(Tables.SIGNATURES)?.get(keyToString(SINGLETON_KEY));
+    const raw = decodeEntry(sigEntry)
+      .writeSet.get(Tables.SIGNATURES)
+      ?.get(keyToString(SINGLETON_KEY));
     if (raw === undefined || raw === null) return undefined;
     const sig = decodePrimarySignature(raw);
     const signature = { sig: sig.sig, node: sig.node, cert: sig.cert ?? "" };
@@ -488,12 +509,18 @@ export class Node implements NodeContext {
   /** The service's status as the KV has it. */
   serviceStatus(): string | undefined {
     const raw = this.store.get(Tables.SERVICE, keyToString(SINGLETON_KEY));
-    return raw === undefined ? undefined : (decodeValue(Tables.SERVICE, raw) as { status: string }).status;
+    return raw === undefined
+      ? undefined
+      : (decodeValue(Tables.SERVICE, raw) as { status: string }).status;
   }
 }
 
 /** A published address defaults to the bound one; a port 0 there means "the port we got". */
-function publishedAddress(published: string | undefined, bindConfig: string, bound: string): string {
+function publishedAddress(
+  published: string | undefined,
+  bindConfig: string,
+  bound: string,
+): string {
   if (published === undefined || published === bindConfig) return bound;
   const p = splitAddress(published);
   if (p.port !== 0) return published;

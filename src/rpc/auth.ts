@@ -123,8 +123,7 @@ export function authenticate(
       if (typeof policy === "string") return runPolicy(policy, req, tx);
       const caller: Caller = { policy: [...policy.all_of] };
       for (const name of policy.all_of) {
-        const { policy: _, ...identity } = runPolicy(name, req, tx);
-        caller[name] = { policy: name, ...identity };
+        caller[name] = runPolicy(name, req, tx);
       }
       return caller;
     } catch (e) {

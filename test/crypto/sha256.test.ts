@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { createHash, createHmac } from "node:crypto";
-import { bytesFromWords, HmacSha256, hashPair, sha256, wordsFromBytes } from "../../src/crypto/index.js";
+import {
+  bytesFromWords,
+  HmacSha256,
+  hashPair,
+  sha256,
+  wordsFromBytes,
+} from "../../src/crypto/index.js";
 
 const nodeSha256 = (...parts: Uint8Array[]) => {
   const h = createHash("sha256");
@@ -62,12 +68,16 @@ describe("sha256 and keyed HMAC", () => {
 
   it("HMAC with prepared pads equals node:crypto's HMAC for any key and message", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 200 }), (key, msg) => {
-        const expected = createHmac("sha256", key).update(msg).digest();
-        const mac = new HmacSha256(key);
-        assert.deepEqual(mac.mac(msg), expected);
-        assert.deepEqual(mac.mac(msg), expected, "a second MAC under the same key is unaffected");
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 100 }),
+        fc.uint8Array({ maxLength: 200 }),
+        (key, msg) => {
+          const expected = createHmac("sha256", key).update(msg).digest();
+          const mac = new HmacSha256(key);
+          assert.deepEqual(mac.mac(msg), expected);
+          assert.deepEqual(mac.mac(msg), expected, "a second MAC under the same key is unaffected");
+        },
+      ),
     );
   });
 });

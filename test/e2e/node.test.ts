@@ -7,14 +7,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
-import { certificateId, nodeIdFromPublicKey, publicKeyFromPem, verifyDigest } from "../../src/crypto/index.js";
+import {
+  certificateId,
+  nodeIdFromPublicKey,
+  publicKeyFromPem,
+  verifyDigest,
+} from "../../src/crypto/index.js";
 import { readLedger } from "../../src/ledger/index.js";
 import { type Receipt, verifyReceipt } from "../../src/merkle/index.js";
 import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
 
-const CONSTITUTION = join(import.meta.dirname, "../../samples/constitutions/minimal/constitution.js");
+const CONSTITUTION = join(
+  import.meta.dirname,
+  "../../samples/constitutions/minimal/constitution.js",
+);
 
-function startConfig(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+function startConfig(
+  dir: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     network: {
       node_to_node_interface: { bind_address: "127.0.0.1:0" },
@@ -59,7 +70,11 @@ describe("a node process", () => {
   let serviceCert: string;
 
   async function get(path: string, init: { method?: "GET" | "POST"; body?: Buffer } = {}) {
-    const res = await request(`${base}${path}`, { dispatcher: agent, method: init.method ?? "GET", body: init.body });
+    const res = await request(`${base}${path}`, {
+      dispatcher: agent,
+      method: init.method ?? "GET",
+      body: init.body,
+    });
     const text = await res.body.text();
     return {
       status: res.statusCode,
@@ -76,7 +91,10 @@ describe("a node process", () => {
     node = startCcfTs(["node", "--config", join(dir, "config.json")], dir);
     const addresses = await waitFor("the RPC address file", () =>
       existsSync(join(dir, "rpc_addresses.json"))
-        ? (JSON.parse(readFileSync(join(dir, "rpc_addresses.json"), "utf8")) as Record<string, string>)
+        ? (JSON.parse(readFileSync(join(dir, "rpc_addresses.json"), "utf8")) as Record<
+            string,
+            string
+          >)
         : node.exitCode !== null
           ? (() => {
               throw new Error(`node exited: ${node.output()}`);
@@ -101,7 +119,10 @@ describe("a node process", () => {
     assert.equal(state.startup_seqno, 0);
     assert.equal(typeof state.last_signed_seqno, "number");
     assert.equal(readFileSync(join(dir, "node.pid"), "utf8"), String(node.pid));
-    const n2n = JSON.parse(readFileSync(join(dir, "node_address.json"), "utf8")) as Record<string, string>;
+    const n2n = JSON.parse(readFileSync(join(dir, "node_address.json"), "utf8")) as Record<
+      string,
+      string
+    >;
     assert.match(n2n.node_to_node_interface ?? "", /^127\.0\.0\.1:[1-9]\d*$/);
   });
 
@@ -123,19 +144,31 @@ describe("a node process", () => {
     const id = String((await get("/node/state")).json().node_id);
     const nodes = (await get("/node/network/nodes")).json().nodes as Array<Record<string, unknown>>;
     assert.equal(nodes.length, 1);
-    const me = nodes[0] as Record<string, unknown>;
+    const me = nodes[0];
     assert.equal(me.node_id, id);
     assert.equal(me.status, "Trusted");
     assert.equal(me.primary, true);
-    const rpc = (me.rpc_interfaces as Record<string, { bind_address: string; published_address: string }>)
-      .primary_rpc_interface;
+    const rpc = (
+      me.rpc_interfaces as Record<string, { bind_address: string; published_address: string }>
+    ).primary_rpc_interface;
     assert.equal(rpc?.published_address, base.slice("https://".length));
-    for (const path of [`/node/network/nodes/${id}`, "/node/network/nodes/self", "/node/network/nodes/primary"]) {
+    for (const path of [
+      `/node/network/nodes/${id}`,
+      "/node/network/nodes/self",
+      "/node/network/nodes/primary",
+    ]) {
       assert.equal((await get(path)).json().node_id, id, path);
     }
     const [host, port] = base.slice("https://".length).split(":");
-    assert.equal(((await get(`/node/network/nodes?host=${host}&port=${port}`)).json().nodes as unknown[]).length, 1);
-    assert.equal(((await get(`/node/network/nodes?host=${host}&port=1`)).json().nodes as unknown[]).length, 0);
+    assert.equal(
+      ((await get(`/node/network/nodes?host=${host}&port=${port}`)).json().nodes as unknown[])
+        .length,
+      1,
+    );
+    assert.equal(
+      ((await get(`/node/network/nodes?host=${host}&port=1`)).json().nodes as unknown[]).length,
+      0,
+    );
     const missing = await get(`/node/network/nodes/${"0".repeat(64)}`);
     assert.equal(missing.status, 404);
     assert.equal((missing.json().error as { code: string }).code, "ResourceNotFound");
@@ -150,13 +183,20 @@ describe("a node process", () => {
     const quote = (await get("/node/quotes/self")).json();
     assert.equal(quote.format, "Insecure_Virtual");
     assert.equal(quote.measurement, "Insecure hard-coded virtual measurement v1");
-    const raw = JSON.parse(Buffer.from(String(quote.raw), "base64").toString()) as Record<string, string>;
+    const raw = JSON.parse(Buffer.from(String(quote.raw), "base64").toString()) as Record<
+      string,
+      string
+    >;
     assert.equal(raw.measurement, quote.measurement);
     const quotes = (await get("/node/quotes")).json().quotes as Array<Record<string, unknown>>;
-    assert.deepEqual(quotes.map((q) => q.node_id), [quote.node_id]);
+    assert.deepEqual(
+      quotes.map((q) => q.node_id),
+      [quote.node_id],
+    );
     const metrics = (await get("/node/metrics")).json().sessions as Record<string, unknown>;
     assert.ok((metrics.active as number) >= 1);
-    const iface = (metrics.interfaces as Record<string, Record<string, number>>).primary_rpc_interface;
+    const iface = (metrics.interfaces as Record<string, Record<string, number>>)
+      .primary_rpc_interface;
     assert.equal(iface?.soft_cap, 1000);
     assert.equal(iface?.hard_cap, 1010);
     const prom = await get("/node/metrics/prometheus");
@@ -167,7 +207,9 @@ describe("a node process", () => {
     const api = (await get("/node/api")).json();
     assert.equal(api.openapi, "3.0.0");
     assert.ok("/node/network/nodes/{node_id}" in (api.paths as Record<string, unknown>));
-    const endpointMetrics = (await get("/node/api/metrics")).json().metrics as Array<Record<string, unknown>>;
+    const endpointMetrics = (await get("/node/api/metrics")).json().metrics as Array<
+      Record<string, unknown>
+    >;
     const calls = endpointMetrics.find((m) => m.path === "/node/version")?.calls as number;
     assert.ok(calls >= 1);
   });
@@ -180,7 +222,10 @@ describe("a node process", () => {
     assert.match(String(commit.transaction_id), /^2\.\d+$/);
     assert.deepEqual((await get("/node/commit")).json(), commit);
     assert.deepEqual((await get("/app/commit?view_history=true")).json().view_history, ["2.1"]);
-    assert.deepEqual((await get("/app/tx?transaction_id=2.1")).json(), { status: "Committed", transaction_id: "2.1" });
+    assert.deepEqual((await get("/app/tx?transaction_id=2.1")).json(), {
+      status: "Committed",
+      transaction_id: "2.1",
+    });
     // seqno 1 committed in view 2, so it can never be in view 3 (CCF's evaluate_tx_status)
     assert.equal((await get("/app/tx?transaction_id=3.1")).json().status, "Invalid");
     assert.equal((await get("/app/tx?transaction_id=2.999999")).json().status, "Unknown");
@@ -188,7 +233,8 @@ describe("a node process", () => {
     assert.equal((await get("/app/tx?transaction_id=1.999999")).json().status, "Invalid");
     const receipt = (await get("/app/receipt?transaction_id=2.1")).json() as unknown as Receipt;
     assert.ok("leaf_components" in receipt);
-    const verify = (cert: string, digest: Uint8Array, sig: Uint8Array) => verifyDigest(cert, digest, sig);
+    const verify = (cert: string, digest: Uint8Array, sig: Uint8Array) =>
+      verifyDigest(cert, digest, sig);
     const { verifyCertificateIssued } = await import("../../src/crypto/index.js");
     assert.ok(verifyReceipt(receipt, verify, serviceCert, verifyCertificateIssued));
     const sigReceipt = (await get("/app/receipt?transaction_id=2.2")).json();
@@ -221,7 +267,9 @@ describe("a node process", () => {
     const commit = String((await get("/node/commit")).json().transaction_id);
     const committedSeqno = Number(commit.split(".")[1]);
     node.kill("SIGKILL");
-    await waitFor("the node to die", () => (node.exitCode !== null || node.signalCode !== null ? true : undefined));
+    await waitFor("the node to die", () =>
+      node.exitCode !== null || node.signalCode !== null ? true : undefined,
+    );
     const report = readLedger(join(dir, "ledger"));
     assert.ok(report.lastSeqno >= committedSeqno);
     assert.ok(report.lastSignedSeqno >= committedSeqno);

@@ -14,25 +14,46 @@ describe("ccf-ts sandbox", () => {
     const cwd = mkdtempSync(join(tmpdir(), "ccf-ts-sandbox-"));
     const sandbox = startCcfTs(["sandbox", "--port", "0", "--workspace", "ws"], cwd);
     try {
-      const printed = await waitFor("the sandbox to report the network", () => {
-        if (sandbox.exitCode !== null) throw new Error(`sandbox exited: ${sandbox.output()}`);
-        const m = /node 0: https:\/\/(\S+)/.exec(sandbox.output());
-        return m?.[1];
-      }, 60_000);
+      const printed = await waitFor(
+        "the sandbox to report the network",
+        () => {
+          if (sandbox.exitCode !== null) throw new Error(`sandbox exited: ${sandbox.output()}`);
+          const m = /node 0: https:\/\/(\S+)/.exec(sandbox.output());
+          return m?.[1];
+        },
+        60_000,
+      );
       const common = join(cwd, "ws", "sandbox_common");
-      for (const f of ["service_cert.pem", "member0_cert.pem", "member2_enc_privk.pem", "user1_privk.pem"]) {
+      for (const f of [
+        "service_cert.pem",
+        "member0_cert.pem",
+        "member2_enc_privk.pem",
+        "user1_privk.pem",
+      ]) {
         assert.ok(existsSync(join(common, f)), f);
       }
       assert.ok(existsSync(join(cwd, "ws", "sandbox_0", "0.ledger")));
-      assert.match(sandbox.output(), /Identities and the service certificate are in .*sandbox_common/);
-      const agent = new Agent({ connect: { ca: readFileSync(join(common, "service_cert.pem"), "utf8") } });
+      assert.match(
+        sandbox.output(),
+        /Identities and the service certificate are in .*sandbox_common/,
+      );
+      const agent = new Agent({
+        connect: { ca: readFileSync(join(common, "service_cert.pem"), "utf8") },
+      });
       const res = await request(`https://${printed}/node/network`, { dispatcher: agent });
       assert.equal(res.statusCode, 200);
-      assert.equal(((await res.body.json()) as { service_status: string }).service_status, "Opening");
+      assert.equal(
+        ((await res.body.json()) as { service_status: string }).service_status,
+        "Opening",
+      );
       await agent.close();
       const pid = Number(readFileSync(join(cwd, "ws", "sandbox_0", "node.pid"), "utf8"));
       sandbox.kill("SIGTERM");
-      const code = await waitFor("the sandbox to exit", () => sandbox.exitCode ?? undefined, 30_000);
+      const code = await waitFor(
+        "the sandbox to exit",
+        () => sandbox.exitCode ?? undefined,
+        30_000,
+      );
       assert.equal(code, 0);
       await waitFor("node 0 to exit", () => {
         try {

@@ -15,12 +15,19 @@ export function ccfTsArgs(...args: string[]): string[] {
 
 /** Runs the CLI to completion. */
 export function runCcfTs(args: string[], cwd?: string) {
-  return spawnSync(process.execPath, ccfTsArgs(...args), { encoding: "utf8", cwd, timeout: 60_000 });
+  return spawnSync(process.execPath, ccfTsArgs(...args), {
+    encoding: "utf8",
+    cwd,
+    timeout: 60_000,
+  });
 }
 
 /** Starts the CLI as a long-running child (its output collected). */
 export function startCcfTs(args: string[], cwd?: string): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ccfTsArgs(...args), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ccfTsArgs(...args), {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
@@ -47,7 +54,9 @@ export async function waitFor<T>(
       lastError = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError === undefined ? "" : `: ${String(lastError)}`}`);
+      throw new Error(
+        `timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ""}`,
+      );
     }
     await delay(50);
   }

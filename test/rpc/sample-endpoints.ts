@@ -4,7 +4,25 @@ import type { Endpoint, EndpointRequest } from "../../src/endpoints/types.js";
 import { HttpError, HttpErrors } from "../../src/errors.js";
 
 /** Endpoints under /t/..., one per behaviour of the response encoding and error mapping. */
-export function sampleEndpoints(): Endpoint[] {
+/** Lets a test hold `/t/slow` in flight: it knows when the request arrived and decides when it ends. */
+export interface SlowGate {
+  arrived: Promise<void>;
+  release(): void;
+}
+
+export function slowGate(): SlowGate & { markArrived(): void; released: Promise<void> } {
+  let markArrived = () => {};
+  let release = () => {};
+  const arrived = new Promise<void>((r) => {
+    markArrived = r;
+  });
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  return { arrived, released, markArrived: () => markArrived(), release: () => release() };
+}
+
+export function sampleEndpoints(gate?: ReturnType<typeof slowGate>): Endpoint[] {
   return [
     {
       method: "GET",
@@ -95,7 +113,11 @@ export function sampleEndpoints(): Endpoint[] {
       method: "GET",
       path: "/t/slow",
       handler: async () => {
-        await new Promise((r) => setTimeout(r, 50));
+        if (gate === undefined) await new Promise((r) => setTimeout(r, 50));
+        else {
+          gate.markArrived();
+          await gate.released;
+        }
         return { status: 200, body: "slow" };
       },
     },

