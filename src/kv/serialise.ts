@@ -5,15 +5,11 @@
 
 import { FormatError } from "../errors.js";
 import { type KeyString, keyToString } from "./keys.js";
+import { EntryType } from "../merkle/index.js";
 import { isPublicMap, type MapWrites, type WriteSet } from "./write-set.js";
 
-export const EntryType = {
-  WriteSet: 0,
-  Snapshot: 1,
-  WriteSetWithClaims: 2,
-  WriteSetWithCommitEvidence: 3,
-  WriteSetWithCommitEvidenceAndClaims: 4,
-} as const;
+// The entry types are defined once, with the Merkle leaf rules that depend on them.
+export { EntryType } from "../merkle/index.js";
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
 export interface PublicHeader {
