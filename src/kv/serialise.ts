@@ -49,7 +49,7 @@ function selectMaps(ws: WriteSet, publicDomain: boolean): Array<[string, MapWrit
   for (const [name, writes] of ws) {
     if (writes.size > 0 && isPublicMap(name) === publicDomain) out.push([name, writes]);
   }
-  out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  if (out.length > 1) out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return out;
 }
 
@@ -62,12 +62,12 @@ export function serialiseDomain(ws: WriteSet, header: PublicHeader | undefined):
   let o = 0;
   if (header !== undefined) {
     o = buf.writeUInt8(header.entryType, o);
-    o = buf.writeBigInt64LE(BigInt(header.version), o);
+    o = writeI64(buf, o, header.version);
     if (hasClaims(header.entryType)) o += copy32(buf, o, header.claimsDigest, "claims digest");
     if (hasCommitEvidence(header.entryType)) {
       o += copy32(buf, o, header.commitEvidenceDigest, "commit evidence digest");
     }
-    o = buf.writeBigInt64LE(BigInt(header.maxConflictVersion), o);
+    o = writeI64(buf, o, header.maxConflictVersion);
   }
   for (const [name, writes] of maps) {
     o = writeU64(buf, o, Buffer.byteLength(name));
@@ -76,7 +76,7 @@ export function serialiseDomain(ws: WriteSet, header: PublicHeader | undefined):
     o = writeU64(buf, o, 0); // reads are not replicated
     let nWrites = 0;
     for (const v of writes.values()) if (v !== null) nWrites++;
-    const sorted = [...writes.keys()].sort();
+    const sorted = writes.size === 1 ? writes.keys() : [...writes.keys()].sort();
     o = writeU64(buf, o, nWrites);
     for (const k of sorted) {
       const v = writes.get(k);
@@ -88,7 +88,7 @@ export function serialiseDomain(ws: WriteSet, header: PublicHeader | undefined):
       o += v.length;
     }
     o = writeU64(buf, o, writes.size - nWrites);
-    for (const k of sorted) {
+    for (const k of writes.size === 1 ? writes.keys() : sorted) {
       if (writes.get(k) !== null) continue;
       o = writeU64(buf, o, k.length);
       o += buf.write(k, o, "latin1");
@@ -102,6 +102,11 @@ function copy32(buf: Buffer, o: number, d: Uint8Array | undefined, what: string)
     throw new FormatError("InvalidEntry", `${what} must be 32 bytes`);
   buf.set(d, o);
   return 32;
+}
+
+/** i64 little-endian without a BigInt for the common non-negative case (seqnos, versions). */
+function writeI64(buf: Buffer, o: number, n: number): number {
+  return n >= 0 ? writeU64(buf, o, n) : buf.writeBigInt64LE(BigInt(n), o);
 }
 
 function writeU64(buf: Buffer, o: number, n: number): number {
