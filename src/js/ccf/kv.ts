@@ -1,0 +1,253 @@
+// The raw ccf.kv API: late-bound map handles over the current transaction, with CCF's permissions.
+
+import type { Tx } from "../../kv/index.js";
+import {
+  GuestError,
+  GuestOpaque,
+  type GuestValue,
+  type HostValue,
+  type Interpreter,
+} from "../sandbox/index.js";
+
+/** The execution context a transaction runs in, which decides what each map allows. */
+export type KvContext = "app-rw" | "app-ro" | "gov-ro" | "gov-rw";
+
+/** Where `ccf.kv` finds the transaction (and its context) at each call; undefined between requests. */
+export interface KvAccess {
+  current(): { tx: Tx; context: KvContext } | undefined;
+}
+
+export type KvMethod =
+  | "has"
+  | "get"
+  | "getVersionOfPreviousWrite"
+  | "set"
+  | "delete"
+  | "clear"
+  | "forEach"
+  | "size";
+
+export type KvPermission = "read-write" | "read-only" | "write-only" | "inaccessible";
+
+const CONTEXT_NAMES: Record<KvContext, string> = {
+  "app-rw": "application",
+  "app-ro": "read-only application",
+  "gov-ro": "read-only governance",
+  "gov-rw": "read-write governance",
+};
+
+const READ_METHODS: ReadonlySet<KvMethod> = new Set([
+  "has",
+  "get",
+  "getVersionOfPreviousWrite",
+  "forEach",
+  "size",
+]);
+
+const PUBLIC_PREFIX = "public:";
+
+/** Thrown for a map name under the reserved `ccf.` prefix that is neither `ccf.gov.` nor `ccf.internal.`. */
+function reservedNameError(name: string): GuestError {
+  return new GuestError("Error", `Map name '${name}' uses the reserved prefix 'ccf.'`);
+}
+
+/** CCF's `permissions_checks.h`: what a map allows in a context. Throws for a reserved name. */
+export function kvPermission(name: string, context: KvContext): KvPermission {
+  const isPublic = name.startsWith(PUBLIC_PREFIX);
+  const base = isPublic ? name.slice(PUBLIC_PREFIX.length) : name;
+  if (base.startsWith("ccf.internal.")) return isPublic ? "read-only" : "inaccessible";
+  if (base.startsWith("ccf.gov.")) {
+    if (!isPublic) return "inaccessible";
+    return context === "gov-rw" ? "read-write" : "read-only";
+  }
+  if (base.startsWith("ccf.")) throw reservedNameError(name);
+  switch (context) {
+    case "app-rw":
+      return "read-write";
+    case "app-ro":
+      return "read-only";
+    case "gov-ro":
+      return "inaccessible";
+    case "gov-rw":
+      return isPublic ? "write-only" : "inaccessible";
+  }
+}
+
+/** Whether `permission` lets `method` run. */
+export function kvMethodAllowed(permission: KvPermission, method: KvMethod): boolean {
+  switch (permission) {
+    case "read-write":
+      return true;
+    case "read-only":
+      return READ_METHODS.has(method);
+    case "write-only":
+      return !READ_METHODS.has(method);
+    case "inaccessible":
+      return false;
+  }
+}
+
+/** CCF's message for a method the map's permission forbids in this context. */
+export function kvForbiddenMessage(method: KvMethod, name: string, context: KvContext): string {
+  const permission = kvPermission(name, context);
+  return (
+    `Cannot call ${method} on table named ${name}. This table is ${permission} in current ` +
+    `(${CONTEXT_NAMES[context]}) execution context. See ` +
+    "https://microsoft.github.io/CCF/main/audit/read_write_restrictions.html for more detail."
+  );
+}
+
+const HOST_GLOBAL = "__ccfKvHost";
+
+/**
+ * The guest side: `ccf.kv` is a Proxy whose every string property gives a fresh handle holding
+ * only the map name; each method calls the host with its argument count, so the host checks the
+ * current transaction, the permission and the arguments at call time. `forEach` gets a snapshot of
+ * the entries from the host and calls back in the guest (the host cannot re-enter the guest).
+ */
+const INSTALL_SCRIPT = `(() => {
+  "use strict";
+  const host = globalThis.${HOST_GLOBAL};
+  delete globalThis.${HOST_GLOBAL};
+  if (typeof globalThis.ccf !== "object" || globalThis.ccf === null) globalThis.ccf = {};
+  const call = host.call;
+  const checkName = host.checkName;
+  const handle = (name) => {
+    const map = {
+      has(key) { return call("has", name, arguments.length, key); },
+      get(key) { return call("get", name, arguments.length, key); },
+      getVersionOfPreviousWrite(key) { return call("getVersionOfPreviousWrite", name, arguments.length, key); },
+      set(key, value) { call("set", name, arguments.length, key, value); return map; },
+      delete(key) { call("delete", name, arguments.length, key); },
+      clear() { call("clear", name, arguments.length); },
+      forEach(callback) {
+        const entries = call("forEach", name, arguments.length, callback);
+        for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], map);
+      },
+      get size() { return call("size", name, 0); },
+    };
+    return map;
+  };
+  const kv = new Proxy(Object.create(null), {
+    get(_target, property) {
+      if (typeof property !== "string") return undefined;
+      checkName(property);
+      return handle(property);
+    },
+    set() { return false; },
+    defineProperty() { return false; },
+    deleteProperty() { return false; },
+  });
+  Object.defineProperty(globalThis.ccf, "kv", { value: kv, writable: true, enumerable: true, configurable: true });
+})();`;
+
+function arrayBuffer(value: GuestValue): Uint8Array {
+  if (!(value instanceof ArrayBuffer)) {
+    throw new GuestError("TypeError", "Argument must be an ArrayBuffer");
+  }
+  return new Uint8Array(value);
+}
+
+function expectArgs(count: number, expected: number): void {
+  if (count !== expected) {
+    throw new GuestError("TypeError", `Passed ${count} arguments, but expected ${expected}`);
+  }
+}
+
+const METHODS: ReadonlySet<string> = new Set<KvMethod>([
+  "has",
+  "get",
+  "getVersionOfPreviousWrite",
+  "set",
+  "delete",
+  "clear",
+  "forEach",
+  "size",
+]);
+
+/** One call of a handle method, as the guest passes it: method, map name, argument count, arguments. */
+function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
+  const [method, name, count, ...rest] = args;
+  if (typeof method !== "string" || !METHODS.has(method) || typeof name !== "string") {
+    throw new GuestError("Error", "Invalid kv call");
+  }
+  const m = method as KvMethod;
+  const argc = typeof count === "number" ? count : 0;
+  const current = access.current();
+  if (current === undefined) {
+    throw new GuestError(
+      "Error",
+      `Cannot call ${m} on table named ${name}: no transaction in progress`,
+    );
+  }
+  const { tx, context } = current;
+  if (!kvMethodAllowed(kvPermission(name, context), m)) {
+    throw new GuestError("TypeError", kvForbiddenMessage(m, name, context));
+  }
+  const map = tx.map(name);
+  switch (m) {
+    case "has":
+      expectArgs(argc, 1);
+      return map.has(arrayBuffer(rest[0]));
+    case "get": {
+      expectArgs(argc, 1);
+      const value = map.get(arrayBuffer(rest[0]));
+      return value === undefined ? undefined : value.slice();
+    }
+    case "getVersionOfPreviousWrite":
+      expectArgs(argc, 1);
+      return map.getVersionOfPreviousWrite(arrayBuffer(rest[0]));
+    case "set": {
+      expectArgs(argc, 2);
+      const key = arrayBuffer(rest[0]);
+      const value = arrayBuffer(rest[1]);
+      map.set(key, value);
+      return undefined;
+    }
+    case "delete":
+      expectArgs(argc, 1);
+      map.delete(arrayBuffer(rest[0]));
+      return undefined;
+    case "clear":
+      expectArgs(argc, 0);
+      map.clear();
+      return undefined;
+    case "forEach": {
+      expectArgs(argc, 1);
+      const callback = rest[0];
+      if (!(callback instanceof GuestOpaque) || callback.type !== "function") {
+        throw new GuestError("TypeError", "Argument must be a function");
+      }
+      // Flat [key0, value0, key1, value1, ...]: each becomes its own guest ArrayBuffer.
+      const entries: Uint8Array[] = [];
+      map.forEach((value, key) => entries.push(key.slice(), value.slice()));
+      return entries;
+    }
+    case "size":
+      return map.size;
+  }
+}
+
+/**
+ * Installs `ccf.kv` (keeping other `ccf` members). Handles resolve `access.current()` at every
+ * call, so one captured at module scope keeps working in later requests with new transactions.
+ */
+export function installKv(interp: Interpreter, access: KvAccess): void {
+  interp.define(HOST_GLOBAL, {
+    call: (...args: GuestValue[]) => kvCall(access, args),
+    checkName: (name) => {
+      if (typeof name === "string") {
+        const base = name.startsWith(PUBLIC_PREFIX) ? name.slice(PUBLIC_PREFIX.length) : name;
+        if (
+          base.startsWith("ccf.") &&
+          !base.startsWith("ccf.gov.") &&
+          !base.startsWith("ccf.internal.")
+        ) {
+          throw reservedNameError(name);
+        }
+      }
+      return undefined;
+    },
+  });
+  interp.evalScript(INSTALL_SCRIPT, "ccf-kv.js");
+}
