@@ -1,0 +1,601 @@
+// A JS application as CCF's js_generic runs it: endpoints and modules from the governance tables,
+// one QuickJS interpreter per request (or a cached one per reuse key), the `ccf` global's app
+// pieces (kv, rpc, consensus, crypto.digest...), the Request object and CCF's response mapping.
+
+import { createHash, randomBytes as nodeRandomBytes } from "node:crypto";
+import type { EndpointRequest, EndpointResponse } from "../endpoints/types.js";
+import { HttpErrors } from "../errors.js";
+import { decodeValue, SINGLETON_KEY, Tables, type Tx } from "../kv/index.js";
+import { type AuthPolicy, type Caller, parsePolicies } from "../rpc/auth.js";
+import { installConverters, installKv, type KvContext } from "./ccf/index.js";
+import {
+  CCF_DEFAULT_LIMITS,
+  createInterpreter,
+  GuestError,
+  GuestView,
+  type GuestValue,
+  type HostValue,
+  type Interpreter,
+  JsException,
+  LimitExceeded,
+  type Limits,
+  SandboxError,
+} from "./sandbox/index.js";
+
+export interface AppEndpoint {
+  method: string;
+  /** "/app" + the app.json key. */
+  path: string;
+  /** Module name without the leading "/". */
+  jsModule: string;
+  jsFunction: string;
+  authnPolicies: AuthPolicy[];
+  mode: "readwrite" | "readonly" | "historical";
+  forwardingRequired: string;
+  redirectionStrategy: string;
+  interpreterReuseKey?: string;
+  openapi: Record<string, unknown>;
+}
+
+const MODES = ["readwrite", "readonly", "historical"] as const;
+
+function parseEndpoint(key: string, raw: unknown): AppEndpoint {
+  const where = `JS endpoint '${key}'`;
+  const space = key.indexOf(" ");
+  if (space <= 0) throw new Error(`${where}: key is not "METHOD /path"`);
+  const method = key.slice(0, space).toUpperCase();
+  const path = key.slice(space + 1);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new Error(`${where}: properties must be a JSON object`);
+  }
+  const p = raw as Record<string, unknown>;
+  const str = (field: string, dflt?: string): string => {
+    const v = p[field];
+    if (v === undefined && dflt !== undefined) return dflt;
+    if (typeof v !== "string" || v === "") throw new Error(`${where}: ${field} must be a string`);
+    return v;
+  };
+  const jsModule = str("js_module").replace(/^\/+/, "");
+  const jsFunction = str("js_function");
+  const mode = str("mode", "readwrite");
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new Error(`${where}: mode must be one of ${MODES.join(", ")}, not ${mode}`);
+  }
+  const authnPolicies = parsePolicies(p.authn_policies ?? [], where);
+  const ep: AppEndpoint = {
+    method,
+    path: `/app${path}`,
+    jsModule,
+    jsFunction,
+    authnPolicies,
+    mode: mode as AppEndpoint["mode"],
+    forwardingRequired: str("forwarding_required", "always"),
+    redirectionStrategy: str("redirection_strategy", "to_primary"),
+    openapi: {},
+  };
+  const openapi = p.openapi;
+  if (openapi !== undefined && openapi !== null) {
+    if (typeof openapi !== "object" || Array.isArray(openapi)) {
+      throw new Error(`${where}: openapi must be an object`);
+    }
+    ep.openapi = openapi as Record<string, unknown>;
+  }
+  const reuse = p.interpreter_reuse;
+  if (reuse !== undefined && reuse !== null) {
+    const k = (reuse as { key?: unknown }).key;
+    if (typeof reuse !== "object" || typeof k !== "string") {
+      throw new Error(`${where}: interpreter_reuse must be {"key": string}`);
+    }
+    ep.interpreterReuseKey = k;
+  }
+  return ep;
+}
+
+/**
+ * Parses public:ccf.gov.endpoints ("METHOD /path" -> JSON properties, js_module prefixed "/").
+ * Throws an Error naming the endpoint for an unknown auth policy or a bad field.
+ */
+export function readAppEndpoints(tx: Tx): AppEndpoint[] {
+  const out: AppEndpoint[] = [];
+  tx.map(Tables.ENDPOINTS).forEach((value, key) => {
+    const k = Buffer.from(key).toString("utf8");
+    let raw: unknown;
+    try {
+      raw = JSON.parse(Buffer.from(value).toString("utf8"));
+    } catch (e) {
+      throw new Error(`JS endpoint '${k}': properties are not JSON`, { cause: e });
+    }
+    out.push(parseEndpoint(k, raw));
+  });
+  return out;
+}
+
+export interface AppResult {
+  response: EndpointResponse;
+  applyWrites: boolean;
+  claimsDigest?: Uint8Array;
+}
+
+export interface ConsensusView {
+  lastCommitted(): { view: number; seqno: number };
+  statusFor(view: number, seqno: number): string;
+  viewFor(seqno: number): number | undefined;
+}
+
+interface RuntimeOptions {
+  limits: Limits;
+  logExceptionDetails: boolean;
+  returnExceptionDetails: boolean;
+  maxCachedInterpreters: number;
+}
+
+function readRuntimeOptions(tx: Tx): RuntimeOptions {
+  const raw = tx.map(Tables.JS_RUNTIME_OPTIONS).get(SINGLETON_KEY);
+  const o = (raw === undefined ? {} : decodeValue(Tables.JS_RUNTIME_OPTIONS, raw)) as Record<
+    string,
+    unknown
+  >;
+  const num = (v: unknown, d: number): number =>
+    typeof v === "number" && Number.isFinite(v) && v > 0 ? v : d;
+  return {
+    limits: {
+      maxHeapBytes: num(o.max_heap_bytes, CCF_DEFAULT_LIMITS.maxHeapBytes),
+      maxStackBytes: num(o.max_stack_bytes, CCF_DEFAULT_LIMITS.maxStackBytes),
+      maxExecutionTimeMs: num(o.max_execution_time_ms, CCF_DEFAULT_LIMITS.maxExecutionTimeMs),
+    },
+    logExceptionDetails: o.log_exception_details === true,
+    returnExceptionDetails: o.return_exception_details === true,
+    maxCachedInterpreters: num(o.max_cached_interpreters, 10),
+  };
+}
+
+/** The request being executed in an interpreter: what its late-bound host functions act on. */
+interface Current {
+  tx: Tx;
+  context: KvContext;
+  applyWrites: boolean | undefined;
+  claimsDigest: Uint8Array | undefined;
+}
+
+/** One interpreter with the app's `ccf` global installed, and its per-request binding. */
+interface AppInterpreter {
+  interp: Interpreter;
+  current: Current | undefined;
+  metricsLogging: boolean;
+  /** Requests executing in it now (0 or 1: a guest call is synchronous). */
+  running: number;
+  /** Evicted or flushed: disposed once no request runs in it. */
+  retired: boolean;
+}
+
+function retire(app: AppInterpreter): void {
+  app.retired = true;
+  if (app.running === 0) app.interp.dispose();
+}
+
+const HOST_GLOBAL = "__ccfAppHost";
+const INVOKE = "__ccfAppInvoke";
+const UNAVAILABLE = "is not available in this version of ccf-ts";
+
+/** Guest-side installation: ccf.rpc/consensus/crypto/historical..., and the request/response shim. */
+const PRELUDE = `(() => {
+  "use strict";
+  const host = globalThis.${HOST_GLOBAL};
+  delete globalThis.${HOST_GLOBAL};
+  if (typeof globalThis.ccf !== "object" || globalThis.ccf === null) globalThis.ccf = {};
+  const ccf = globalThis.ccf;
+  const unavailable = (name) => ({ [name]() { throw new Error("ccf." + name + " ${UNAVAILABLE}"); } })[name];
+  const stubs = (prefix, names) => {
+    const o = {};
+    for (const n of names) o[n] = unavailable(prefix + n);
+    return o;
+  };
+  ccf.rpc = { setApplyWrites: host.setApplyWrites, setClaimsDigest: host.setClaimsDigest };
+  ccf.consensus = {
+    getLastCommittedTxId: host.getLastCommittedTxId,
+    getStatusForTxId: host.getStatusForTxId,
+    getViewForSeqno: host.getViewForSeqno,
+  };
+  ccf.historical = stubs("historical.", ["getStateRange", "dropCachedStates"]);
+  ccf.host = stubs("host.", ["triggerSubprocess"]);
+  ccf.crypto = stubs("crypto.", [
+    "sign", "verifySignature", "generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair",
+    "generateEddsaKeyPair", "wrapKey", "unwrapKey", "isValidX509CertBundle", "isValidX509CertChain",
+    "pubPemToJwk", "pemToJwk", "pubRsaPemToJwk", "rsaPemToJwk", "pubEddsaPemToJwk", "eddsaPemToJwk",
+    "pubJwkToPem", "jwkToPem", "pubRsaJwkToPem", "rsaJwkToPem", "pubEddsaJwkToPem", "eddsaJwkToPem",
+  ]);
+  ccf.crypto.digest = host.digest;
+  ccf.enableUntrustedDateTime = host.enableUntrustedDateTime;
+  ccf.enableMetricsLogging = host.enableMetricsLogging;
+  ccf.tcbHexToPolicy = unavailable("tcbHexToPolicy");
+  ccf.gov = stubs("gov.", ["validateConstitution"]);
+
+  const isView = ArrayBuffer.isView;
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const ownKeys = Object.keys;
+  const isInteger = Number.isInteger;
+  const bufToStr = (b) => globalThis.ccf.bufToStr(b);
+  globalThis.${INVOKE} = (fn, r) => {
+    const body = r.body;
+    const request = {
+      headers: r.headers,
+      params: r.params,
+      url: r.url,
+      path: r.path,
+      route: r.route,
+      query: r.query,
+      method: r.method,
+      hostname: r.hostname,
+      body: {
+        text() { return bufToStr(body); },
+        json() { return parse(bufToStr(body)); },
+        arrayBuffer() { return body.slice(0); },
+      },
+      caller: r.caller,
+    };
+    const res = fn(request);
+    if ((typeof res !== "object" && typeof res !== "function") || res === null) {
+      return { error: "not-object" };
+    }
+    const out = { headers: {} };
+    const b = res.body;
+    if (b === undefined) {
+      out.kind = "none";
+    } else if (b instanceof ArrayBuffer) {
+      out.kind = "bytes";
+      out.body = b;
+      out.headers["content-type"] = "application/octet-stream";
+    } else if (isView(b)) {
+      out.kind = "bytes";
+      out.body = new Uint8Array(b.buffer, b.byteOffset, b.byteLength).slice().buffer;
+      out.headers["content-type"] = "application/octet-stream";
+    } else if (typeof b === "string") {
+      out.kind = "text";
+      out.body = b;
+      out.headers["content-type"] = "text/plain";
+    } else {
+      out.kind = "text";
+      out.body = String(stringify(b));
+      out.headers["content-type"] = "application/json";
+    }
+    const h = res.headers;
+    if (h !== undefined && h !== null && typeof h === "object") {
+      for (const k of ownKeys(h)) out.headers[k.toLowerCase()] = String(h[k]);
+    }
+    const sc = res.statusCode;
+    if (sc === undefined || sc === null) out.status = 200;
+    else if (typeof sc === "number" && isInteger(sc) && sc >= -2147483648 && sc <= 2147483647 && !Object.is(sc, -0)) out.status = sc;
+    else return { error: "status-type" };
+    return out;
+  };
+})();`;
+
+/** CCF's url_decode: %XX sequences become bytes (then UTF-8), anything malformed is kept. */
+function urlDecode(s: string): string {
+  if (!s.includes("%")) return s;
+  const bytes: number[] = [];
+  const raw = Buffer.from(s, "utf8");
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c === 0x25 && i + 2 < raw.length) {
+      const hex = raw.subarray(i + 1, i + 3).toString("latin1");
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+        continue;
+      }
+    }
+    bytes.push(c);
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+function errorResponse(status: number, body: unknown): EndpointResponse {
+  return { status, headers: { "content-type": "application/json" }, body };
+}
+
+function internalError(message: string): EndpointResponse {
+  return errorResponse(500, HttpErrors.InternalError(message).toJSON());
+}
+
+export class JsApp {
+  private readonly log: (level: string, msg: string) => void;
+  private readonly consensus: ConsensusView;
+  private readonly randomBytes: (n: number) => Uint8Array;
+  /** Interpreters by reuse key, least recently used first. */
+  private readonly cache = new Map<string, Promise<AppInterpreter>>();
+
+  constructor(opts: {
+    log: (level: string, msg: string) => void;
+    consensus: ConsensusView;
+    randomBytes?: (n: number) => Uint8Array;
+  }) {
+    this.log = opts.log;
+    this.consensus = opts.consensus;
+    this.randomBytes = opts.randomBytes ?? ((n) => new Uint8Array(nodeRandomBytes(n)));
+  }
+
+  /** Drops cached interpreters (after public:ccf.gov.modules / interpreter.flush change). */
+  flush(): void {
+    const all = [...this.cache.values()];
+    this.cache.clear();
+    for (const p of all) p.then(retire, () => undefined);
+  }
+
+  /** Runs the endpoint's handler in `tx` for `req` with `caller`. */
+  async execute(
+    endpoint: AppEndpoint,
+    req: EndpointRequest,
+    caller: Caller | null,
+    tx: Tx,
+  ): Promise<AppResult> {
+    if (endpoint.mode === "historical") {
+      const e = HttpErrors.NotImplemented(
+        "Historical queries are not available in this version of ccf-ts",
+      );
+      return { response: errorResponse(501, e.toJSON()), applyWrites: false };
+    }
+    const options = readRuntimeOptions(tx);
+    const key = endpoint.interpreterReuseKey;
+    if (key === undefined) {
+      const app = await this.create(options.limits);
+      try {
+        return this.run(app, endpoint, req, caller, tx, options);
+      } finally {
+        app.interp.dispose();
+      }
+    }
+    let p = this.cache.get(key);
+    if (p === undefined) {
+      p = this.create(options.limits);
+      const created = p;
+      this.cache.set(key, created);
+      created.catch(() => {
+        if (this.cache.get(key) === created) this.cache.delete(key);
+      });
+      while (this.cache.size > options.maxCachedInterpreters) {
+        const oldest = this.cache.keys().next().value as string;
+        const old = this.cache.get(oldest);
+        this.cache.delete(oldest);
+        old?.then(retire, () => undefined);
+      }
+    } else {
+      // Least recently used first.
+      this.cache.delete(key);
+      this.cache.set(key, p);
+    }
+    const app = await p;
+    if (app.retired || app.interp.dead) {
+      if (this.cache.get(key) === p) this.cache.delete(key);
+      retire(app);
+      return this.execute(endpoint, req, caller, tx);
+    }
+    app.running += 1;
+    try {
+      return this.run(app, endpoint, req, caller, tx, options);
+    } finally {
+      app.running -= 1;
+      if (app.interp.dead) {
+        if (this.cache.get(key) === p) this.cache.delete(key);
+        retire(app);
+      } else if (app.retired && app.running === 0) {
+        app.interp.dispose();
+      }
+    }
+  }
+
+  private run(
+    app: AppInterpreter,
+    endpoint: AppEndpoint,
+    req: EndpointRequest,
+    caller: Caller | null,
+    tx: Tx,
+    options: RuntimeOptions,
+  ): AppResult {
+    const started = performance.now();
+    const current: Current = {
+      tx,
+      context: endpoint.mode === "readonly" ? "app-ro" : "app-rw",
+      applyWrites: undefined,
+      claimsDigest: undefined,
+    };
+    const query = urlDecode(req.query);
+    const hostHeader = req.headers.host;
+    const hostname =
+      hostHeader !== undefined ? hostHeader : req.hostname !== "" ? req.hostname : null;
+    const requestData: HostValue = {
+      headers: { ...req.headers },
+      params: { ...req.params },
+      url: req.query === "" ? req.path : `${req.path}?${req.query}`,
+      path: req.path,
+      route: endpoint.path,
+      query,
+      method: req.method,
+      hostname,
+      body: req.body,
+      caller: (caller ?? null) as HostValue,
+    };
+    app.current = current;
+    let response: EndpointResponse;
+    let threw = false;
+    try {
+      const out = app.interp.callExport(endpoint.jsModule, endpoint.jsFunction, [requestData], {
+        via: INVOKE,
+      });
+      response = this.mapResponse(out);
+    } catch (e) {
+      threw = true;
+      if (e instanceof LimitExceeded) {
+        response = internalError(e.message);
+      } else if (e instanceof JsException) {
+        if (options.logExceptionDetails) {
+          this.log("error", `Exception thrown while executing: ${e.message}\n${e.jsStack ?? ""}`);
+        }
+        const body = HttpErrors.InternalError("Exception thrown while executing.").toJSON() as {
+          error: Record<string, unknown>;
+        };
+        if (options.returnExceptionDetails) {
+          body.error.details = [
+            { code: "JSException", message: e.message, trace: e.jsStack ?? "" },
+          ];
+        }
+        response = errorResponse(500, body);
+      } else if (e instanceof SandboxError && !app.interp.dead) {
+        response = internalError(e.message);
+      } else {
+        throw e;
+      }
+    } finally {
+      app.current = undefined;
+    }
+    if (app.metricsLogging) {
+      const ms = Math.round(performance.now() - started);
+      this.log(
+        "info",
+        `JS execution complete: Method=${req.method}, Path=${endpoint.path}, ` +
+          `Status=${response.status}, ExecMilliseconds=${ms}`,
+      );
+    }
+    const ok = response.status >= 200 && response.status < 300;
+    const applyWrites = threw ? false : (current.applyWrites ?? ok);
+    const result: AppResult = { response, applyWrites };
+    if (!threw && current.claimsDigest !== undefined) result.claimsDigest = current.claimsDigest;
+    return result;
+  }
+
+  private mapResponse(out: GuestValue): EndpointResponse {
+    const o = out as Record<string, GuestValue>;
+    if (o.error === "not-object") {
+      return internalError("Invalid endpoint function return value (not an object).");
+    }
+    if (o.error === "status-type") {
+      return internalError("Invalid endpoint function return value (status code type).");
+    }
+    const headers = o.headers as Record<string, string>;
+    const response: EndpointResponse = { status: o.status as number, headers };
+    if (o.kind === "bytes") response.body = Buffer.from(o.body as ArrayBuffer);
+    else if (o.kind === "text") response.body = o.body;
+    return response;
+  }
+
+  private async create(limits: Limits): Promise<AppInterpreter> {
+    const app: AppInterpreter = {
+      interp: undefined as unknown as Interpreter,
+      current: undefined,
+      metricsLogging: true,
+      running: 0,
+      retired: false,
+    };
+    const need = (): Current => {
+      if (app.current === undefined) {
+        throw new GuestError("Error", "No request is being executed");
+      }
+      return app.current;
+    };
+    const interp = await createInterpreter({
+      limits,
+      modules: {
+        load: (name) => {
+          const tx = app.current?.tx;
+          if (tx === undefined) return undefined;
+          const v = tx.map(Tables.MODULES).get(Buffer.from(`/${name}`, "utf8"));
+          return v === undefined ? undefined : Buffer.from(v).toString("utf8");
+        },
+      },
+      log: (level, message) => this.log(level, message),
+      randomBytes: this.randomBytes,
+    });
+    app.interp = interp;
+    const argc = (args: GuestValue[], n: number): void => {
+      if (args.length !== n) {
+        throw new GuestError("TypeError", `Passed ${args.length} arguments, but expected ${n}`);
+      }
+    };
+    const nonNegative = (v: GuestValue, what: string): number => {
+      if (typeof v !== "number" || !Number.isFinite(v)) {
+        throw new GuestError("TypeError", `${what} must be a number`);
+      }
+      if (v < 0) throw new GuestError("RangeError", `${what} cannot be negative`);
+      return v;
+    };
+    try {
+      interp.define(HOST_GLOBAL, {
+        setApplyWrites: (...args) => {
+          argc(args, 1);
+          if (typeof args[0] !== "boolean") {
+            throw new GuestError("TypeError", "Argument must be a boolean");
+          }
+          need().applyWrites = args[0];
+        },
+        setClaimsDigest: (...args) => {
+          argc(args, 1);
+          const d = args[0];
+          if (!(d instanceof ArrayBuffer) || d.byteLength !== 32) {
+            throw new GuestError("TypeError", "Argument must be an ArrayBuffer of 32 bytes");
+          }
+          need().claimsDigest = new Uint8Array(d.slice(0));
+        },
+        getLastCommittedTxId: (...args) => {
+          argc(args, 0);
+          const { view, seqno } = this.consensus.lastCommitted();
+          return { view, seqno };
+        },
+        getStatusForTxId: (...args) => {
+          argc(args, 2);
+          const view = nonNegative(args[0], "view");
+          const seqno = nonNegative(args[1], "seqno");
+          return this.consensus.statusFor(view, seqno);
+        },
+        getViewForSeqno: (...args) => {
+          argc(args, 1);
+          const seqno = nonNegative(args[0], "seqno");
+          return this.consensus.viewFor(seqno) ?? null;
+        },
+        digest: (...args) => {
+          argc(args, 2);
+          if (args[0] !== "SHA-256") {
+            throw new GuestError(
+              "RangeError",
+              "Unsupported digest algorithm; only SHA-256 is supported",
+            );
+          }
+          const data = args[1];
+          let bytes: Uint8Array;
+          if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+          else if (data instanceof GuestView) bytes = data.bytes;
+          else throw new GuestError("TypeError", "Data must be an ArrayBuffer");
+          return createHash("sha256").update(bytes).digest();
+        },
+        enableUntrustedDateTime: (...args) => {
+          argc(args, 1);
+          if (typeof args[0] !== "boolean") {
+            throw new GuestError("TypeError", "Argument must be a boolean");
+          }
+          return interp.setUntrustedDateTime(args[0]);
+        },
+        enableMetricsLogging: (...args) => {
+          argc(args, 1);
+          if (typeof args[0] !== "boolean") {
+            throw new GuestError("TypeError", "Argument must be a boolean");
+          }
+          const prev = app.metricsLogging;
+          app.metricsLogging = args[0];
+          return prev;
+        },
+      });
+      interp.evalScript(PRELUDE, "ccf-app-prelude.js");
+      installConverters(interp);
+      installKv(interp, {
+        current: () =>
+          app.current === undefined
+            ? undefined
+            : { tx: app.current.tx, context: app.current.context },
+      });
+    } catch (e) {
+      interp.dispose();
+      throw e;
+    }
+    return app;
+  }
+}
