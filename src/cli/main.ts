@@ -31,6 +31,10 @@ export async function main(argv: string[]): Promise<number> {
       collect,
       [],
     )
+    .option(
+      "--js-app-bundle <path>",
+      "app: bundle.json or a folder (app.json + src/); default: the logging sample",
+    )
     .option("--verbose", "debug logging in the nodes")
     .action(
       async (opts: {
@@ -38,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         workspace: string;
         port: string;
         constitution: string[];
+        jsAppBundle?: string;
         verbose?: boolean;
       }) => {
         const { runSandbox } = await import("./sandbox.js");
@@ -46,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
           workspace: opts.workspace,
           port: parseIntArg("--port", opts.port),
           ...(opts.constitution.length > 0 ? { constitution: opts.constitution } : {}),
+          ...(opts.jsAppBundle === undefined ? {} : { jsAppBundle: opts.jsAppBundle }),
           verbose: opts.verbose === true,
         });
       },

@@ -2,8 +2,9 @@
 // `sandbox_common/`, node i's config, log and ledger in `sandbox_<i>/`. Each node is its own
 // process, a child of the sandbox; Ctrl+C or SIGTERM stops them all.
 //
-// Today it starts one node (replication comes with the consensus issues); users and the JS app
-// come with the JS runtime issue.
+// Today it starts one node (replication comes with the consensus issues). Users, the app and the
+// opening of the service go into the genesis transaction (a ccf-ts start-config extension) until
+// governance runs them as proposals.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +20,8 @@ export interface SandboxOptions {
   workspace: string;
   port: number;
   constitution?: string[];
+  /** bundle.json, or a folder (CCF's app.json + src/, or one holding bundle.json). */
+  jsAppBundle?: string;
   verbose?: boolean;
 }
 
@@ -26,6 +29,7 @@ export const DEFAULT_CONSTITUTION = join(
   PACKAGE_ROOT,
   "samples/constitutions/minimal/constitution.js",
 );
+export const DEFAULT_APP = join(PACKAGE_ROOT, "samples/apps/logging/dist/bundle.json");
 /** Nodes run the same ccf-ts entry point (and Node flags) as the sandbox itself. */
 function nodeCommand(): string[] {
   const entry = process.argv[1] ?? join(PACKAGE_ROOT, "bin/ccf-ts.js");
@@ -46,6 +50,15 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   const constitutions = (opts.constitution ?? [DEFAULT_CONSTITUTION]).map((f) => resolve(f));
   for (const f of constitutions) {
     if (!existsSync(f)) throw new CcfError("InvalidArgument", `--constitution ${f}: no such file`);
+  }
+  const bundle = resolve(opts.jsAppBundle ?? DEFAULT_APP);
+  if (!existsSync(bundle)) {
+    throw new CcfError(
+      "InvalidArgument",
+      opts.jsAppBundle === undefined
+        ? `the sample app is not built (${bundle}): run npm ci or npm run build:samples`
+        : `--js-app-bundle ${bundle}: no such file or folder`,
+    );
   }
   const workspace = resolve(opts.workspace);
   const common = join(workspace, "sandbox_common");
@@ -75,6 +88,10 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
         constitution_files: constitutions,
         service_configuration: { recovery_threshold: 1 },
         initial_service_certificate_validity_days: 90,
+        // ccf-ts start-config extension: users, the app and an open service at genesis
+        users: [0, 1, 2].map((i) => ({ certificate_file: join(common, `user${i}_cert.pem`) })),
+        js_app_bundle: bundle,
+        open_service: true,
       },
     },
     ledger: { directory: "0.ledger" },
@@ -120,7 +137,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   }
   process.stdout.write(
     [
-      `Started a network of 1 node in ${workspace}`,
+      `Started a network of 1 node in ${workspace}, app ${bundle}`,
       `  node 0: https://${address} (log: ${join(dir, "out")}, ledger: ${join(dir, "0.ledger")})`,
       `Identities and the service certificate are in ${common}:`,
       "  service_cert.pem, member{0,1,2}_{cert,privk}.pem, member{0,1,2}_enc_{pubk,privk}.pem,",

@@ -147,6 +147,42 @@ export class TxPipeline {
     );
   }
 
+  /**
+   * As `execute`, for handlers that may await. Other transactions can commit meanwhile; the
+   * optimistic check at commit catches any conflict and the handler runs again. The claims digest
+   * may come from the result (an app sets it while running).
+   */
+  async executeAsync<T>(
+    fn: (tx: Tx) => T | Promise<T>,
+    options: {
+      claimsDigest?: (result: T) => Uint8Array | undefined;
+      apply?: (result: T) => boolean;
+    } = {},
+  ): Promise<CommitResult<T>> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const tx = this.o.store.begin();
+      const result = await fn(tx);
+      if (options.apply !== undefined && !options.apply(result)) {
+        return { result, txId: { view: this.view, seqno: tx.readVersion }, wrote: false };
+      }
+      try {
+        const txId = this.commit(tx, options.claimsDigest?.(result));
+        return {
+          result,
+          txId: txId ?? { view: this.view, seqno: tx.readVersion },
+          wrote: txId !== undefined,
+        };
+      } catch (e) {
+        if (!(e instanceof ConflictError)) throw e;
+        lastError = e;
+      }
+    }
+    throw new ConflictError(
+      `transaction still conflicted after ${MAX_ATTEMPTS} attempts: ${(lastError as Error).message}`,
+    );
+  }
+
   /** Commits a transaction; returns its TxID, or undefined when it wrote nothing. */
   commit(tx: Tx, claimsDigest?: Uint8Array): TxId | undefined {
     if (!tx.hasWrites()) {

@@ -364,6 +364,15 @@ const StartSchema = Closed({
     { issuer: Type.String(), subject: Type.String() },
     { default: { issuer: "", subject: "" } },
   ),
+  // Beyond CCF (a ccf-ts start-config extension): users, a JS app bundle and an open service in
+  // the genesis transaction, so a sandbox serves its app without governance round trips.
+  users: Type.Optional(
+    Type.Array(
+      Closed({ certificate_file: Type.String(), data_json_file: Type.Optional(NullableString) }),
+    ),
+  ),
+  js_app_bundle: Type.Optional(Type.String()),
+  open_service: Type.Optional(Type.Boolean()),
 });
 
 const JoinSchema = Closed({
@@ -649,6 +658,12 @@ export interface StartCommand {
   initial_service_certificate_validity_days: number;
   service_subject_name: string;
   cose_signatures: { issuer: string; subject: string };
+  /** Beyond CCF: users added at genesis. */
+  users?: Array<{ certificate_file: string; data_json_file?: string }>;
+  /** Beyond CCF: a bundle.json (or a folder holding one) deployed at genesis. */
+  js_app_bundle?: string;
+  /** Beyond CCF: the genesis transaction opens the service. */
+  open_service?: boolean;
 }
 
 export interface JoinCommand {
@@ -1112,6 +1127,18 @@ function normaliseCommand(c: CheckedConfig["command"], path: (p: string) => stri
           initial_service_certificate_validity_days: s.initial_service_certificate_validity_days,
           service_subject_name: s.service_subject_name,
           cose_signatures: { ...s.cose_signatures },
+          ...(s.users === undefined
+            ? {}
+            : {
+                users: s.users.map((u) => ({
+                  certificate_file: path(u.certificate_file),
+                  ...(typeof u.data_json_file === "string"
+                    ? { data_json_file: path(u.data_json_file) }
+                    : {}),
+                })),
+              }),
+          ...(s.js_app_bundle === undefined ? {} : { js_app_bundle: path(s.js_app_bundle) }),
+          ...(s.open_service === undefined ? {} : { open_service: s.open_service }),
         },
       };
     }

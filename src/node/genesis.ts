@@ -4,6 +4,7 @@
 
 import { certificateId } from "../crypto/index.js";
 import { encodeValue, idKey, SINGLETON_KEY, Tables, type Tx } from "../kv/index.js";
+import { type AppBundle, writeBundle } from "./bundle.js";
 import { VIRTUAL_MEASUREMENT } from "./identity.js";
 
 export interface GenesisMember {
@@ -27,6 +28,10 @@ export interface GenesisArgs {
     endorsedCert: string;
     hostData: string;
   };
+  /** Beyond CCF: users, an app and an open service straight from genesis (sandbox convenience). */
+  users?: Array<{ cert: string; userData?: unknown }>;
+  app?: AppBundle;
+  open?: boolean;
 }
 
 function put(tx: Tx, table: string, key: Uint8Array, value: unknown): void {
@@ -38,7 +43,7 @@ export function writeGenesis(tx: Tx, g: GenesisArgs): void {
     cert: g.serviceCert,
     current_service_create_txid: g.createTxId,
     recovery_count: 0,
-    status: "Opening",
+    status: g.open === true ? "Open" : "Opening",
   };
   if (g.serviceData !== undefined) service.service_data = g.serviceData;
   put(tx, Tables.SERVICE, SINGLETON_KEY, service);
@@ -60,4 +65,10 @@ export function writeGenesis(tx: Tx, g: GenesisArgs): void {
   put(tx, Tables.NODE_ENDORSED_CERTIFICATES, idKey(g.node.id), g.node.endorsedCert);
   put(tx, Tables.VIRTUAL_MEASUREMENTS, Buffer.from(VIRTUAL_MEASUREMENT), "AllowedToJoin");
   put(tx, Tables.VIRTUAL_HOST_DATA, Buffer.from(g.node.hostData), "");
+  for (const u of g.users ?? []) {
+    const id = idKey(certificateId(u.cert));
+    put(tx, Tables.USER_CERTS, id, u.cert);
+    put(tx, Tables.USER_INFO, id, u.userData === undefined ? {} : { user_data: u.userData });
+  }
+  if (g.app !== undefined) writeBundle(tx, g.app);
 }

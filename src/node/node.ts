@@ -17,12 +17,16 @@ import {
   commonEndpoints,
   type Endpoint,
   EndpointMetrics,
+  type EndpointRequest,
+  type EndpointResponse,
   type NodeContext,
   type NodeStartupState,
   nodeEndpoints,
   type Quote,
   type SessionMetrics,
+  TX_ID_HEADER,
   type TxStatus,
+  txIdString,
 } from "../endpoints/index.js";
 import { CcfError } from "../errors.js";
 import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables } from "../kv/index.js";
@@ -35,8 +39,10 @@ import {
   TxPipeline,
 } from "../ledger/index.js";
 import { buildReceipt, decodePrimarySignature, MerkleTree, type Receipt } from "../merkle/index.js";
-import { Router, RpcServer } from "../rpc/index.js";
+import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
+import { authenticate, Router, RpcServer } from "../rpc/index.js";
 import { type NodeConfig, splitAddress } from "./config.js";
+import { loadBundle } from "./bundle.js";
 import { writeGenesis } from "./genesis.js";
 import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
 import { readConfigFile } from "./files.js";
@@ -66,6 +72,7 @@ export class Node implements NodeContext {
   private pipeline!: TxPipeline;
   private storage!: FileLedger;
   private n2n: net.Server | undefined;
+  private app!: JsApp;
   private ticker: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private flushAgain = false;
@@ -154,6 +161,19 @@ export class Node implements NodeContext {
       },
     });
 
+    this.app = new JsApp({
+      log: (level, message) => {
+        if (level === "error") this.log.error({ tag: "app" }, message);
+        else if (level === "warn") this.log.warn({ tag: "app" }, message);
+        else this.log.info({ tag: "app" }, message);
+      },
+      consensus: {
+        lastCommitted: () => this.commitTxId(),
+        statusFor: (view, seqno) => this.txStatus({ view, seqno }),
+        viewFor: (seqno) => this.viewOf(seqno),
+      },
+    });
+
     // Listen first: the node's own record carries the addresses it serves on.
     for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
       const server = new RpcServer({
@@ -221,7 +241,14 @@ export class Node implements NodeContext {
         start.service_configuration.maximum_node_certificate_validity_days,
       maximum_service_certificate_validity_days:
         start.service_configuration.maximum_service_certificate_validity_days,
-      recovery_threshold: start.service_configuration.recovery_threshold,
+      // 0 means "every recovery member", as CCF resolves it at genesis.
+      recovery_threshold:
+        start.service_configuration.recovery_threshold === 0
+          ? Math.max(
+              1,
+              start.members.filter((m) => m.encryption_public_key_file !== undefined).length,
+            )
+          : start.service_configuration.recovery_threshold,
     };
     if (start.service_configuration.recent_cose_proposals_window_size !== 100) {
       serviceConfig.recent_cose_proposals_window_size =
@@ -252,8 +279,30 @@ export class Node implements NodeContext {
         ? undefined
         : readConfigFile(config.service_data_json_file, "service_data_json_file", true);
 
+    const users = (start.users ?? []).map((u, i) => ({
+      cert: readConfigFile(
+        u.certificate_file,
+        `command.start.users[${i}].certificate_file`,
+      ) as string,
+      ...(u.data_json_file === undefined
+        ? {}
+        : {
+            userData: readConfigFile(
+              u.data_json_file,
+              `command.start.users[${i}].data_json_file`,
+              true,
+            ),
+          }),
+    }));
+    const app =
+      start.js_app_bundle === undefined
+        ? undefined
+        : loadBundle(start.js_app_bundle, "command.start.js_app_bundle");
     this.pipeline.execute((tx) =>
       writeGenesis(tx, {
+        users,
+        ...(app === undefined ? {} : { app }),
+        open: start.open_service === true,
         serviceCert,
         ...(serviceData === undefined ? {} : { serviceData }),
         createTxId: `${FIRST_VIEW}.1`,
@@ -300,7 +349,7 @@ export class Node implements NodeContext {
       () => this.govGroup,
     ).map((e) => this.metrics.wrap(e));
     this.router.setEndpoints("node", this.nodeGroup);
-    this.router.setEndpoints("app", this.appGroup);
+    this.refreshAppEndpoints();
     this.router.setEndpoints("gov", this.govGroup);
     this.nodeState = "PartOfNetwork";
     this.ticker = setInterval(() => this.tick(), Math.max(1, this.config.tick_interval));
@@ -317,6 +366,54 @@ export class Node implements NodeContext {
   private nodeGroup: Endpoint[] = [];
   private appGroup: Endpoint[] = [];
   private govGroup: Endpoint[] = [];
+
+  /**
+   * The `/app` group: the application's endpoints from `public:ccf.gov.endpoints` (they win over
+   * built-in ones with the same method and path, as in CCF), then the common ones.
+   */
+  private refreshAppEndpoints(): void {
+    let appEndpoints: AppEndpoint[] = [];
+    try {
+      appEndpoints = readAppEndpoints(this.store.begin());
+    } catch (err) {
+      this.log.error({ err }, "application endpoints unreadable");
+    }
+    this.app.flush();
+    const taken = new Set(appEndpoints.map((e) => `${e.method} ${e.path}`));
+    const common = commonEndpoints(
+      "/app",
+      "CCF Application API",
+      this,
+      this.metrics,
+      () => this.appGroup,
+    ).filter((e) => !taken.has(`${e.method} ${e.path}`));
+    const fromApp: Endpoint[] = appEndpoints.map((ep) => ({
+      method: ep.method,
+      path: ep.path,
+      openapi: ep.openapi,
+      handler: (req) => this.runAppEndpoint(ep, req),
+    }));
+    this.appGroup = [...fromApp, ...common].map((e) => this.metrics.wrap(e));
+    this.router.setEndpoints("app", this.appGroup);
+  }
+
+  /** Authenticates, runs the handler in a transaction, commits on success; the reply carries the TxID. */
+  private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
+    const res = await this.pipeline.executeAsync(
+      async (tx) => {
+        const caller = authenticate(ep.authnPolicies, req, tx);
+        return await this.app.execute(ep, req, caller, tx);
+      },
+      { apply: (r) => r.applyWrites, claimsDigest: (r) => r.claimsDigest },
+    );
+    if (res.wrote) this.scheduleFlush();
+    const response = res.result.response;
+    if (response.status < 200 || response.status >= 300) return response;
+    return {
+      ...response,
+      headers: { ...(response.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
+    };
+  }
 
   /** Addresses the RPC interfaces listen on, by interface name. */
   rpcAddresses(): Record<string, string> {

@@ -9,4 +9,11 @@ export {
 } from "./dispatch.js";
 export { type InjectRequest, inject } from "./inject.js";
 export { type RouteMatch, Router } from "./router.js";
+export {
+  type AuthPolicy,
+  authenticate,
+  type Caller,
+  parsePolicies,
+  type PolicyName,
+} from "./auth.js";
 export { RpcServer, type RpcServerOptions, type RpcServerStats } from "./server.js";

@@ -1,5 +1,5 @@
-// `ccf-ts sandbox` (what `npm start` runs): the workspace CCF's sandbox lays out, a node that
-// answers through the service certificate, and a clean stop of every node on SIGTERM.
+// `ccf-ts sandbox` (what `npm start` runs): the workspace CCF's sandbox lays out, an open service
+// serving the logging sample to user0, and a clean stop of every node on SIGTERM.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -42,11 +42,25 @@ describe("ccf-ts sandbox", () => {
       });
       const res = await request(`https://${printed}/node/network`, { dispatcher: agent });
       assert.equal(res.statusCode, 200);
-      assert.equal(
-        ((await res.body.json()) as { service_status: string }).service_status,
-        "Opening",
-      );
+      assert.equal(((await res.body.json()) as { service_status: string }).service_status, "Open");
       await agent.close();
+      const asUser0 = new Agent({
+        connect: {
+          ca: readFileSync(join(common, "service_cert.pem"), "utf8"),
+          cert: readFileSync(join(common, "user0_cert.pem"), "utf8"),
+          key: readFileSync(join(common, "user0_privk.pem"), "utf8"),
+        },
+      });
+      const posted = await request(`https://${printed}/app/log/private`, {
+        dispatcher: asUser0,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ id: 1, msg: "from the sandbox" }),
+      });
+      assert.equal(posted.statusCode, 200, await posted.body.text());
+      const got = await request(`https://${printed}/app/log/private?id=1`, { dispatcher: asUser0 });
+      assert.deepEqual(await got.body.json(), { msg: "from the sandbox" });
+      await asUser0.close();
       const pid = Number(readFileSync(join(cwd, "ws", "sandbox_0", "node.pid"), "utf8"));
       sandbox.kill("SIGTERM");
       const code = await waitFor(

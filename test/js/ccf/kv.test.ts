@@ -307,7 +307,7 @@ describe("ccf.kv", () => {
 
     for (const name of names) {
       for (const [ci, context] of contexts.entries()) {
-        const access = (table[name])[ci];
+        const access = table[name][ci];
         it(`${name} in ${context} is ${access}`, () => {
           request(
             context,

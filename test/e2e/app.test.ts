@@ -1,0 +1,196 @@
+// The logging sample, built with rollup from @microsoft/ccf-app, served by a real node over HTTPS
+// with client certificates: CCF's documented requests and answers.
+
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Agent, request } from "undici";
+import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+const BUNDLE = join(ROOT, "samples/apps/logging/dist/bundle.json");
+const CONSTITUTION = join(ROOT, "samples/constitutions/minimal/constitution.js");
+
+describe("the logging app on a node", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ccf-ts-app-"));
+  let node: ReturnType<typeof startCcfTs>;
+  let base: string;
+  let user: Agent;
+  let anonymous: Agent;
+
+  async function call(
+    agent: Agent,
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ) {
+    const res = await request(`${base}${path}`, {
+      dispatcher: agent,
+      method,
+      ...(body === undefined
+        ? {}
+        : {
+            body: typeof body === "string" ? body : JSON.stringify(body),
+            headers: { "content-type": contentType },
+          }),
+    });
+    const text = await res.body.text();
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      text,
+      json: () => JSON.parse(text) as unknown,
+    };
+  }
+
+  before(async () => {
+    assert.ok(existsSync(BUNDLE), `the sample app is built by npm ci: ${BUNDLE}`);
+    for (const args of [
+      ["--name", "member0", "--gen-enc-key"],
+      ["--name", "user0"],
+    ]) {
+      const r = runCcfTs(["keygen", ...args], dir);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const config = {
+      network: {
+        node_to_node_interface: { bind_address: "127.0.0.1:0" },
+        rpc_interfaces: { primary_rpc_interface: { bind_address: "127.0.0.1:0" } },
+      },
+      command: {
+        type: "Start",
+        service_certificate_file: join(dir, "service_cert.pem"),
+        start: {
+          members: [
+            {
+              certificate_file: join(dir, "member0_cert.pem"),
+              encryption_public_key_file: join(dir, "member0_enc_pubk.pem"),
+            },
+          ],
+          constitution_files: [CONSTITUTION],
+          service_configuration: { recovery_threshold: 1 },
+          users: [{ certificate_file: join(dir, "user0_cert.pem") }],
+          js_app_bundle: BUNDLE,
+          open_service: true,
+        },
+      },
+      ledger: { directory: join(dir, "ledger") },
+      ledger_signatures: { tx_count: 10, delay: "50ms" },
+      output_files: {
+        node_certificate_file: join(dir, "nodecert.pem"),
+        pid_file: join(dir, "node.pid"),
+        rpc_addresses_file: join(dir, "rpc_addresses.json"),
+      },
+    };
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    node = startCcfTs(["node", "--config", join(dir, "config.json")], dir);
+    const addresses = await waitFor("the node to listen", () => {
+      if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
+      return existsSync(join(dir, "rpc_addresses.json"))
+        ? (JSON.parse(readFileSync(join(dir, "rpc_addresses.json"), "utf8")) as Record<
+            string,
+            string
+          >)
+        : undefined;
+    });
+    base = `https://${addresses.primary_rpc_interface}`;
+    const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
+    user = new Agent({
+      connect: {
+        ca,
+        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
+        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+      },
+    });
+    anonymous = new Agent({ connect: { ca } });
+  });
+
+  after(async () => {
+    await user?.close();
+    await anonymous?.close();
+    if (node?.exitCode === null) node.kill("SIGTERM");
+  });
+
+  it("opens the service at genesis with the app deployed", async () => {
+    const net = (await call(anonymous, "GET", "/node/network")).json() as {
+      service_status: string;
+    };
+    assert.equal(net.service_status, "Open");
+  });
+
+  it("writes and reads private and public records for an authenticated user", async () => {
+    for (const table of ["private", "public"]) {
+      const posted = await call(user, "POST", `/app/log/${table}`, {
+        id: 42,
+        msg: `hello ${table}`,
+      });
+      assert.equal(posted.status, 200, posted.text);
+      assert.equal(posted.json(), true);
+      assert.match(String(posted.headers["x-ms-ccf-transaction-id"]), /^2\.\d+$/);
+      const got = await call(user, "GET", `/app/log/${table}?id=42`);
+      assert.equal(got.status, 200, got.text);
+      assert.deepEqual(got.json(), { msg: `hello ${table}` });
+    }
+  });
+
+  it("answers 404 ResourceNotFound for a missing record, and deletes", async () => {
+    const missing = await call(user, "GET", "/app/log/private?id=7");
+    assert.equal(missing.status, 404);
+    assert.equal((missing.json() as { error: { code: string } }).error.code, "ResourceNotFound");
+    await call(user, "POST", "/app/log/private", { id: 8, msg: "bye" });
+    assert.equal((await call(user, "DELETE", "/app/log/private?id=8")).json(), true);
+    assert.equal((await call(user, "GET", "/app/log/private?id=8")).status, 404);
+    assert.equal((await call(user, "DELETE", "/app/log/private?id=8")).status, 404);
+  });
+
+  it("refuses a caller without a user certificate with 401 before any app code runs", async () => {
+    const res = await call(anonymous, "POST", "/app/log/private", { id: 9, msg: "nope" });
+    assert.equal(res.status, 401);
+    assert.equal(
+      (res.json() as { error: { code: string } }).error.code,
+      "InvalidAuthenticationInfo",
+    );
+    assert.equal(
+      (await call(user, "GET", "/app/log/private?id=9")).status,
+      404,
+      "nothing was written",
+    );
+  });
+
+  it("answers 415 for raw_text with the wrong content type, and stores it with the right one", async () => {
+    const wrong = await call(
+      user,
+      "POST",
+      "/app/log/private/raw_text/11",
+      "some text",
+      "application/json",
+    );
+    assert.equal(wrong.status, 415);
+    const right = await call(
+      user,
+      "POST",
+      "/app/log/private/raw_text/11",
+      "some text",
+      "text/plain",
+    );
+    assert.equal(right.status, 200, right.text);
+    assert.deepEqual((await call(user, "GET", "/app/log/private?id=11")).json(), {
+      msg: "some text",
+    });
+  });
+
+  it("commits the app's writes: their TxID becomes Committed", async () => {
+    const posted = await call(user, "POST", "/app/log/public", { id: 100, msg: "commit me" });
+    const txid = String(posted.headers["x-ms-ccf-transaction-id"]);
+    const status = await waitFor("the write to commit", async () => {
+      const s = (await call(anonymous, "GET", `/app/tx?transaction_id=${txid}`)).json() as {
+        status: string;
+      };
+      return s.status === "Committed" ? s.status : undefined;
+    });
+    assert.equal(status, "Committed");
+  });
+});
