@@ -2,6 +2,7 @@
 
 const benches: Record<string, () => Promise<void>> = {
   core: async () => (await import("./core.js")).run(),
+  app: async () => (await import("./app.js")).run(),
   gcm: async () => (await import("./gcm.js")).run(),
   sandbox: async () => (await import("./sandbox.js")).run(),
 };
