@@ -91,7 +91,7 @@ export async function run(): Promise<void> {
     dir,
   );
   const node = await Node.start(config, createLogger("fatal"));
-  const address = node.rpcAddresses().primary_rpc_interface as string;
+  const address = node.rpcAddresses().primary_rpc_interface;
   const pool = new Pool(`https://${address}`, {
     connections: CONNECTIONS,
     connect: {
