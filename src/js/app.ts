@@ -2,7 +2,8 @@
 // one QuickJS interpreter per request (or a cached one per reuse key), the `ccf` global's app
 // pieces (kv, rpc, consensus, crypto.digest...), the Request object and CCF's response mapping.
 
-import { createHash, randomBytes as nodeRandomBytes } from "node:crypto";
+import { createHash, randomBytes as nodeRandomBytes, X509Certificate } from "node:crypto";
+import { pemBundleSplit } from "../crypto/index.js";
 import type { EndpointRequest, EndpointResponse } from "../endpoints/types.js";
 import { HttpErrors } from "../errors.js";
 import { decodeValue, SINGLETON_KEY, Tables, type Tx } from "../kv/index.js";
@@ -177,6 +178,52 @@ const HOST_GLOBAL = "__ccfAppHost";
 const INVOKE = "__ccfAppInvoke";
 const UNAVAILABLE = "is not available in this version of ccf-ts";
 
+/** Syntax check of a PEM bundle: every certificate parses (CCF's isValidX509CertBundle). */
+function isValidCertBundle(pem: string): boolean {
+  const certs = pemBundleSplit(pem);
+  if (certs.length === 0) return false;
+  try {
+    for (const c of certs) new X509Certificate(c);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `chain[0]` is the target; each certificate must be issued by the next, the last by one of the
+ * trusted certificates, and all must be valid now (CCF's isValidX509CertChain).
+ */
+function isValidCertChain(chainPem: string, trustedPem: string): boolean {
+  try {
+    const chain = pemBundleSplit(chainPem).map((c) => new X509Certificate(c));
+    const trusted = pemBundleSplit(trustedPem).map((c) => new X509Certificate(c));
+    if (chain.length === 0 || trusted.length === 0) return false;
+    const now = Date.now();
+    const current = (c: X509Certificate) =>
+      Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+    for (let i = 0; i < chain.length; i++) {
+      const cert = chain[i] as X509Certificate;
+      if (!current(cert)) return false;
+      const next = chain[i + 1];
+      if (next !== undefined) {
+        if (!cert.checkIssued(next) || !cert.verify(next.publicKey)) return false;
+      } else if (
+        !trusted.some(
+          (t) =>
+            current(t) &&
+            (t.raw.equals(cert.raw) || (cert.checkIssued(t) && cert.verify(t.publicKey))),
+        )
+      ) {
+        return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Guest-side installation: ccf.rpc/consensus/crypto/historical..., and the request/response shim. */
 const PRELUDE = `(() => {
   "use strict";
@@ -200,11 +247,13 @@ const PRELUDE = `(() => {
   ccf.host = stubs("host.", ["triggerSubprocess"]);
   ccf.crypto = stubs("crypto.", [
     "sign", "verifySignature", "generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair",
-    "generateEddsaKeyPair", "wrapKey", "unwrapKey", "isValidX509CertBundle", "isValidX509CertChain",
+    "generateEddsaKeyPair", "wrapKey", "unwrapKey",
     "pubPemToJwk", "pemToJwk", "pubRsaPemToJwk", "rsaPemToJwk", "pubEddsaPemToJwk", "eddsaPemToJwk",
     "pubJwkToPem", "jwkToPem", "pubRsaJwkToPem", "rsaJwkToPem", "pubEddsaJwkToPem", "eddsaJwkToPem",
   ]);
   ccf.crypto.digest = host.digest;
+  ccf.crypto.isValidX509CertBundle = host.isValidX509CertBundle;
+  ccf.crypto.isValidX509CertChain = host.isValidX509CertChain;
   ccf.enableUntrustedDateTime = host.enableUntrustedDateTime;
   ccf.enableMetricsLogging = host.enableMetricsLogging;
   ccf.tcbHexToPolicy = unavailable("tcbHexToPolicy");
@@ -566,6 +615,19 @@ export class JsApp {
           else if (data instanceof GuestView) bytes = data.bytes;
           else throw new GuestError("TypeError", "Data must be an ArrayBuffer");
           return createHash("sha256").update(bytes).digest();
+        },
+        isValidX509CertBundle: (...args) => {
+          argc(args, 1);
+          if (typeof args[0] !== "string")
+            throw new GuestError("TypeError", "Argument must be a string");
+          return isValidCertBundle(args[0]);
+        },
+        isValidX509CertChain: (...args) => {
+          argc(args, 2);
+          if (typeof args[0] !== "string" || typeof args[1] !== "string") {
+            throw new GuestError("TypeError", "Arguments must be strings");
+          }
+          return isValidCertChain(args[0], args[1]);
         },
         enableUntrustedDateTime: (...args) => {
           argc(args, 1);

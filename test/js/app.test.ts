@@ -577,3 +577,53 @@ describe("the logging sample", () => {
     assert.equal(count.response.body, "1");
   });
 });
+
+describe("ccf.crypto certificate checks", () => {
+  it("isValidX509CertBundle and isValidX509CertChain answer as CCF's do", async () => {
+    const { EcKeyPair, createServiceCertificate, createEndorsedCertificate } = await import(
+      "../../src/crypto/index.js"
+    );
+    const caKey = EcKeyPair.generate();
+    const ca = await createServiceCertificate(caKey, {
+      validFrom: new Date(Date.now() - 60_000),
+      validityDays: 10,
+    });
+    const leafKey = EcKeyPair.generate();
+    const leaf = await createEndorsedCertificate({
+      subjectPublicKey: leafKey.publicKey,
+      subjectName: "CN=leaf",
+      issuerKey: caKey,
+      issuerCertPem: ca,
+      validFrom: new Date(Date.now() - 60_000),
+      validityDays: 10,
+    });
+    const otherCa = await createServiceCertificate(EcKeyPair.generate(), {
+      validFrom: new Date(Date.now() - 60_000),
+      validityDays: 10,
+    });
+    const CERTS = `
+export function check(request) {
+  const { leaf, ca, other } = request.body.json();
+  return { body: [
+    ccf.crypto.isValidX509CertBundle(leaf + ca),
+    ccf.crypto.isValidX509CertBundle("not a certificate"),
+    ccf.crypto.isValidX509CertChain(leaf, ca),
+    ccf.crypto.isValidX509CertChain(leaf, other),
+  ] };
+}`;
+    const h = new Harness(
+      makeStore({ "app.js": CERTS }, [ep("/check", "POST", "check")], {
+        return_exception_details: true,
+      }),
+    );
+    const res = await h.call(
+      "POST",
+      "/app/check",
+      request("POST", "/app/check", {
+        body: Buffer.from(JSON.stringify({ leaf, ca, other: otherCa })),
+      }),
+    );
+    assert.equal(res.response.status, 200, bodyText(res.response.body));
+    assert.deepEqual(JSON.parse(bodyText(res.response.body)), [true, false, true, false]);
+  });
+});
