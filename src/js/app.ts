@@ -203,7 +203,7 @@ function isValidCertChain(chainPem: string, trustedPem: string): boolean {
     const current = (c: X509Certificate) =>
       Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
     for (let i = 0; i < chain.length; i++) {
-      const cert = chain[i] as X509Certificate;
+      const cert = chain[i];
       if (!current(cert)) return false;
       const next = chain[i + 1];
       if (next !== undefined) {
