@@ -4,7 +4,7 @@
 // signature transaction. Clock and keys are injected, so the same inputs give the same bytes.
 
 import { coseSign1Sign, type EcKeyPair, sha256, signDigest, toHex } from "../crypto/index.js";
-import { ConflictError } from "../errors.js";
+import { ConflictError, HttpError } from "../errors.js";
 import { EntryType, encodeValue, SINGLETON_KEY, type Store, Tables, type Tx } from "../kv/index.js";
 import {
   commitEvidence,
@@ -76,6 +76,16 @@ export interface CommitResult<T> {
 /** CCF's frontend re-executes a conflicting handler up to this many times. */
 export const MAX_ATTEMPTS = 30;
 
+/** What the client sees when a handler kept conflicting: CCF's 409. */
+function attemptsExceeded(lastError: unknown): HttpError {
+  return new HttpError(
+    409,
+    "TransactionCommitAttemptsExceedLimit",
+    `Transaction continued to conflict after ${MAX_ATTEMPTS} attempts. Retry later.`,
+    { cause: lastError },
+  );
+}
+
 export class TxPipeline {
   private view: number;
   private sinceSignature = 0;
@@ -142,9 +152,7 @@ export class TxPipeline {
         lastError = e;
       }
     }
-    throw new ConflictError(
-      `transaction still conflicted after ${MAX_ATTEMPTS} attempts: ${(lastError as Error).message}`,
-    );
+    throw attemptsExceeded(lastError);
   }
 
   /**
@@ -178,9 +186,7 @@ export class TxPipeline {
         lastError = e;
       }
     }
-    throw new ConflictError(
-      `transaction still conflicted after ${MAX_ATTEMPTS} attempts: ${(lastError as Error).message}`,
-    );
+    throw attemptsExceeded(lastError);
   }
 
   /** Commits a transaction; returns its TxID, or undefined when it wrote nothing. */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { coseSign1Decode, sha256, verifyDigest } from "../../src/crypto/index.js";
-import { ConflictError } from "../../src/errors.js";
+import { HttpError } from "../../src/errors.js";
 import { decodeValue, keyToString, SINGLETON_KEY, Tables } from "../../src/kv/index.js";
 import { LedgerVerificationError, MemoryLedger, readLedger } from "../../src/ledger/index.js";
 import { buildReceipt, decodePrimarySignature, verifyReceipt } from "../../src/merkle/index.js";
@@ -132,7 +132,10 @@ describe("transaction pipeline", () => {
           svc.pipeline.execute((t2) => t2.map("c").set(Buffer.from("n"), Buffer.from("again")));
           tx.map("c").set(Buffer.from("n"), Buffer.from("x"));
         }),
-      ConflictError,
+      (e: Error) =>
+        e instanceof HttpError &&
+        e.status === 409 &&
+        e.code === "TransactionCommitAttemptsExceedLimit",
     );
   });
 
