@@ -11,6 +11,7 @@ import { parseNodeConfig } from "../src/node/config.js";
 import { createLogger } from "../src/node/log.js";
 import { Node } from "../src/node/node.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
+import { singleNodeConfig } from "../test/helpers/node-config.js";
 
 const CONNECTIONS = 32;
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
@@ -59,35 +60,14 @@ export async function run(): Promise<void> {
   await keygen({ name: "member0", genEncKey: true, dir });
   await keygen({ name: "user0", dir });
   const config = parseNodeConfig(
-    {
-      network: {
-        node_to_node_interface: { bind_address: "127.0.0.1:0" },
-        rpc_interfaces: { primary_rpc_interface: { bind_address: "127.0.0.1:0" } },
+    singleNodeConfig(dir, {
+      start: {
+        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
+        js_app_bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
+        open_service: true,
       },
-      command: {
-        type: "Start",
-        service_certificate_file: join(dir, "service_cert.pem"),
-        start: {
-          members: [
-            {
-              certificate_file: join(dir, "member0_cert.pem"),
-              encryption_public_key_file: join(dir, "member0_enc_pubk.pem"),
-            },
-          ],
-          constitution_files: [join(PACKAGE_ROOT, "samples/constitutions/minimal/constitution.js")],
-          service_configuration: { recovery_threshold: 1 },
-          users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-          js_app_bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
-          open_service: true,
-        },
-      },
-      ledger: { directory: join(dir, "ledger") },
-      ledger_signatures: { tx_count: 5000, delay: "100ms" },
-      output_files: {
-        node_certificate_file: join(dir, "nodecert.pem"),
-        pid_file: join(dir, "node.pid"),
-      },
-    },
+      signatures: { tx_count: 5000, delay: "100ms" },
+    }),
     dir,
   );
   const node = await Node.start(config, createLogger("fatal"));

@@ -133,26 +133,15 @@ export class TxPipeline {
     fn: (tx: Tx) => T,
     options: { claimsDigest?: Uint8Array; apply?: (result: T) => boolean } = {},
   ): CommitResult<T> {
-    let lastError: unknown;
+    let conflict: ConflictError | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = this.o.store.begin();
       const result = fn(tx);
-      if (options.apply !== undefined && !options.apply(result)) {
-        return { result, txId: { view: this.view, seqno: tx.readVersion }, wrote: false };
-      }
-      try {
-        const txId = this.commit(tx, options.claimsDigest);
-        return {
-          result,
-          txId: txId ?? { view: this.view, seqno: tx.readVersion },
-          wrote: txId !== undefined,
-        };
-      } catch (e) {
-        if (!(e instanceof ConflictError)) throw e;
-        lastError = e;
-      }
+      const done = this.settle(tx, result, options.apply, () => options.claimsDigest);
+      if (!(done instanceof ConflictError)) return done;
+      conflict = done;
     }
-    throw attemptsExceeded(lastError);
+    throw attemptsExceeded(conflict);
   }
 
   /**
@@ -167,26 +156,38 @@ export class TxPipeline {
       apply?: (result: T) => boolean;
     } = {},
   ): Promise<CommitResult<T>> {
-    let lastError: unknown;
+    let conflict: ConflictError | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = this.o.store.begin();
       const result = await fn(tx);
-      if (options.apply !== undefined && !options.apply(result)) {
-        return { result, txId: { view: this.view, seqno: tx.readVersion }, wrote: false };
-      }
-      try {
-        const txId = this.commit(tx, options.claimsDigest?.(result));
-        return {
-          result,
-          txId: txId ?? { view: this.view, seqno: tx.readVersion },
-          wrote: txId !== undefined,
-        };
-      } catch (e) {
-        if (!(e instanceof ConflictError)) throw e;
-        lastError = e;
-      }
+      const done = this.settle(tx, result, options.apply, () => options.claimsDigest?.(result));
+      if (!(done instanceof ConflictError)) return done;
+      conflict = done;
     }
-    throw attemptsExceeded(lastError);
+    throw attemptsExceeded(conflict);
+  }
+
+  /** Keeps or drops one attempt's writes; a conflict is returned for the caller to retry. */
+  private settle<T>(
+    tx: Tx,
+    result: T,
+    apply: ((result: T) => boolean) | undefined,
+    claimsDigest: () => Uint8Array | undefined,
+  ): CommitResult<T> | ConflictError {
+    if (apply !== undefined && !apply(result)) {
+      return { result, txId: { view: this.view, seqno: tx.readVersion }, wrote: false };
+    }
+    try {
+      const txId = this.commit(tx, claimsDigest());
+      return {
+        result,
+        txId: txId ?? { view: this.view, seqno: tx.readVersion },
+        wrote: txId !== undefined,
+      };
+    } catch (e) {
+      if (e instanceof ConflictError) return e;
+      throw e;
+    }
   }
 
   /** Commits a transaction; returns its TxID, or undefined when it wrote nothing. */

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
+import { singleNodeConfig } from "../helpers/node-config.js";
 import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BUNDLE = join(ROOT, "samples/apps/logging/dist/bundle.json");
-const CONSTITUTION = join(ROOT, "samples/constitutions/minimal/constitution.js");
 
 describe("the logging app on a node", () => {
   const dir = mkdtempSync(join(tmpdir(), "ccf-ts-app-"));
@@ -55,36 +55,14 @@ describe("the logging app on a node", () => {
       const r = runCcfTs(["keygen", ...args], dir);
       assert.equal(r.status, 0, r.stderr);
     }
-    const config = {
-      network: {
-        node_to_node_interface: { bind_address: "127.0.0.1:0" },
-        rpc_interfaces: { primary_rpc_interface: { bind_address: "127.0.0.1:0" } },
+    const config = singleNodeConfig(dir, {
+      start: {
+        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
+        js_app_bundle: BUNDLE,
+        open_service: true,
       },
-      command: {
-        type: "Start",
-        service_certificate_file: join(dir, "service_cert.pem"),
-        start: {
-          members: [
-            {
-              certificate_file: join(dir, "member0_cert.pem"),
-              encryption_public_key_file: join(dir, "member0_enc_pubk.pem"),
-            },
-          ],
-          constitution_files: [CONSTITUTION],
-          service_configuration: { recovery_threshold: 1 },
-          users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-          js_app_bundle: BUNDLE,
-          open_service: true,
-        },
-      },
-      ledger: { directory: join(dir, "ledger") },
-      ledger_signatures: { tx_count: 10, delay: "50ms" },
-      output_files: {
-        node_certificate_file: join(dir, "nodecert.pem"),
-        pid_file: join(dir, "node.pid"),
-        rpc_addresses_file: join(dir, "rpc_addresses.json"),
-      },
-    };
+      signatures: { tx_count: 10, delay: "50ms" },
+    });
     writeFileSync(join(dir, "config.json"), JSON.stringify(config));
     node = startCcfTs(["node", "--config", join(dir, "config.json")], dir);
     const addresses = await waitFor("the node to listen", () => {

@@ -15,51 +15,15 @@ import {
 } from "../../src/crypto/index.js";
 import { readLedger } from "../../src/ledger/index.js";
 import { type Receipt, verifyReceipt } from "../../src/merkle/index.js";
+import { singleNodeConfig } from "../helpers/node-config.js";
 import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
 
-const CONSTITUTION = join(
-  import.meta.dirname,
-  "../../samples/constitutions/minimal/constitution.js",
-);
-
-function startConfig(
-  dir: string,
-  overrides: Record<string, unknown> = {},
-): Record<string, unknown> {
-  return {
-    network: {
-      node_to_node_interface: { bind_address: "127.0.0.1:0" },
-      rpc_interfaces: {
-        primary_rpc_interface: {
-          bind_address: "127.0.0.1:0",
-          http_configuration: { max_body_size: "1KB" },
-        },
-      },
-    },
-    command: {
-      type: "Start",
-      service_certificate_file: join(dir, "service_cert.pem"),
-      start: {
-        members: [
-          {
-            certificate_file: join(dir, "member0_cert.pem"),
-            encryption_public_key_file: join(dir, "member0_enc_pubk.pem"),
-          },
-        ],
-        constitution_files: [CONSTITUTION],
-        service_configuration: { recovery_threshold: 1 },
-      },
-    },
-    ledger: { directory: join(dir, "ledger"), chunk_size: "20KB" },
-    ledger_signatures: { tx_count: 100, delay: "50ms" },
-    output_files: {
-      node_certificate_file: join(dir, "nodecert.pem"),
-      pid_file: join(dir, "node.pid"),
-      rpc_addresses_file: join(dir, "rpc_addresses.json"),
-      node_to_node_address_file: join(dir, "node_address.json"),
-    },
-    ...overrides,
-  };
+function startConfig(dir: string): Record<string, unknown> {
+  return singleNodeConfig(dir, {
+    rpcInterface: { http_configuration: { max_body_size: "1KB" } },
+    ledger: { chunk_size: "20KB" },
+    signatures: { tx_count: 100, delay: "50ms" },
+  });
 }
 
 describe("a node process", () => {
