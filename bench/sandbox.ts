@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import {
   CCF_DEFAULT_LIMITS,
   createInterpreter,
+  createRewindableInterpreter,
   type Interpreter,
   type InterpreterOptions,
 } from "../src/js/sandbox/index.js";
@@ -80,10 +81,29 @@ async function firstCall(module: string, runs: number): Promise<number> {
   return elapsed;
 }
 
+/** A call into an interpreter rewound to the checkpoint taken after evaluating the 100 KB bundle. */
+async function rewoundCall(): Promise<number> {
+  const interp = await createRewindableInterpreter(options);
+  interp.importModule("endpoints/bundle.js");
+  interp.checkpoint();
+  const request = { id: 1, params: { name: "x" }, items: [{ weight: 20 }] };
+  const runs = 500;
+  const start = performance.now();
+  for (let i = 0; i < runs; i++) {
+    interp.rewind();
+    interp.callExport("endpoints/bundle.js", "handle", [request]);
+  }
+  const elapsed = ((performance.now() - start) * 1000) / runs;
+  interp.dispose();
+  return elapsed;
+}
+
 export async function run(): Promise<void> {
   const fresh = await microseconds(freshInterpreter);
   const first = await microseconds(() => firstCall("endpoints/app.js", 50));
   const firstBundle = await microseconds(() => firstCall("endpoints/bundle.js", 5));
+
+  const rewound = await microseconds(rewoundCall);
 
   const warm = await createInterpreter(options);
   warm.define("kv", { get: () => new ArrayBuffer(32) });
@@ -107,6 +127,7 @@ export async function run(): Promise<void> {
   console.log(`sandbox fresh interpreter: ${us(fresh)} us`);
   console.log(`sandbox first call (module evaluation): ${us(first)} us`);
   console.log(`sandbox first call (100 KB bundle): ${us(firstBundle)} us`);
+  console.log(`sandbox rewind + call (100 KB bundle): ${us(rewound)} us`);
   console.log(`sandbox call: ${us(call)} us`);
   console.log(`sandbox host call: ${us(host)} us`);
 }

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
 import { LedgerSecrets, readLedger } from "../ledger/index.js";
+import { registerCoseSign } from "./cose-sign.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -120,6 +121,7 @@ export async function main(argv: string[]): Promise<number> {
         out.write(opts.insecureSkipVerification === true ? "not verified\n" : "verified\n");
       },
     );
+  registerCoseSign(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

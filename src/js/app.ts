@@ -2,24 +2,31 @@
 // one QuickJS interpreter per request (or a cached one per reuse key), the `ccf` global's app
 // pieces (kv, rpc, consensus, crypto.digest...), the Request object and CCF's response mapping.
 
-import { createHash, randomBytes as nodeRandomBytes, X509Certificate } from "node:crypto";
-import { pemBundleSplit } from "../crypto/index.js";
+import { randomBytes as nodeRandomBytes } from "node:crypto";
 import type { EndpointRequest, EndpointResponse } from "../endpoints/types.js";
 import { HttpErrors } from "../errors.js";
 import { decodeValue, SINGLETON_KEY, Tables, type Tx } from "../kv/index.js";
 import { type AuthPolicy, type Caller, parsePolicies } from "../rpc/auth.js";
-import { installConverters, installKv, type KvContext } from "./ccf/index.js";
+import {
+  installConverters,
+  installCrypto,
+  installGovExtension,
+  installKv,
+  type KvContext,
+} from "./ccf/index.js";
 import {
   CCF_DEFAULT_LIMITS,
   createInterpreter,
+  createRewindableInterpreter,
   GuestError,
-  GuestView,
   type GuestValue,
   type HostValue,
   type Interpreter,
+  type InterpreterOptions,
   JsException,
   LimitExceeded,
   type Limits,
+  type RewindableInterpreter,
   SandboxError,
 } from "./sandbox/index.js";
 
@@ -169,6 +176,21 @@ interface AppInterpreter {
   retired: boolean;
 }
 
+/**
+ * A module's interpreter as it is once the app's `ccf` global is installed and the module (with its
+ * imports) evaluated, rewound to that state before each request: CCF's fresh interpreter per
+ * request, without paying to build one and evaluate the bundle each time.
+ */
+interface ModuleTemplate {
+  app: AppInterpreter;
+  interp: RewindableInterpreter;
+  /** Used since the last rewind. */
+  dirty: boolean;
+}
+
+/** Modules with a template at once: each holds an engine of its own (~16-32 MiB of address space). */
+const MAX_TEMPLATES = 16;
+
 function retire(app: AppInterpreter): void {
   app.retired = true;
   if (app.running === 0) app.interp.dispose();
@@ -177,52 +199,6 @@ function retire(app: AppInterpreter): void {
 const HOST_GLOBAL = "__ccfAppHost";
 const INVOKE = "__ccfAppInvoke";
 const UNAVAILABLE = "is not available in this version of ccf-ts";
-
-/** Syntax check of a PEM bundle: every certificate parses (CCF's isValidX509CertBundle). */
-function isValidCertBundle(pem: string): boolean {
-  const certs = pemBundleSplit(pem);
-  if (certs.length === 0) return false;
-  try {
-    for (const c of certs) new X509Certificate(c);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * `chain[0]` is the target; each certificate must be issued by the next, the last by one of the
- * trusted certificates, and all must be valid now (CCF's isValidX509CertChain).
- */
-function isValidCertChain(chainPem: string, trustedPem: string): boolean {
-  try {
-    const chain = pemBundleSplit(chainPem).map((c) => new X509Certificate(c));
-    const trusted = pemBundleSplit(trustedPem).map((c) => new X509Certificate(c));
-    if (chain.length === 0 || trusted.length === 0) return false;
-    const now = Date.now();
-    const current = (c: X509Certificate) =>
-      Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
-    for (let i = 0; i < chain.length; i++) {
-      const cert = chain[i];
-      if (!current(cert)) return false;
-      const next = chain[i + 1];
-      if (next !== undefined) {
-        if (!cert.checkIssued(next) || !cert.verify(next.publicKey)) return false;
-      } else if (
-        !trusted.some(
-          (t) =>
-            current(t) &&
-            (t.raw.equals(cert.raw) || (cert.checkIssued(t) && cert.verify(t.publicKey))),
-        )
-      ) {
-        return false;
-      }
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Guest-side installation: ccf.rpc/consensus/crypto/historical..., and the request/response shim. */
 const PRELUDE = `(() => {
@@ -245,19 +221,9 @@ const PRELUDE = `(() => {
   };
   ccf.historical = stubs("historical.", ["getStateRange", "dropCachedStates"]);
   ccf.host = stubs("host.", ["triggerSubprocess"]);
-  ccf.crypto = stubs("crypto.", [
-    "sign", "verifySignature", "generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair",
-    "generateEddsaKeyPair", "wrapKey", "unwrapKey",
-    "pubPemToJwk", "pemToJwk", "pubRsaPemToJwk", "rsaPemToJwk", "pubEddsaPemToJwk", "eddsaPemToJwk",
-    "pubJwkToPem", "jwkToPem", "pubRsaJwkToPem", "rsaJwkToPem", "pubEddsaJwkToPem", "eddsaJwkToPem",
-  ]);
-  ccf.crypto.digest = host.digest;
-  ccf.crypto.isValidX509CertBundle = host.isValidX509CertBundle;
-  ccf.crypto.isValidX509CertChain = host.isValidX509CertChain;
   ccf.enableUntrustedDateTime = host.enableUntrustedDateTime;
   ccf.enableMetricsLogging = host.enableMetricsLogging;
   ccf.tcbHexToPolicy = unavailable("tcbHexToPolicy");
-  ccf.gov = stubs("gov.", ["validateConstitution"]);
 
   const isView = ArrayBuffer.isView;
   const stringify = JSON.stringify;
@@ -354,12 +320,25 @@ export class JsApp {
   private readonly randomBytes: (n: number) => Uint8Array;
   /** Interpreters by reuse key, least recently used first. */
   private readonly cache = new Map<string, Promise<AppInterpreter>>();
+  /**
+   * Per module and limits: a template, or undefined when the module cannot have one (its
+   * top-level code called a host function, drew entropy or read the clock), least recently used
+   * first.
+   */
+  private readonly templates = new Map<string, Promise<ModuleTemplate | undefined>>();
+  private readonly rewind: boolean;
 
   constructor(opts: {
     log: (level: string, msg: string) => void;
     consensus: ConsensusView;
     randomBytes?: (n: number) => Uint8Array;
+    /**
+     * Serve endpoints without `interpreter_reuse` from per-module templates rewound before each
+     * request (default), rather than from a new interpreter that evaluates the modules each time.
+     */
+    rewindInterpreters?: boolean;
   }) {
+    this.rewind = opts.rewindInterpreters ?? true;
     this.log = opts.log;
     this.consensus = opts.consensus;
     this.randomBytes = opts.randomBytes ?? ((n) => new Uint8Array(nodeRandomBytes(n)));
@@ -370,6 +349,130 @@ export class JsApp {
     const all = [...this.cache.values()];
     this.cache.clear();
     for (const p of all) p.then(retire, () => undefined);
+    const templates = [...this.templates.values()];
+    this.templates.clear();
+    for (const p of templates)
+      p.then(
+        (t) => t && retire(t.app),
+        () => undefined,
+      );
+  }
+
+  /**
+   * Builds the templates of the modules of `endpoints` (those without `interpreter_reuse`) ahead
+   * of their first request, reading modules and runtime options through `tx`.
+   */
+  async prewarm(endpoints: readonly AppEndpoint[], tx: Tx): Promise<void> {
+    if (!this.rewind) return;
+    const options = readRuntimeOptions(tx);
+    const modules = new Set(
+      endpoints
+        .filter((e) => e.interpreterReuseKey === undefined && e.mode !== "historical")
+        .map((e) => e.jsModule),
+    );
+    for (const module of [...modules].slice(0, MAX_TEMPLATES)) {
+      await this.template(module, options.limits, tx);
+    }
+  }
+
+  /** The template of `module` under `limits`, built on first use; undefined if it cannot have one. */
+  private template(module: string, limits: Limits, tx: Tx): Promise<ModuleTemplate | undefined> {
+    const key = `${module}\0${JSON.stringify(limits)}`;
+    let p = this.templates.get(key);
+    if (p !== undefined) {
+      this.templates.delete(key);
+      this.templates.set(key, p);
+      return p;
+    }
+    p = this.buildTemplate(module, limits, tx).catch((e: unknown) => {
+      // A module that fails to evaluate is left to the per-request path, which reports it.
+      this.log("info", `no interpreter template for module ${module}: ${String(e)}`);
+      return undefined;
+    });
+    this.templates.set(key, p);
+    while (this.templates.size > MAX_TEMPLATES) {
+      const oldest = this.templates.keys().next().value as string;
+      const old = this.templates.get(oldest);
+      this.templates.delete(oldest);
+      old?.then(
+        (t) => t && retire(t.app),
+        () => undefined,
+      );
+    }
+    return p;
+  }
+
+  private async buildTemplate(
+    module: string,
+    limits: Limits,
+    tx: Tx,
+  ): Promise<ModuleTemplate | undefined> {
+    let interp: RewindableInterpreter | undefined;
+    const app = await this.create(limits, async (options) => {
+      interp = await createRewindableInterpreter(options);
+      return interp;
+    });
+    if (interp === undefined) throw new Error("unreachable: the factory made no interpreter");
+    try {
+      const before = interp.hostCalls;
+      // Module sources come from `tx`; any other use of the request's state (ccf.kv, ccf.rpc,
+      // ccf.consensus...) is a host call, and makes the module unsuitable.
+      app.current = { tx, context: "app-ro", applyWrites: undefined, claimsDigest: undefined };
+      try {
+        interp.importModule(module);
+      } finally {
+        app.current = undefined;
+      }
+      if (interp.hostCalls !== before) {
+        retire(app);
+        return undefined;
+      }
+      interp.checkpoint();
+    } catch (e) {
+      retire(app);
+      if (e instanceof SandboxError || e instanceof JsException) return undefined;
+      throw e;
+    }
+    return { app, interp, dirty: false };
+  }
+
+  /** Runs the request in its module's template, or returns undefined if there is none. */
+  private async runInTemplate(
+    endpoint: AppEndpoint,
+    req: EndpointRequest,
+    caller: Caller | null,
+    tx: Tx,
+    options: RuntimeOptions,
+  ): Promise<AppResult | undefined> {
+    const key = `${endpoint.jsModule}\0${JSON.stringify(options.limits)}`;
+    const p = this.template(endpoint.jsModule, options.limits, tx);
+    const template = await p;
+    if (template === undefined) return undefined;
+    const drop = () => {
+      if (this.templates.get(key) === p) this.templates.delete(key);
+      retire(template.app);
+    };
+    if (template.app.retired || template.interp.dead) {
+      drop();
+      return undefined;
+    }
+    // From here to the end of `run`, nothing awaits: no other request can use the template.
+    if (template.dirty) {
+      try {
+        template.interp.rewind();
+      } catch (e) {
+        drop();
+        if (e instanceof SandboxError) return undefined;
+        throw e;
+      }
+      template.app.metricsLogging = true;
+    }
+    template.dirty = true;
+    try {
+      return this.run(template.app, endpoint, req, caller, tx, options);
+    } finally {
+      if (template.interp.dead) drop();
+    }
   }
 
   /** Runs the endpoint's handler in `tx` for `req` with `caller`. */
@@ -388,6 +491,10 @@ export class JsApp {
     const options = readRuntimeOptions(tx);
     const key = endpoint.interpreterReuseKey;
     if (key === undefined) {
+      if (this.rewind) {
+        const result = await this.runInTemplate(endpoint, req, caller, tx, options);
+        if (result !== undefined) return result;
+      }
       const app = await this.create(options.limits);
       try {
         return this.run(app, endpoint, req, caller, tx, options);
@@ -528,7 +635,10 @@ export class JsApp {
     return response;
   }
 
-  private async create(limits: Limits): Promise<AppInterpreter> {
+  private async create(
+    limits: Limits,
+    factory: (options: InterpreterOptions) => Promise<Interpreter> = createInterpreter,
+  ): Promise<AppInterpreter> {
     const app: AppInterpreter = {
       interp: undefined as unknown as Interpreter,
       current: undefined,
@@ -542,7 +652,7 @@ export class JsApp {
       }
       return app.current;
     };
-    const interp = await createInterpreter({
+    const interp = await factory({
       limits,
       modules: {
         load: (name) => {
@@ -601,34 +711,6 @@ export class JsApp {
           const seqno = nonNegative(args[0], "seqno");
           return this.consensus.viewFor(seqno) ?? null;
         },
-        digest: (...args) => {
-          argc(args, 2);
-          if (args[0] !== "SHA-256") {
-            throw new GuestError(
-              "RangeError",
-              "Unsupported digest algorithm; only SHA-256 is supported",
-            );
-          }
-          const data = args[1];
-          let bytes: Uint8Array;
-          if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
-          else if (data instanceof GuestView) bytes = data.bytes;
-          else throw new GuestError("TypeError", "Data must be an ArrayBuffer");
-          return createHash("sha256").update(bytes).digest();
-        },
-        isValidX509CertBundle: (...args) => {
-          argc(args, 1);
-          if (typeof args[0] !== "string")
-            throw new GuestError("TypeError", "Argument must be a string");
-          return isValidCertBundle(args[0]);
-        },
-        isValidX509CertChain: (...args) => {
-          argc(args, 2);
-          if (typeof args[0] !== "string" || typeof args[1] !== "string") {
-            throw new GuestError("TypeError", "Arguments must be strings");
-          }
-          return isValidCertChain(args[0], args[1]);
-        },
         enableUntrustedDateTime: (...args) => {
           argc(args, 1);
           if (typeof args[0] !== "boolean") {
@@ -648,6 +730,12 @@ export class JsApp {
       });
       interp.evalScript(PRELUDE, "ccf-app-prelude.js");
       installConverters(interp);
+      installCrypto(interp);
+      installGovExtension(interp, {
+        limits,
+        log: (level, message) => this.log(level, message),
+        randomBytes: this.randomBytes,
+      });
       installKv(interp, {
         current: () =>
           app.current === undefined

@@ -379,6 +379,9 @@ export class Node implements NodeContext {
       this.log.error({ err }, "application endpoints unreadable");
     }
     this.app.flush();
+    this.app
+      .prewarm(appEndpoints, this.store.begin())
+      .catch((err: unknown) => this.log.warn({ err }, "application interpreters not prewarmed"));
     const taken = new Set(appEndpoints.map((e) => `${e.method} ${e.path}`));
     const common = commonEndpoints(
       "/app",

@@ -1,7 +1,7 @@
 // The ccf global's converters (strToBuf, bufToStr, jsonCompatibleToBuf, bufToJsonCompatible, pemToId).
 
 import { certificateId } from "../../crypto/index.js";
-import { GuestError, type Interpreter } from "../sandbox/index.js";
+import { deterministic, GuestError, type Interpreter } from "../sandbox/index.js";
 
 /** A hidden global through which the install script picks up the host functions, then deletes. */
 const HOST_GLOBAL = "__ccfConvertersHost";
@@ -29,18 +29,18 @@ const INSTALL_SCRIPT = `(() => {
 /** Installs `ccf.strToBuf/bufToStr/jsonCompatibleToBuf/bufToJsonCompatible/pemToId`, keeping other `ccf` members. */
 export function installConverters(interp: Interpreter): void {
   interp.define(HOST_GLOBAL, {
-    strToBuf: (value) => {
+    strToBuf: deterministic((value) => {
       if (typeof value !== "string") throw new GuestError("TypeError", "Argument must be a string");
       return Buffer.from(value, "utf8");
-    },
-    bufToStr: (value) => {
+    }),
+    bufToStr: deterministic((value) => {
       if (!(value instanceof ArrayBuffer)) {
         throw new GuestError("TypeError", "Argument must be an ArrayBuffer");
       }
       // Lenient: invalid sequences become U+FFFD, as QuickJS's JS_NewStringLen does.
       return Buffer.from(value).toString("utf8");
-    },
-    pemToId: (value) => {
+    }),
+    pemToId: deterministic((value) => {
       if (typeof value !== "string") throw new GuestError("TypeError", "Argument must be a string");
       try {
         return certificateId(value);
@@ -50,7 +50,7 @@ export function installConverters(interp: Interpreter): void {
           `Failed to parse certificate: ${e instanceof Error ? e.message : String(e)}`,
         );
       }
-    },
+    }),
   });
   interp.evalScript(INSTALL_SCRIPT, "ccf-converters.js");
 }

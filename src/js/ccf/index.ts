@@ -1,6 +1,8 @@
 // The `ccf` global's runtime pieces installed into a sandbox interpreter: converters and raw ccf.kv.
 
 export { installConverters } from "./converters.js";
+export { installCrypto } from "./crypto.js";
+export { type GovExtensionOptions, installGovExtension, validateConstitution } from "./gov.js";
 export {
   installKv,
   type KvAccess,

@@ -2,6 +2,7 @@
 
 import type { Tx } from "../../kv/index.js";
 import {
+  deterministic,
   GuestError,
   GuestOpaque,
   type GuestValue,
@@ -235,7 +236,9 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
 export function installKv(interp: Interpreter, access: KvAccess): void {
   interp.define(HOST_GLOBAL, {
     call: (...args: GuestValue[]) => kvCall(access, args),
-    checkName: (name) => {
+    // Pure: a module may take a handle at its top level (ccf-app's typedKv) and still be
+    // evaluated ahead of requests.
+    checkName: deterministic((name) => {
       if (typeof name === "string") {
         const base = name.startsWith(PUBLIC_PREFIX) ? name.slice(PUBLIC_PREFIX.length) : name;
         if (
@@ -247,7 +250,7 @@ export function installKv(interp: Interpreter, access: KvAccess): void {
         }
       }
       return undefined;
-    },
+    }),
   });
   interp.evalScript(INSTALL_SCRIPT, "ccf-kv.js");
 }

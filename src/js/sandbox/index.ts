@@ -4,14 +4,20 @@ export {
   CCF_DEFAULT_LIMITS,
   type CallOptions,
   type Definition,
+  deterministic,
   type HostFunction,
   type Interpreter,
   type InterpreterOptions,
   type Limits,
   type LogLevel,
   type ModuleSource,
+  type RewindableInterpreter,
 } from "./interpreter.js";
-export { createInterpreter } from "./quickjs-interpreter.js";
+export {
+  createInterpreter,
+  createInterpreterNow,
+  createRewindableInterpreter,
+} from "./quickjs-interpreter.js";
 export {
   GuestOpaque,
   GuestView,

@@ -48,13 +48,7 @@ export class Marshal {
   call(fn: QuickJSHandle, args: readonly QuickJSHandle[]): QuickJSHandle {
     const { ffi, module, memory } = this.internals;
     const n = args.length;
-    if (n > this.argvCapacity) {
-      const grown = module._malloc(Math.max(n, 8) * 4);
-      if (grown === 0) throw new LimitExceeded("memory");
-      if (this.argv !== 0) module._free(this.argv);
-      this.argv = grown;
-      this.argvCapacity = Math.max(n, 8);
-    }
+    if (n > this.argvCapacity) this.reserve(n);
     const heap = module.HEAPU8;
     for (let i = 0, at = this.argv; i < n; i++, at += 4) {
       const pointer = args[i].value;
@@ -65,6 +59,27 @@ export class Marshal {
     }
     const result = ffi.QTS_Call(this.ctx, fn.value, this.context.undefined.value, n, this.argv);
     return this.checked(memory.heapValueHandle(result));
+  }
+
+  /** Makes room for the argument pointers of calls with up to `n` arguments. */
+  reserve(n: number): void {
+    if (n <= this.argvCapacity) return;
+    const { module } = this.internals;
+    const grown = module._malloc(Math.max(n, 8) * 4);
+    if (grown === 0) throw new LimitExceeded("memory");
+    if (this.argv !== 0) module._free(this.argv);
+    this.argv = grown;
+    this.argvCapacity = Math.max(n, 8);
+  }
+
+  /** What `call` allocated, to be put back with `restore` after the memory is rewound. */
+  state(): { argv: number; argvCapacity: number } {
+    return { argv: this.argv, argvCapacity: this.argvCapacity };
+  }
+
+  restore(state: { argv: number; argvCapacity: number }): void {
+    this.argv = state.argv;
+    this.argvCapacity = state.argvCapacity;
   }
 
   /** Frees what `call` allocated. */

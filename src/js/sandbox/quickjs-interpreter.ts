@@ -16,13 +16,18 @@ import {
 } from "./bootstrap.js";
 import {
   type ContextInternals,
+  captureMemory,
+  createIsolatedEngine,
   type Engine,
   effectiveStackLimit,
   internalsOf,
   isEngineBreakage,
   isNativeStackOverflow,
   loadEngine,
+  loadedEngine,
+  type MemoryImage,
   poisonEngine,
+  restoreMemory,
 } from "./engine.js";
 import { GuestError, JsException, LimitExceeded, SandboxError } from "./errors.js";
 import type {
@@ -33,7 +38,9 @@ import type {
   InterpreterOptions,
   Limits,
   LogLevel,
+  RewindableInterpreter,
 } from "./interpreter.js";
+import { isDeterministic } from "./interpreter.js";
 import { GuestThrow, Marshal } from "./marshal.js";
 import { resolveModuleName, stripLeadingSlashes } from "./module-names.js";
 import type { GuestValue, HostValue } from "./values.js";
@@ -47,9 +54,78 @@ export async function createInterpreter(options: InterpreterOptions): Promise<In
   }
 }
 
+/**
+ * A new interpreter at once, for a host function running inside another one: the engine is
+ * loaded then (its caller runs on it). Throws `SandboxError` if it is not.
+ */
+export function createInterpreterNow(options: InterpreterOptions): Interpreter {
+  const engine = loadedEngine();
+  if (engine === undefined) throw new SandboxError("the JS engine is not loaded");
+  return new QuickJsInterpreter(engine, options);
+}
+
+/**
+ * A new interpreter on an engine of its own, whose state can be checkpointed and rewound. Its
+ * engine (~16 MiB of address space) is dropped with it.
+ */
+export async function createRewindableInterpreter(
+  options: InterpreterOptions,
+): Promise<RewindableInterpreter> {
+  return new QuickJsInterpreter(await createIsolatedEngine(), options);
+}
+
+/** Long-lived handles, freed in reverse order; a rewind forgets those made after the checkpoint. */
+class OwnedHandles {
+  private readonly handles: QuickJSHandle[] = [];
+  get count(): number {
+    return this.handles.length;
+  }
+  manage(handle: QuickJSHandle): QuickJSHandle {
+    this.handles.push(handle);
+    return handle;
+  }
+  /** Drops (without freeing: their memory was rewound) the handles made after the first `n`. */
+  forgetAfter(n: number): void {
+    this.handles.length = n;
+  }
+  dispose(): void {
+    for (let i = this.handles.length - 1; i >= 0; i--) this.handles[i]?.dispose();
+    this.handles.length = 0;
+  }
+}
+
+/** quickjs-emscripten's context caches these handles on first use (see `checkpoint`). */
+const CONTEXT_CACHES = [
+  "_undefined",
+  "_null",
+  "_false",
+  "_true",
+  "_global",
+  "_BigInt",
+  "_Symbol",
+  "_SymbolIterator",
+  "_SymbolAsyncIterator",
+] as const;
+
+/** The interpreter's host-side state that belongs with a memory image. */
+interface Checkpoint {
+  image: MemoryImage;
+  owned: number;
+  helpers: Map<HelperName, QuickJSHandle>;
+  namespaces: Map<string, QuickJSHandle>;
+  exportFunctions: Map<string, QuickJSHandle>;
+  marshal: { argv: number; argvCapacity: number };
+  caches: unknown[];
+  untrustedTime: boolean;
+  heapAtLastCheck: number;
+  checkInterval: number;
+}
+
 interface HostEntry {
   readonly name: string;
   readonly fn: HostFunction;
+  /** Installed by `define` and not `deterministic`: counted in `hostCalls`. */
+  readonly counted: boolean;
 }
 
 const LOG_LEVELS: ReadonlySet<string> = new Set<LogLevel>(["log", "info", "warn", "error"]);
@@ -68,14 +144,14 @@ const DESCRIBE_HEADROOM_BYTES = 1024 * 1024;
  */
 const CHECK_COST_FACTOR = 25;
 
-class QuickJsInterpreter implements Interpreter {
+class QuickJsInterpreter implements RewindableInterpreter {
   private readonly limits: Limits;
   private readonly context: QuickJSContext;
   private readonly runtime: QuickJSRuntime;
   private readonly internals: ContextInternals;
   private readonly marshal: Marshal;
   /** Long-lived handles (helpers, module namespaces, exports), freed before the context. */
-  private readonly owned = new Scope();
+  private readonly owned = new OwnedHandles();
   /** The environment's switch for untrusted time, and the intrinsics the helpers are built from. */
   private readonly setUntrustedTime: QuickJSHandle;
   private readonly intrinsics: QuickJSHandle;
@@ -85,6 +161,10 @@ class QuickJsInterpreter implements Interpreter {
   private readonly exportFunctions = new Map<string, QuickJSHandle>();
   /** The engine knows a host function by the function object it registered; this maps it back. */
   private readonly hostFunctions = new WeakMap<object, HostEntry>();
+  /** Entropy draws and clock reads by the guest: state a checkpoint would freeze. */
+  private nondeterministicReads = 0;
+  private definedHostCalls = 0;
+  private checkpointState: Checkpoint | undefined;
   /** The last import the engine resolved, to name the importer of a missing module. */
   private lastImport: { name: string; importer: string } | undefined;
 
@@ -131,6 +211,10 @@ class QuickJsInterpreter implements Interpreter {
       this.free();
       throw error;
     }
+  }
+
+  get hostCalls(): number {
+    return this.definedHostCalls;
   }
 
   get dead(): boolean {
@@ -195,6 +279,85 @@ class QuickJsInterpreter implements Interpreter {
     this.callChecked(this.setUntrustedTime, [flag]).dispose();
     this.untrustedTime = enabled;
     return previous;
+  }
+
+  importModule(moduleName: string): void {
+    this.enter(() => {
+      this.namespace(stripLeadingSlashes(moduleName));
+    });
+  }
+
+  checkpoint(): void {
+    this.assertAlive();
+    if (this.busy) throw new SandboxError("an interpreter cannot be checkpointed while it runs");
+    if (!this.engine.isolated) {
+      throw new SandboxError("only an interpreter on an engine of its own can be checkpointed");
+    }
+    if (this.nondeterministicReads > 0) {
+      throw new SandboxError(
+        "the interpreter cannot be checkpointed: its setup drew entropy or read the clock",
+      );
+    }
+    // Make the context create its cached handles now, so that none is created after the
+    // checkpoint (a rewind would free its memory while the context still used it).
+    const c = this.context;
+    void [c.undefined, c.null, c.true, c.false, c.global];
+    c.newBigInt(0n).dispose();
+    c.getWellKnownSymbol("iterator").dispose();
+    c.getWellKnownSymbol("asyncIterator").dispose();
+    this.marshal.reserve(16);
+    // An allocation bigger than any free block comes from above every live allocation: its
+    // address bounds the heap that must be captured. Freed at once, it only grew the memory.
+    const module = this.internals.module;
+    const sentinel = module._malloc(this.engine.memoryBytes());
+    if (sentinel === 0) throw new SandboxError("the interpreter cannot be checkpointed: no memory");
+    module._free(sentinel);
+    const caches = this.contextCaches();
+    this.checkpointState = {
+      image: captureMemory(this.engine, sentinel + 64),
+      owned: this.owned.count,
+      helpers: new Map(this.helpers),
+      namespaces: new Map(this.namespaces),
+      exportFunctions: new Map(this.exportFunctions),
+      marshal: this.marshal.state(),
+      caches,
+      untrustedTime: this.untrustedTime,
+      heapAtLastCheck: this.heapAtLastCheck,
+      checkInterval: this.checkInterval,
+    };
+  }
+
+  rewind(): void {
+    this.assertAlive();
+    if (this.busy) throw new SandboxError("an interpreter cannot be rewound while it runs");
+    const cp = this.checkpointState;
+    if (cp === undefined) throw new SandboxError("the interpreter was never checkpointed");
+    const caches = this.contextCaches();
+    if (caches.some((h, i) => h !== cp.caches[i])) {
+      // A cached handle made after the checkpoint would point into rewound memory.
+      this.killed = true;
+      throw new SandboxError("the interpreter cannot be rewound: unexpected library state");
+    }
+    restoreMemory(this.engine, cp.image);
+    this.owned.forgetAfter(cp.owned);
+    const reset = <K, V>(map: Map<K, V>, saved: Map<K, V>): void => {
+      map.clear();
+      for (const [k, v] of saved) map.set(k, v);
+    };
+    reset(this.helpers, cp.helpers);
+    reset(this.namespaces, cp.namespaces);
+    reset(this.exportFunctions, cp.exportFunctions);
+    this.marshal.restore(cp.marshal);
+    this.untrustedTime = cp.untrustedTime;
+    this.heapAtLastCheck = cp.heapAtLastCheck;
+    this.checkInterval = cp.checkInterval;
+    this.executedSinceCheck = 0;
+    this.lastImport = undefined;
+  }
+
+  private contextCaches(): unknown[] {
+    const fields = this.context as unknown as Record<string, unknown>;
+    return CONTEXT_CACHES.map((name) => fields[name]);
   }
 
   heapUsed(): number {
@@ -413,8 +576,10 @@ class QuickJsInterpreter implements Interpreter {
 
   private free(): void {
     this.disposed = true;
-    // A poisoned engine is left alone: see `poisonEngine`.
-    if (this.engine.poisoned) return;
+    // A poisoned engine is left alone: see `poisonEngine`. An isolated one goes with its
+    // interpreter: nothing in it needs freeing (and after a rewind the library's bookkeeping no
+    // longer matches the memory).
+    if (this.engine.poisoned || this.engine.isolated) return;
     try {
       this.owned.dispose();
       this.marshal.free();
@@ -438,7 +603,10 @@ class QuickJsInterpreter implements Interpreter {
       );
       const random = scope.manage(this.newHostFunction("random", (n) => this.guestRandom(n)));
       const now = scope.manage(
-        this.newHostFunction("now", () => (this.options.clock ?? Date.now)()),
+        this.newHostFunction("now", () => {
+          this.nondeterministicReads++;
+          return (this.options.clock ?? Date.now)();
+        }),
       );
       const result = scope.manage(this.callChecked(install, [log, random, now]));
       return [
@@ -477,6 +645,7 @@ class QuickJsInterpreter implements Interpreter {
   }
 
   private guestRandom(n: GuestValue): Uint8Array {
+    this.nondeterministicReads++;
     if (typeof n !== "number")
       throw new SandboxError("malformed entropy request from the sandbox bootstrap");
     const bytes = this.options.randomBytes(n);
@@ -613,7 +782,9 @@ class QuickJsInterpreter implements Interpreter {
   // Host functions
 
   private definitionToGuest(value: Definition, name: string): QuickJSHandle {
-    if (typeof value === "function") return this.newHostFunction(name, value);
+    if (typeof value === "function") {
+      return this.newHostFunction(name, value, !isDeterministic(value));
+    }
     if (!isNamespace(value)) return this.marshal.toGuest(value);
     return Scope.withScope((scope) => {
       const names = Object.keys(value);
@@ -623,10 +794,10 @@ class QuickJsInterpreter implements Interpreter {
     });
   }
 
-  private newHostFunction(name: string, fn: HostFunction): QuickJSHandle {
+  private newHostFunction(name: string, fn: HostFunction, counted = false): QuickJSHandle {
     // The engine calls back with the id of this marker; `hostFunctions` maps it to the function.
     const marker = () => undefined;
-    this.hostFunctions.set(marker, { name, fn });
+    this.hostFunctions.set(marker, { name, fn, counted });
     return this.context.newFunction(name, marker);
   }
 
@@ -644,6 +815,7 @@ class QuickJsInterpreter implements Interpreter {
 
   /** One guest call of a host function: an owned JSValue pointer, or the exception marker. */
   private callHost(entry: HostEntry, argc: number, argv: number): number {
+    if (entry.counted) this.definedHostCalls++;
     try {
       const args = new Array<GuestValue>(argc);
       for (let i = 0; i < argc; i++) {

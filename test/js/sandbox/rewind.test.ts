@@ -1,0 +1,111 @@
+// Tests for rewindable interpreters: every use after a rewind starts from the checkpointed state.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import {
+  CCF_DEFAULT_LIMITS,
+  createRewindableInterpreter,
+  LimitExceeded,
+  type RewindableInterpreter,
+  SandboxError,
+} from "../../../src/js/sandbox/index.js";
+import { evaluate, sandbox } from "./fixture.js";
+
+const MODULES: Record<string, string> = {
+  "app.js": `
+import { bump } from "./counter.js";
+export const table = new Uint8Array(4096);
+export function use(n) {
+  const count = bump();
+  // Fill the heap with garbage that must not survive the rewind.
+  const junk = [];
+  for (let i = 0; i < n; i++) junk.push({ i, s: "x".repeat(i % 50), b: new ArrayBuffer(64) });
+  table[count] = 7;
+  globalThis.leaked = (globalThis.leaked ?? 0) + 1;
+  return [count, table.reduce((a, b) => a + b, 0), globalThis.leaked, junk.length];
+}
+export function big(mb) {
+  const chunks = [];
+  for (let i = 0; i < mb; i++) chunks.push(new Uint8Array(1024 * 1024).fill(1));
+  return chunks.length;
+}
+export function random() { return Math.random(); }
+`,
+  "counter.js": `let n = 0; export function bump() { return ++n; }`,
+};
+
+async function rewindable(
+  limits: Partial<typeof CCF_DEFAULT_LIMITS> = {},
+): Promise<RewindableInterpreter> {
+  return createRewindableInterpreter({
+    limits: { ...CCF_DEFAULT_LIMITS, ...limits },
+    modules: { load: (name) => MODULES[name] },
+    log: () => undefined,
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+  });
+}
+
+describe("rewindable interpreters", () => {
+  it("each use after a rewind sees the module state of the checkpoint, not the last use's", async () => {
+    const interp = await rewindable();
+    interp.importModule("app.js");
+    interp.checkpoint();
+    for (let round = 0; round < 50; round++) {
+      interp.rewind();
+      assert.deepEqual(interp.callExport("app.js", "use", [round * 20]), [1, 7, 1, round * 20]);
+    }
+    interp.dispose();
+  });
+
+  it("a use that grew the memory leaves nothing behind after the rewind", async () => {
+    const interp = await rewindable({ maxHeapBytes: 256 * 1024 * 1024 });
+    interp.importModule("app.js");
+    interp.checkpoint();
+    assert.equal(interp.callExport("app.js", "big", [40]), 40);
+    interp.rewind();
+    assert.deepEqual(interp.callExport("app.js", "use", [10]), [1, 7, 1, 10]);
+    interp.rewind();
+    assert.equal(interp.callExport("app.js", "big", [8]), 8);
+    interp.rewind();
+    assert.deepEqual(interp.callExport("app.js", "use", [10]), [1, 7, 1, 10]);
+    interp.dispose();
+  });
+
+  it("Math.random gives new values after every rewind", async () => {
+    const interp = await rewindable();
+    interp.importModule("app.js");
+    interp.checkpoint();
+    const seen = new Set<unknown>();
+    for (let i = 0; i < 20; i++) {
+      interp.rewind();
+      seen.add(interp.callExport("app.js", "random", []));
+    }
+    assert.equal(seen.size, 20);
+    interp.dispose();
+  });
+
+  it("refuses to checkpoint a setup that drew entropy or read the clock", async () => {
+    const interp = await rewindable();
+    interp.evalScript("globalThis.r = Math.random();", "setup.js");
+    assert.throws(() => interp.checkpoint(), SandboxError);
+    interp.dispose();
+  });
+
+  it("a limit hit during a use kills it: no rewind, a new one must be made", async () => {
+    const interp = await rewindable({ maxExecutionTimeMs: 50 });
+    interp.evalScript("globalThis.spin = () => { for (;;) {} };", "spin.js");
+    interp.checkpoint();
+    assert.throws(() => interp.callGlobal("spin", []), LimitExceeded);
+    assert.equal(interp.dead, true);
+    assert.throws(() => interp.rewind(), SandboxError);
+    interp.dispose();
+  });
+
+  it("an interpreter on the shared engine cannot be checkpointed", async () => {
+    const { interp } = await sandbox();
+    assert.throws(() => (interp as RewindableInterpreter).checkpoint(), SandboxError);
+    assert.equal(evaluate(interp, "1 + 1"), 2);
+    interp.dispose();
+  });
+});
