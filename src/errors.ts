@@ -98,6 +98,12 @@ export const HttpErrors = {
     new HttpError(409, "TransactionCommitAttemptsExceedLimit", message),
   NodeCannotHandleRequest: (message: string) =>
     new HttpError(503, "NodeCannotHandleRequest", message),
+  MissingApiVersionParameter: (message: string) =>
+    new HttpError(400, "MissingApiVersionParameter", message),
+  UnsupportedApiVersionValue: (message: string) =>
+    new HttpError(400, "UnsupportedApiVersionValue", message),
+  ProposalNotFound: (message: string) => new HttpError(404, "ProposalNotFound", message),
+  VoteNotFound: (message: string) => new HttpError(404, "VoteNotFound", message),
   NotImplemented: (message: string) => new HttpError(501, "NotImplemented", message),
   InternalError: (message: string) => new HttpError(500, "InternalError", message),
 } as const;

@@ -8,6 +8,8 @@ export type {
   SessionMetrics,
   TxStatus,
 } from "./context.js";
+export { checkApiVersion, govReadEndpoints } from "./gov.js";
+export { type GovWriteDeps, govMemberWriteEndpoints } from "./gov-members.js";
 export { EndpointMetrics } from "./metrics.js";
 export { type NodeDescription, nodeEndpoints } from "./node.js";
 export { openApiDocument } from "./openapi.js";

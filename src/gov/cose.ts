@@ -240,7 +240,11 @@ function parseGovHeaders(decoded: CoseSign1): GovHeaders {
   };
 }
 
-function decodeTaggedSign1(bytes: Uint8Array): CoseSign1 {
+/**
+ * Decodes a tagged COSE_Sign1 as CCF's request policies do; malformed input is a 400 HttpError
+ * with CCF's parser message. Shared with the user_cose_sign1 app policy.
+ */
+export function decodeTaggedSign1(bytes: Uint8Array): CoseSign1 {
   let item: unknown;
   try {
     item = cborDecode(bytes);
@@ -259,14 +263,18 @@ function decodeTaggedSign1(bytes: Uint8Array): CoseSign1 {
   }
 }
 
-const ECDSA_ALGS: ReadonlySet<number> = new Set([COSE_ALG.ES256, COSE_ALG.ES384, COSE_ALG.ES512]);
+export const ECDSA_ALGS: ReadonlySet<number> = new Set([
+  COSE_ALG.ES256,
+  COSE_ALG.ES384,
+  COSE_ALG.ES512,
+]);
 const ALG_FOR_CURVE: Record<string, number> = {
   secp256r1: COSE_ALG.ES256,
   secp384r1: COSE_ALG.ES384,
 };
 
 /** CCF's COSE verifier refuses an alg that does not fit the key, as well as a bad signature. */
-function signatureVerifies(decoded: CoseSign1, alg: number, certPem: string): boolean {
+export function signatureVerifies(decoded: CoseSign1, alg: number, certPem: string): boolean {
   if (decoded.payload === null) return false;
   let curve: string;
   try {

@@ -1,6 +1,9 @@
-// Governance: COSE Sign1 member messages (signing, verification, replay protection).
+// Governance: COSE Sign1 member messages, the constitution runner and the proposal lifecycle.
 export {
   checkProposalReplay,
+  decodeTaggedSign1,
+  ECDSA_ALGS,
+  signatureVerifies,
   DEFAULT_RECENT_COSE_PROPOSALS_WINDOW_SIZE,
   GOV_HEADER,
   GOV_MSG_TYPES,
@@ -17,3 +20,36 @@ export {
   type VerifyGovMessageOptions,
   verifyGovMessage,
 } from "./cose.js";
+export {
+  ConstitutionRunner,
+  GovCallFailed,
+  type GovEffects,
+  type GovFailure,
+  govLimits,
+} from "./constitution.js";
+export {
+  ackStateDigest,
+  GovErrors,
+  type ProposalInfo,
+  type ProposalState,
+  type ProposalSummary,
+  Proposals,
+  proposalSummary,
+  updateStateDigest,
+} from "./proposals.js";
+export {
+  applyRefreshedJwtKeys,
+  checkIssuerConstraint,
+  type JsonWebKeyData,
+  type JsonWebKeySet,
+  type JwtIssuerMetadata,
+  JwtKeysError,
+  parseJsonWebKeySet,
+  parseJwtIssuerMetadata,
+  readCaCertBundle,
+  readJwtIssuer,
+  readJwtIssuers,
+  removeJwtPublicSigningKeys,
+  setJwtPublicSigningKeys,
+  type StoredJwtKey,
+} from "./jwt-keys.js";

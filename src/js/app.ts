@@ -224,6 +224,15 @@ const PRELUDE = `(() => {
   ccf.enableUntrustedDateTime = host.enableUntrustedDateTime;
   ccf.enableMetricsLogging = host.enableMetricsLogging;
   ccf.tcbHexToPolicy = unavailable("tcbHexToPolicy");
+  // CCF defines this global (not ccf.snp_attestation) before app modules run; apps may bind it
+  // at import time, so it exists even though ccf-ts cannot verify SNP evidence.
+  if (typeof globalThis.snp_attestation !== "object" || globalThis.snp_attestation === null) {
+    globalThis.snp_attestation = {
+      verifySnpAttestation() {
+        throw new Error("snp_attestation.verifySnpAttestation ${UNAVAILABLE}");
+      },
+    };
+  }
 
   const isView = ArrayBuffer.isView;
   const stringify = JSON.stringify;

@@ -159,7 +159,15 @@ export class TxPipeline {
     let conflict: ConflictError | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = this.o.store.begin();
-      const result = await fn(tx);
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        // Another transaction committed while this one awaited, and it read what changed.
+        if (!(e instanceof ConflictError)) throw e;
+        conflict = e;
+        continue;
+      }
       const done = this.settle(tx, result, options.apply, () => options.claimsDigest?.(result));
       if (!(done instanceof ConflictError)) return done;
       conflict = done;

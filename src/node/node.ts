@@ -19,6 +19,8 @@ import {
   EndpointMetrics,
   type EndpointRequest,
   type EndpointResponse,
+  govMemberWriteEndpoints,
+  govReadEndpoints,
   type NodeContext,
   type NodeStartupState,
   nodeEndpoints,
@@ -29,7 +31,15 @@ import {
   txIdString,
 } from "../endpoints/index.js";
 import { CcfError } from "../errors.js";
-import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables } from "../kv/index.js";
+import {
+  applyRefreshedJwtKeys,
+  ConstitutionRunner,
+  JwtKeysError,
+  Proposals,
+  removeJwtPublicSigningKeys,
+  setJwtPublicSigningKeys,
+} from "../gov/index.js";
+import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables, type Tx } from "../kv/index.js";
 import {
   decodeEntry,
   FileLedger,
@@ -44,6 +54,8 @@ import { authenticate, Router, RpcServer } from "../rpc/index.js";
 import { type NodeConfig, splitAddress } from "./config.js";
 import { loadBundle } from "./bundle.js";
 import { writeGenesis } from "./genesis.js";
+import { nodeGovEffects } from "./gov-effects.js";
+import { JwtKeyRefresher } from "./jwt-refresh.js";
 import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
 import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
@@ -74,6 +86,7 @@ export class Node implements NodeContext {
   private n2n: net.Server | undefined;
   private app!: JsApp;
   private ticker: NodeJS.Timeout | undefined;
+  private jwtRefresher: JwtKeyRefresher | undefined;
   private flushing: Promise<void> | undefined;
   private flushAgain = false;
   private stopped = false;
@@ -341,13 +354,48 @@ export class Node implements NodeContext {
       this.metrics,
       () => this.appGroup,
     ).map((e) => this.metrics.wrap(e));
-    this.govGroup = commonEndpoints(
-      "/gov",
-      "CCF Governance API",
-      this,
-      this.metrics,
-      () => this.govGroup,
-    ).map((e) => this.metrics.wrap(e));
+    const proposals = new Proposals(
+      new ConstitutionRunner({
+        effects: nodeGovEffects({
+          forceLedgerChunk: () => this.pipeline.forceChunkAtNextSignature(),
+          refreshAppInterpreters: () => this.app.flush(),
+          latestLedgerSecretSeqno: () => 1,
+          setJwtPublicSigningKeys: (tx, issuer, metadata, jwks) =>
+            jwtEffect(() => setJwtPublicSigningKeys(tx, issuer, metadata, jwks)),
+          removeJwtPublicSigningKeys: (tx, issuer) =>
+            jwtEffect(() => removeJwtPublicSigningKeys(tx, issuer)),
+        }),
+        log: (level, message) => {
+          if (level === "error") this.log.error({ tag: "gov" }, message);
+          else if (level === "warn") this.log.warn({ tag: "gov" }, message);
+          else this.log.info({ tag: "gov" }, message);
+        },
+      }),
+    );
+    this.govGroup = [
+      ...govReadEndpoints(this),
+      ...govMemberWriteEndpoints({
+        proposals,
+        transact: (fn) => this.runGovWrite(fn),
+        rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
+      }),
+      ...commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup),
+    ].map((e) => this.metrics.wrap(e));
+    this.jwtRefresher = new JwtKeyRefresher({
+      readTx: () => this.store.begin(),
+      apply: (issuer, jwks) => {
+        const res = this.pipeline.execute((tx) => applyRefreshedJwtKeys(tx, issuer, jwks));
+        if (res.wrote) this.scheduleFlush();
+      },
+      log: (level, message) => this.log[level === "fail" ? "warn" : level]({ tag: "jwt" }, message),
+    });
+    this.jwtRefresher.start(this.config.jwt.key_refresh_interval);
+    const jwtMetrics: Endpoint = {
+      method: "GET",
+      path: "/node/jwt_keys/refresh/metrics",
+      handler: () => ({ status: 200, body: this.jwtRefresher?.metrics() }),
+    };
+    this.nodeGroup.push(this.metrics.wrap(jwtMetrics));
     this.router.setEndpoints("node", this.nodeGroup);
     this.refreshAppEndpoints();
     this.router.setEndpoints("gov", this.govGroup);
@@ -398,6 +446,23 @@ export class Node implements NodeContext {
     }));
     this.appGroup = [...fromApp, ...common].map((e) => this.metrics.wrap(e));
     this.router.setEndpoints("app", this.appGroup);
+  }
+
+  /**
+   * A governance write: the handler's writes are kept on 2xx; the reply carries the TxID. What a
+   * proposal applied may change the app (set_js_app...), so its endpoints are read again.
+   */
+  private async runGovWrite(fn: (tx: Tx) => Promise<EndpointResponse>): Promise<EndpointResponse> {
+    const res = await this.pipeline.executeAsync(fn, {
+      apply: (r) => r.status >= 200 && r.status < 300,
+    });
+    if (!res.wrote) return res.result;
+    this.scheduleFlush();
+    this.refreshAppEndpoints();
+    return {
+      ...res.result,
+      headers: { ...(res.result.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
+    };
   }
 
   /** Authenticates, runs the handler in a transaction, commits on success; the reply carries the TxID. */
@@ -487,6 +552,7 @@ export class Node implements NodeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.jwtRefresher?.stop();
     await Promise.all(this.interfaces.map((i) => i.server.close()));
     await new Promise<void>((resolve) =>
       this.n2n === undefined ? resolve() : this.n2n.close(() => resolve()),
@@ -625,4 +691,14 @@ function publishedAddress(
   const p = splitAddress(published);
   if (p.port !== 0) return published;
   return `${p.host.includes(":") ? `[${p.host}]` : p.host}:${splitAddress(bound).port}`;
+}
+
+/** A JWT table effect from `apply`: its failure fails the proposal with CCF's message. */
+function jwtEffect(body: () => void): void {
+  try {
+    body();
+  } catch (e) {
+    if (e instanceof JwtKeysError) throw new Error(e.jsMessage);
+    throw e;
+  }
 }

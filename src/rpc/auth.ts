@@ -4,10 +4,12 @@
 // runs and the client gets 401 with one detail per policy.
 
 import { X509Certificate } from "node:crypto";
-import { certificateId } from "../crypto/index.js";
+import { COSE_HEADER, type CoseSign1, certificateId } from "../crypto/index.js";
 import type { EndpointRequest } from "../endpoints/index.js";
 import { HttpError } from "../errors.js";
+import { decodeTaggedSign1, ECDSA_ALGS, signatureVerifies } from "../gov/index.js";
 import { decodeValue, idKey, Tables, type Tx } from "../kv/index.js";
+import { type VerifyJwtOptions, verifyJwtBearer } from "./jwt.js";
 
 export type PolicyName =
   | "user_cert"
@@ -100,15 +102,101 @@ function certIdentity(
       `${who[0]?.toUpperCase()}${who.slice(1)} certificate is not valid at the current time`,
     );
   }
-  const rawInfo = tx.map(info).get(idKey(id));
-  const data =
-    rawInfo === undefined
-      ? null
-      : ((decodeValue(info, rawInfo) as Record<string, unknown>)[dataField] ?? null);
-  return { id, data, cert: decodeValue(certs, stored) };
+  return { id, data: entityData(tx, info, dataField, id), cert: decodeValue(certs, stored) };
 }
 
-function runPolicy(name: PolicyName, req: EndpointRequest, tx: Tx): Caller {
+/** `<entity>_data` from a users.info / members.info row; null when absent (CCF's JSON null). */
+function entityData(tx: Tx, info: string, dataField: string, id: string): unknown {
+  const rawInfo = tx.map(info).get(idKey(id));
+  return rawInfo === undefined
+    ? null
+    : ((decodeValue(info, rawInfo) as Record<string, unknown>)[dataField] ?? null);
+}
+
+/** Protected header labels of user COSE Sign1 requests (CCF's UserCOSESign1AuthnPolicy). */
+export const USER_COSE_HEADER = {
+  msgType: "ccf.msg.type",
+  createdAt: "ccf.msg.created_at",
+} as const;
+
+function malformedCose(message: string): HttpError {
+  return new HttpError(400, "InvalidInput", message);
+}
+
+function isInteger(v: unknown): v is number | bigint {
+  return typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v));
+}
+
+/**
+ * CCF's extract_protected_header_and_signature for user messages: alg and kid are required,
+ * ccf.msg.type and ccf.msg.created_at optional but typed (created_at non-negative). Malformed
+ * headers, like a malformed envelope, throw out of the policy; as for governance messages
+ * (src/gov/cose.ts) they are answered with 400 InvalidInput rather than CCF's 500.
+ */
+function userCoseHeaders(decoded: CoseSign1): { alg: number; kid: Buffer } {
+  const h = decoded.protectedHeaders;
+  const alg = h.get(COSE_HEADER.alg);
+  const kid = h.get(COSE_HEADER.kid);
+  const msgType = h.get(USER_COSE_HEADER.msgType);
+  const createdAt = h.get(USER_COSE_HEADER.createdAt);
+  const typeError = (label: string) =>
+    malformedCose(`Failed to decode protected header: ${label} has an unexpected type`);
+  if (alg !== undefined && !isInteger(alg)) throw typeError("alg");
+  if (kid !== undefined && !(kid instanceof Uint8Array)) throw typeError("kid");
+  if (msgType !== undefined && typeof msgType !== "string") {
+    throw typeError(USER_COSE_HEADER.msgType);
+  }
+  if (createdAt !== undefined && !isInteger(createdAt)) {
+    throw typeError(USER_COSE_HEADER.createdAt);
+  }
+  if (alg === undefined) throw malformedCose("Missing algorithm in protected header");
+  if (kid === undefined) throw malformedCose("Missing kid in protected header");
+  if (createdAt !== undefined && createdAt < 0) {
+    throw malformedCose("Header parameter created_at must be positive");
+  }
+  return { alg: Number(alg), kid: Buffer.from(kid) };
+}
+
+/**
+ * CCF's user_cose_sign1: a body of content type application/cose holding a tagged COSE_Sign1
+ * whose kid is a user id and whose ECDSA signature verifies with that user's certificate. The
+ * request body is left as it is (CCF's handlers see the envelope); the payload is `cose.content`.
+ */
+function userCoseIdentity(req: EndpointRequest, tx: Tx): Caller {
+  const contentType = req.headers["content-type"];
+  if (contentType === undefined) throw new PolicyFailure("Missing content-type header");
+  if (contentType !== "application/cose") {
+    throw new PolicyFailure("Content type is not set to application/cose");
+  }
+  const decoded = decodeTaggedSign1(req.body);
+  const { alg, kid } = userCoseHeaders(decoded);
+  if (!ECDSA_ALGS.has(alg)) throw new PolicyFailure(`Unsupported algorithm: ${alg}`);
+  const stored = tx.map(Tables.USER_CERTS).get(kid);
+  if (stored === undefined) throw new PolicyFailure("Signer is not a known user");
+  const cert = decodeValue(Tables.USER_CERTS, stored) as string;
+  if (!signatureVerifies(decoded, alg, cert)) {
+    throw new PolicyFailure("Failed to validate COSE Sign1");
+  }
+  const id = kid.toString("utf8");
+  const payload = decoded.payload ?? Buffer.alloc(0);
+  // A copy: the caller crosses into the sandbox, where it is a fresh ArrayBuffer anyway.
+  const content = payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.length);
+  // Property order as CCF's request.cpp sets them.
+  return {
+    cose: { content },
+    policy: "user_cose_sign1",
+    id,
+    data: entityData(tx, Tables.USER_INFO, "user_data", id),
+    cert,
+  };
+}
+
+/** Test hook and clock for the jwt policy (CCF reads the host's time). */
+export interface AuthOptions {
+  jwt?: VerifyJwtOptions;
+}
+
+function runPolicy(name: PolicyName, req: EndpointRequest, tx: Tx, opts: AuthOptions): Caller {
   switch (name) {
     case "no_auth":
       return { policy: "no_auth" };
@@ -125,12 +213,13 @@ function runPolicy(name: PolicyName, req: EndpointRequest, tx: Tx): Caller {
         policy: "member_cert",
         ...certIdentity(req, tx, Tables.MEMBER_CERTS, Tables.MEMBER_INFO, "member_data", "member"),
       };
-    case "jwt":
-      throw new PolicyFailure("JWT authentication is not available in this version of ccf-ts");
+    case "jwt": {
+      const result = verifyJwtBearer(req.headers, tx, opts.jwt);
+      if (!result.ok) throw new PolicyFailure(result.reason);
+      return result.caller;
+    }
     case "user_cose_sign1":
-      throw new PolicyFailure(
-        "COSE Sign1 user authentication is not available in this version of ccf-ts",
-      );
+      return userCoseIdentity(req, tx);
   }
 }
 
@@ -142,15 +231,16 @@ export function authenticate(
   policies: readonly AuthPolicy[],
   req: EndpointRequest,
   tx: Tx,
+  opts: AuthOptions = {},
 ): Caller | null {
   if (policies.length === 0) return null;
   const details: Array<{ auth_policy: string; code: string; message: string }> = [];
   for (const policy of policies) {
     try {
-      if (typeof policy === "string") return runPolicy(policy, req, tx);
+      if (typeof policy === "string") return runPolicy(policy, req, tx, opts);
       const caller: Caller = { policy: [...policy.all_of] };
       for (const name of policy.all_of) {
-        caller[name] = runPolicy(name, req, tx);
+        caller[name] = runPolicy(name, req, tx, opts);
       }
       return caller;
     } catch (e) {
@@ -168,9 +258,13 @@ export function authenticate(
   });
 }
 
+/**
+ * The scheme a client should use: a bearer token when any policy takes one, a COSE Sign1 body
+ * when a policy takes that (CCF's user_cose_sign1 challenge), else a client certificate.
+ */
 function policiesChallenge(policies: readonly AuthPolicy[]): string {
   const names = new Set(policies.flatMap((p) => (typeof p === "string" ? [p] : p.all_of)));
-  return names.has("jwt")
-    ? 'Bearer realm="JWT bearer token access", error="invalid_token"'
-    : "ClientCertificate";
+  if (names.has("jwt")) return 'Bearer realm="JWT bearer token access", error="invalid_token"';
+  if (names.has("user_cose_sign1")) return 'COSE-SIGN1 realm="Signed request access"';
+  return "ClientCertificate";
 }

@@ -12,6 +12,8 @@ export type RouteMatch =
 interface Template {
   /** Literal segment text, or undefined where the segment is a parameter. */
   segments: Array<string | undefined>;
+  /** Per segment: the literal text a parameter segment must end with (CCF's `{id}:withdraw`). */
+  suffixes: string[];
   literals: number;
   /** Per method: the endpoint and the parameter name at each segment (undefined for literals). */
   byMethod: Map<string, { endpoint: Endpoint; names: Array<string | undefined> }>;
@@ -70,7 +72,8 @@ function byLlhttpOrder(a: string, b: string): number {
   return ra !== rb ? ra - rb : a < b ? -1 : a > b ? 1 : 0;
 }
 
-const PARAM_SEGMENT = /^\{([^{}/]+)\}$/;
+/** `{name}`, optionally followed by literal text (`{proposalId}:withdraw`), as CCF allows. */
+const PARAM_SEGMENT = /^\{([^{}/]+)\}([^{}/]*)$/;
 
 function invalidPath(path: string, why: string): CcfError {
   return new CcfError("InvalidEndpointPath", `endpoint path '${path}': ${why}`);
@@ -86,6 +89,10 @@ function bySpecificity(a: Template, b: Template): number {
     const la = a.segments[i] !== undefined;
     const lb = b.segments[i] !== undefined;
     if (la !== lb) return la ? -1 : 1;
+    // A parameter with a literal suffix is more specific than one without.
+    const sa = a.suffixes[i]?.length ?? 0;
+    const sb = b.suffixes[i]?.length ?? 0;
+    if (sa !== sb) return sb - sa;
   }
   return 0;
 }
@@ -113,6 +120,7 @@ function buildTable(groups: Map<string, Endpoint[]>): Table {
       }
       const parts = path.split("/");
       const segments: Array<string | undefined> = [];
+      const suffixes: string[] = [];
       const names: Array<string | undefined> = [];
       const seen = new Set<string>();
       for (const part of parts) {
@@ -122,20 +130,25 @@ function buildTable(groups: Map<string, Endpoint[]>): Table {
           if (seen.has(name)) throw invalidPath(path, `parameter '${name}' appears twice`);
           seen.add(name);
           segments.push(undefined);
+          suffixes.push(param[2] ?? "");
           names.push(name);
         } else {
           if (part.includes("{") || part.includes("}")) {
             throw invalidPath(path, "a {parameter} must be a whole path segment");
           }
           segments.push(part);
+          suffixes.push("");
           names.push(undefined);
         }
       }
-      const shape = segments.map((s) => (s === undefined ? "{}" : s)).join("/");
+      const shape = segments
+        .map((s, i) => (s === undefined ? `{}${suffixes[i] ?? ""}` : s))
+        .join("/");
       let template = shapes.get(shape);
       if (template === undefined) {
         template = {
           segments,
+          suffixes,
           literals: segments.filter((s) => s !== undefined).length,
           byMethod: new Map(),
         };
@@ -161,8 +174,13 @@ function matches(template: Template, segments: string[]): boolean {
   for (let i = 0; i < literal.length; i++) {
     const want = literal[i];
     const got = segments[i];
-    // A parameter takes exactly one non-empty segment, as CCF's `([^/]+)`.
-    if (want === undefined ? got.length === 0 : got !== want) return false;
+    if (want !== undefined) {
+      if (got !== want) return false;
+      continue;
+    }
+    // A parameter takes a non-empty part of one segment, as CCF's `([^/]+)`, before its suffix.
+    const suffix = template.suffixes[i] ?? "";
+    if (got.length <= suffix.length || !got.endsWith(suffix)) return false;
   }
   return true;
 }
@@ -212,7 +230,10 @@ export class Router {
         const params: Record<string, string> = {};
         for (let i = 0; i < installed.names.length; i++) {
           const name = installed.names[i];
-          if (name !== undefined) params[name] = segments[i];
+          if (name !== undefined) {
+            const got = segments[i];
+            params[name] = got.slice(0, got.length - (template.suffixes[i] ?? "").length);
+          }
         }
         return { endpoint: installed.endpoint, params };
       }

@@ -2,20 +2,20 @@
 // with client certificates: CCF's documented requests and answers.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
+import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BUNDLE = join(ROOT, "samples/apps/logging/dist/bundle.json");
 
 describe("the logging app on a node", () => {
   const dir = mkdtempSync(join(tmpdir(), "ccf-ts-app-"));
-  let node: ReturnType<typeof startCcfTs>;
+  let node: Awaited<ReturnType<typeof startNode>>["node"];
   let base: string;
   let user: Agent;
   let anonymous: Agent;
@@ -63,18 +63,7 @@ describe("the logging app on a node", () => {
       },
       signatures: { tx_count: 10, delay: "50ms" },
     });
-    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-    node = startCcfTs(["node", "--config", join(dir, "config.json")], dir);
-    const addresses = await waitFor("the node to listen", () => {
-      if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
-      return existsSync(join(dir, "rpc_addresses.json"))
-        ? (JSON.parse(readFileSync(join(dir, "rpc_addresses.json"), "utf8")) as Record<
-            string,
-            string
-          >)
-        : undefined;
-    });
-    base = `https://${addresses.primary_rpc_interface}`;
+    ({ node, base } = await startNode(dir, config));
     const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
     user = new Agent({
       connect: {

@@ -2,6 +2,7 @@
 // condition with a deadline (never a fixed sleep).
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -60,4 +61,25 @@ export async function waitFor<T>(
     }
     await delay(50);
   }
+}
+
+/**
+ * Starts `ccf-ts node` on `config` (written to `dir/config.json`) and waits until it has written
+ * its RPC address file; returns the process and the base URL of its primary RPC interface.
+ */
+export async function startNode(
+  dir: string,
+  config: Record<string, unknown>,
+): Promise<{ node: ReturnType<typeof startCcfTs>; base: string }> {
+  const file = join(dir, "config.json");
+  writeFileSync(file, JSON.stringify(config));
+  const node = startCcfTs(["node", "--config", file], dir);
+  const addresses = await waitFor("the node to listen", () => {
+    if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
+    const path = join(dir, "rpc_addresses.json");
+    return existsSync(path)
+      ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, string>)
+      : undefined;
+  });
+  return { node, base: `https://${addresses.primary_rpc_interface}` };
 }

@@ -35,6 +35,32 @@ describe("Router", () => {
     });
   });
 
+  it("matches a parameter followed by literal text in its segment, as CCF's {id}:withdraw", () => {
+    const router = new Router();
+    router.setEndpoints("gov", [
+      ep("POST", "/proposals/{id}:withdraw"),
+      ep("POST", "/proposals/{id}"),
+      ep("POST", "/proposals:create"),
+    ]);
+    assert.deepEqual(routed(router, "POST", "/proposals/abc:withdraw"), {
+      path: "/proposals/{id}:withdraw",
+      params: { id: "abc" },
+    });
+    assert.deepEqual(routed(router, "POST", "/proposals/abc"), {
+      path: "/proposals/{id}",
+      params: { id: "abc" },
+    });
+    assert.deepEqual(routed(router, "POST", "/proposals:create"), {
+      path: "/proposals:create",
+      params: {},
+    });
+    // The parameter itself may not be empty.
+    assert.deepEqual(routed(router, "POST", "/proposals/:withdraw"), {
+      path: "/proposals/{id}",
+      params: { id: ":withdraw" },
+    });
+  });
+
   it("does not let a parameter match an empty segment or span a slash", () => {
     const router = new Router();
     router.setEndpoints("app", [ep("GET", "/users/{id}")]);

@@ -1,0 +1,115 @@
+// The COSE-signed governance writes of CCF's member API (2024-07-01): proposals, ballots,
+// withdrawals and state-digest acknowledgements. Each runs in one transaction, kept only when the
+// handler answers 2xx.
+
+import { HttpErrors } from "../errors.js";
+import {
+  ackStateDigest,
+  type Proposals,
+  updateStateDigest,
+  type VerifiedGovMessage,
+  verifyGovMessage,
+} from "../gov/index.js";
+import type { Tx } from "../kv/index.js";
+import { checkApiVersion } from "./gov.js";
+import type { Endpoint, EndpointRequest, EndpointResponse } from "./types.js";
+
+export interface GovWriteDeps {
+  proposals: Proposals;
+  /**
+   * Runs `fn` in a transaction (again on a conflict) and keeps its writes when it answers 2xx;
+   * an HttpError thrown by `fn` drops them and becomes the answer.
+   */
+  transact(fn: (tx: Tx) => Promise<EndpointResponse>): Promise<EndpointResponse>;
+  /** The Merkle root over the first `seqno` transactions. */
+  rootAt(seqno: number): Uint8Array;
+}
+
+function ok(body: unknown): EndpointResponse {
+  return { status: 200, headers: { "content-type": "application/json" }, body };
+}
+
+function requireCose(req: EndpointRequest): void {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/cose") {
+    throw HttpErrors.UnsupportedContentType(
+      `Unsupported content type ${type === "" ? "(none)" : type}. Only application/cose is supported.`,
+    );
+  }
+}
+
+/** CCF's hex ids are 64 lower-case hex characters. */
+function param(req: EndpointRequest, name: string): string {
+  const v = req.params[name];
+  if (v === undefined || !/^[0-9a-f]{64}$/.test(v)) {
+    throw HttpErrors.InvalidResourceName(`Invalid ${name}: ${v ?? "(missing)"}`);
+  }
+  return v;
+}
+
+export function govMemberWriteEndpoints(deps: GovWriteDeps): Endpoint[] {
+  const signed = (
+    path: string,
+    msgType: string,
+    body: (
+      req: EndpointRequest,
+      tx: Tx,
+      msg: VerifiedGovMessage,
+    ) => EndpointResponse | Promise<EndpointResponse>,
+    proposalIdParam = false,
+  ): Endpoint => ({
+    method: "POST",
+    path,
+    handler: async (req) => {
+      const bad = checkApiVersion(req);
+      if (bad !== undefined) return bad;
+      // An HttpError thrown from here on is the answer (the front end renders it).
+      requireCose(req);
+      const proposalId = proposalIdParam ? param(req, "proposalId") : undefined;
+      return deps.transact(async (tx) => {
+        const msg = verifyGovMessage(req.body, {
+          tx,
+          expectedType: msgType,
+          ...(proposalId === undefined ? {} : { proposalId }),
+        });
+        return await body(req, tx, msg);
+      });
+    },
+  });
+
+  return [
+    signed("/gov/members/proposals:create", "proposal", async (_req, tx, msg) =>
+      ok(await deps.proposals.create(tx, msg, deps.rootAt(tx.readVersion))),
+    ),
+    signed(
+      "/gov/members/proposals/{proposalId}:withdraw",
+      "withdrawal",
+      (req, tx, msg) => {
+        const summary = deps.proposals.withdraw(tx, msg, param(req, "proposalId"));
+        return summary === undefined ? { status: 204 } : ok(summary);
+      },
+      true,
+    ),
+    signed(
+      "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit",
+      "ballot",
+      async (req, tx, msg) => {
+        const memberId = param(req, "memberId");
+        if (memberId !== msg.memberId) {
+          throw HttpErrors.InvalidResourceName(
+            `Authenticated member id does not match URL: ${msg.memberId} != ${memberId}`,
+          );
+        }
+        return ok(await deps.proposals.submitBallot(tx, msg, param(req, "proposalId"), memberId));
+      },
+      true,
+    ),
+    signed("/gov/members/state-digests/{memberId}:update", "state_digest", (req, tx, msg) =>
+      ok(updateStateDigest(tx, msg, param(req, "memberId"))),
+    ),
+    signed("/gov/members/state-digests/{memberId}:ack", "ack", (req, tx, msg) => {
+      ackStateDigest(tx, msg, param(req, "memberId"));
+      return { status: 204 };
+    }),
+  ];
+}
