@@ -10,10 +10,14 @@ const help = `ccf-ts ${pkg.version}: a TypeScript implementation of the Confiden
 Usage: ccf-ts <command> [options]
 
 Commands:
-  sandbox      start a local network with the sample logging app (not yet available)
-  node         run one node from a CCF config file (not yet available)
-  keygen       generate a member or user identity (not yet available)
+  sandbox      start a local network with the sample logging app (npm start)
+  node         run one node from a CCF config file
+  keygen       generate a member or user identity
+  cose-sign    sign a governance message (CCF's ccf_cose_sign1) to stdout
+  gov          propose, vote, withdraw, ack, show: member governance in one step
   ledger       read and verify a ledger directory offline
+
+Run \`ccf-ts <command> --help\` for a command's options.
 
 Options:
   --version    print the version

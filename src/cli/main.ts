@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
 import { LedgerSecrets, readLedger } from "../ledger/index.js";
 import { registerCoseSign } from "./cose-sign.js";
+import { registerGov } from "./gov.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -122,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     );
   registerCoseSign(program);
+  registerGov(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

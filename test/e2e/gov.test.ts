@@ -258,6 +258,25 @@ describe("governance on a node", () => {
     assert.equal(withdrawn.json().proposalState, "Withdrawn");
   });
 
+  it("ccf-ts gov proposes, votes and shows in one step each, from the identities' folder", async () => {
+    const file = join(dir, "noop.json");
+    writeFileSync(file, JSON.stringify({ actions: [{ name: "noop" }] }));
+    const gov = (...args: string[]) => {
+      const r = runCcfTs(["gov", "--url", base, ...args], dir);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as GovJson;
+    };
+    const proposed = gov("propose", file);
+    assert.equal(proposed.proposalState, "Open");
+    assert.equal(gov("vote", proposed.proposalId).proposalState, "Open");
+    const accepted = gov("--member", "member1", "vote", proposed.proposalId, "--accept");
+    assert.equal(accepted.proposalState, "Accepted");
+    assert.equal(gov("show", proposed.proposalId).proposalState, "Accepted");
+    const refused = runCcfTs(["gov", "--url", base, "--member", "user1", "propose", file], dir);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /InvalidAuthenticationInfo|401/);
+  });
+
   it("refuses a replayed message, a user's signature and a non-COSE body with CCF's codes", async () => {
     const [m0] = members as [Signer];
     const bytes = sign(m0, "proposal", { actions: [{ name: "noop" }] });
