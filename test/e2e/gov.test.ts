@@ -258,7 +258,7 @@ describe("governance on a node", () => {
     assert.equal(withdrawn.json().proposalState, "Withdrawn");
   });
 
-  it("ccf-ts gov proposes, votes and shows in one step each, from the identities' folder", async () => {
+  it("ccf-ts gov proposes, votes and shows in one step each, from the identities' folder", () => {
     const file = join(dir, "noop.json");
     writeFileSync(file, JSON.stringify({ actions: [{ name: "noop" }] }));
     const gov = (...args: string[]) => {
