@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "samples/**/dist/**", "workspace/**"] },
+  { ignores: ["dist/**", "node_modules/**", "samples/**/dist/**", "test/fixtures/**/dist/**", "workspace/**"] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

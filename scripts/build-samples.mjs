@@ -6,7 +6,8 @@
 //   {"metadata": <app.json>, "modules": [{"name": "<path relative to dist/src>", "module": "<source>"}]}
 //
 // Usage: node scripts/build-samples.mjs [--out-dir DIR] [APP...]
-//   APP        app names under samples/apps/ (default: every folder there with an app.json)
+//   APP        app names under samples/apps/ or test/fixtures/apps/ (default: every folder there
+//              with an app.json; the test fixtures' apps build into their own dist/ the same way)
 //   --out-dir  write <DIR>/<app>/ instead of samples/apps/<app>/dist/ (used by tests)
 // Silent on success; on failure prints what failed and exits 1.
 import {
@@ -28,6 +29,14 @@ import typescript from "@rollup/plugin-typescript";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const appsDir = join(root, "samples", "apps");
+// Apps built only for the tests (e.g. ccf-app-check, which the e2e tests deploy).
+const testAppsDir = join(root, "test", "fixtures", "apps");
+const appsDirs = [appsDir, testAppsDir];
+
+/** The folder of an app, by name: under samples/apps/, else under test/fixtures/apps/. */
+function appDirOf(name) {
+  return appsDirs.map((d) => join(d, name)).find((d) => existsSync(d)) ?? join(appsDir, name);
+}
 
 class BuildError extends Error {}
 
@@ -52,8 +61,10 @@ function parseArgs(argv) {
     }
   }
   if (apps.length === 0) {
-    for (const name of readdirSync(appsDir).sort()) {
-      if (existsSync(join(appsDir, name, "app.json"))) apps.push(name);
+    for (const dir of appsDirs.filter((d) => existsSync(d))) {
+      for (const name of readdirSync(dir).sort()) {
+        if (existsSync(join(dir, name, "app.json"))) apps.push(name);
+      }
     }
   }
   return { apps, outDir };
@@ -110,7 +121,7 @@ function formatWarning(w) {
 }
 
 async function buildApp(name, outDir) {
-  const appDir = join(appsDir, name);
+  const appDir = appDirOf(name);
   const appJsonPath = join(appDir, "app.json");
   if (!existsSync(appJsonPath)) throw new BuildError(`${relative(root, appDir)}: no app.json`);
   let metadata;

@@ -2,9 +2,11 @@
 // `sandbox_common/`, node i's config, log and ledger in `sandbox_<i>/`. Each node is its own
 // process, a child of the sandbox; Ctrl+C or SIGTERM stops them all.
 //
-// Today it starts one node (replication comes with the consensus issues). Users, the app and the
-// opening of the service go into the genesis transaction (a ccf-ts start-config extension) until
-// governance runs them as proposals.
+// Today it starts one node (replication comes with the multi-node issue). As CCF's sandbox does,
+// the service is then set up through governance under the chosen constitution: every member
+// activates (state digest ack), member0 proposes the users, the app and the opening, and members
+// vote until the proposal is accepted. `--verbose` prints each step as a runnable
+// `ccf-ts cose-sign ... | curl ...` command.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +15,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
 import { CcfError } from "../errors.js";
 import { PACKAGE_ROOT } from "../node/version.js";
+import { constitutionFiles, DEFAULT_CONSTITUTION_DIR } from "../gov/index.js";
+import { loadBundle } from "../node/bundle.js";
+import { GOV_API_VERSION, GovClient, GovRequestError } from "./gov-client.js";
 import { keygen } from "./keygen.js";
 
 export interface SandboxOptions {
@@ -25,17 +30,15 @@ export interface SandboxOptions {
   verbose?: boolean;
 }
 
-export const DEFAULT_CONSTITUTION = join(
-  PACKAGE_ROOT,
-  "samples/constitutions/minimal/constitution.js",
-);
+/** The default constitution's files, in the order CCF concatenates them. */
+export const DEFAULT_CONSTITUTION = constitutionFiles(DEFAULT_CONSTITUTION_DIR);
 export const DEFAULT_APP = join(PACKAGE_ROOT, "samples/apps/logging/dist/bundle.json");
 /** Nodes run the same ccf-ts entry point (and Node flags) as the sandbox itself. */
 function nodeCommand(): string[] {
   const entry = process.argv[1] ?? join(PACKAGE_ROOT, "bin/ccf-ts.js");
   return [...process.execArgv, entry];
 }
-const START_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 120_000;
 
 export async function runSandbox(opts: SandboxOptions): Promise<number> {
   if (opts.nodes !== 1) {
@@ -47,7 +50,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     throw new CcfError("InvalidArgument", `--port ${opts.port} is not a port number`);
   }
-  const constitutions = (opts.constitution ?? [DEFAULT_CONSTITUTION]).map((f) => resolve(f));
+  const constitutions = (opts.constitution ?? DEFAULT_CONSTITUTION).map((f) => resolve(f));
   for (const f of constitutions) {
     if (!existsSync(f)) throw new CcfError("InvalidArgument", `--constitution ${f}: no such file`);
   }
@@ -88,10 +91,6 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
         constitution_files: constitutions,
         service_configuration: { recovery_threshold: 1 },
         initial_service_certificate_validity_days: 90,
-        // ccf-ts start-config extension: users, the app and an open service at genesis
-        users: [0, 1, 2].map((i) => ({ certificate_file: join(common, `user${i}_cert.pem`) })),
-        js_app_bundle: bundle,
-        open_service: true,
       },
     },
     ledger: { directory: "0.ledger" },
@@ -133,6 +132,18 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   if (address === undefined) {
     process.stderr.write(`ccf-ts sandbox: node 0 did not start; see ${join(dir, "out")}\n`);
     stopAll();
+    return 1;
+  }
+  try {
+    await setUpThroughGovernance(`https://${address}`, common, bundle, opts.verbose === true);
+  } catch (e) {
+    process.stderr.write(
+      `ccf-ts sandbox: setting up the service through governance failed: ${
+        e instanceof Error ? e.message : String(e)
+      }\n`,
+    );
+    stopAll();
+    await exited;
     return 1;
   }
   process.stdout.write(
@@ -194,4 +205,142 @@ async function isPartOfNetwork(address: string, ca: string): Promise<boolean> {
   } finally {
     await agent.close();
   }
+}
+
+const MEMBERS = [0, 1, 2];
+
+/**
+ * What CCF's sandbox does after the first node starts, as signed governance requests: each member
+ * acks the state digest (Accepted -> Active); member0 proposes set_user for every user, set_js_app
+ * and transition_service_to_open; members vote yes until it is Accepted.
+ */
+async function setUpThroughGovernance(
+  url: string,
+  common: string,
+  bundlePath: string,
+  verbose: boolean,
+): Promise<void> {
+  const serviceCert = readFileSync(join(common, "service_cert.pem"), "utf8");
+  const clients = MEMBERS.map(
+    (i) =>
+      new GovClient(url, serviceCert, {
+        certPem: readFileSync(join(common, `member${i}_cert.pem`), "utf8"),
+        keyPem: readFileSync(join(common, `member${i}_privk.pem`), "utf8"),
+      }),
+  );
+  const steps = join(common, "governance");
+  mkdirSync(steps, { recursive: true });
+  const show = (what: string, command: string) => {
+    if (verbose) process.stdout.write(`# ${what}\n${command}\n`);
+  };
+  try {
+    for (const [i, c] of clients.entries()) {
+      const base = `/gov/members/state-digests/${c.memberId}`;
+      show(
+        `member${i}: fetch the state digest to acknowledge`,
+        coseCurl(
+          url,
+          i,
+          "state_digest",
+          "/dev/null",
+          `${base}:update`,
+          undefined,
+          `member${i}_digest.json`,
+        ),
+      );
+      show(
+        `member${i}: acknowledge it (Accepted -> Active)`,
+        coseCurl(url, i, "ack", `member${i}_digest.json`, `${base}:ack`),
+      );
+      await retryWhileNoSignature(() => c.activate());
+    }
+    const proposal = {
+      actions: [
+        ...[0, 1, 2].map((i) => ({
+          name: "set_user",
+          args: { cert: readFileSync(join(common, `user${i}_cert.pem`), "utf8") },
+        })),
+        { name: "set_js_app", args: { bundle: loadBundle(bundlePath) } },
+        { name: "transition_service_to_open", args: { next_service_identity: serviceCert } },
+      ],
+    };
+    const proposalFile = join(steps, "open_service.json");
+    writeFileSync(proposalFile, `${JSON.stringify(proposal, null, 2)}\n`);
+    show(
+      "member0: propose the users, the app and opening the service",
+      coseCurl(url, 0, "proposal", "governance/open_service.json", "/gov/members/proposals:create"),
+    );
+    const [proposer] = clients as [GovClient];
+    let state = await proposer.propose(proposal);
+    const ballotFile = join(steps, "vote_yes.json");
+    writeFileSync(
+      ballotFile,
+      `${JSON.stringify({ ballot: "export function vote(proposal, proposerId) { return true; }" })}\n`,
+    );
+    for (const [i, c] of clients.entries()) {
+      if (state.proposalState !== "Open") break;
+      show(
+        `member${i}: vote yes`,
+        coseCurl(
+          url,
+          i,
+          "ballot",
+          "governance/vote_yes.json",
+          `/gov/members/proposals/${state.proposalId}/ballots/${c.memberId}:submit`,
+          state.proposalId,
+        ),
+      );
+      state = await c.vote(
+        state.proposalId,
+        "export function vote(proposal, proposerId) { return true; }",
+      );
+    }
+    if (state.proposalState !== "Accepted") {
+      throw new CcfError(
+        "ProposalNotAccepted",
+        `the set-up proposal is ${state.proposalState}${
+          state.failure === undefined ? "" : `: ${state.failure.reason}`
+        }`,
+      );
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/** Until the first signature is written, a member has no state digest to acknowledge. */
+async function retryWhileNoSignature(step: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await step();
+    } catch (e) {
+      const noSignatureYet =
+        e instanceof GovRequestError && /no signatures to ack yet/.test(e.message);
+      if (!noSignatureYet || Date.now() > deadline) throw e;
+      await sleep(100);
+    }
+  }
+}
+
+/** The shell command a person would run from sandbox_common for one signed governance request. */
+function coseCurl(
+  url: string,
+  member: number,
+  msgType: string,
+  content: string,
+  path: string,
+  proposalId?: string,
+  output?: string,
+): string {
+  return [
+    `node ${join(PACKAGE_ROOT, "bin/ccf-ts.js")} cose-sign --content ${content}`,
+    ` --signing-cert member${member}_cert.pem`,
+    ` --signing-key member${member}_privk.pem --ccf-gov-msg-type ${msgType}`,
+    " --ccf-gov-msg-created_at $(date -Is)",
+    proposalId === undefined ? "" : ` --ccf-gov-msg-proposal_id ${proposalId}`,
+    ` | curl -s "${url}${path}?api-version=${GOV_API_VERSION}" --cacert service_cert.pem`,
+    " -H 'content-type: application/cose' --data-binary @-",
+    output === undefined ? "" : ` -o ${output}`,
+  ].join("");
 }

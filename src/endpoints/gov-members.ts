@@ -5,6 +5,7 @@
 import { HttpErrors } from "../errors.js";
 import {
   ackStateDigest,
+  govUnauthenticated,
   type Proposals,
   updateStateDigest,
   type VerifiedGovMessage,
@@ -29,13 +30,20 @@ function ok(body: unknown): EndpointResponse {
   return { status: 200, headers: { "content-type": "application/json" }, body };
 }
 
-function requireCose(req: EndpointRequest): void {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/cose") {
-    throw HttpErrors.UnsupportedContentType(
-      `Unsupported content type ${type === "" ? "(none)" : type}. Only application/cose is supported.`,
-    );
-  }
+/** CCF's COSE policies refuse (401) a request that is not COSE before looking at its body. */
+function requireCose(req: EndpointRequest, msgType: string): void {
+  const type = req.headers["content-type"];
+  if (type?.split(";")[0]?.trim().toLowerCase() === "application/cose") return;
+  const policy =
+    msgType === "ack" || msgType === "state_digest"
+      ? "member_cose_sign1"
+      : "active_member_cose_sign1";
+  throw govUnauthenticated(
+    policy,
+    type === undefined
+      ? "Missing content-type header"
+      : "Content type is not set to application/cose",
+  );
 }
 
 /** CCF's hex ids are 64 lower-case hex characters. */
@@ -64,7 +72,7 @@ export function govMemberWriteEndpoints(deps: GovWriteDeps): Endpoint[] {
       const bad = checkApiVersion(req);
       if (bad !== undefined) return bad;
       // An HttpError thrown from here on is the answer (the front end renders it).
-      requireCose(req);
+      requireCose(req, msgType);
       const proposalId = proposalIdParam ? param(req, "proposalId") : undefined;
       return deps.transact(async (tx) => {
         const msg = verifyGovMessage(req.body, {

@@ -185,7 +185,7 @@ function malformed(message: string, cause?: unknown): HttpError {
   return new HttpError(400, "InvalidInput", message, { cause });
 }
 
-function unauthenticated(policy: GovAuthPolicy, reason: string): HttpError {
+export function unauthenticated(policy: GovAuthPolicy, reason: string): HttpError {
   return new HttpError(401, "InvalidAuthenticationInfo", "Invalid authentication credentials.", {
     details: [{ auth_policy: policy, code: "InvalidAuthenticationInfo", message: reason }],
     headers: { "www-authenticate": 'COSE-SIGN1 realm="Signed request access"' },

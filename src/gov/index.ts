@@ -4,6 +4,7 @@ export {
   decodeTaggedSign1,
   ECDSA_ALGS,
   signatureVerifies,
+  unauthenticated as govUnauthenticated,
   DEFAULT_RECENT_COSE_PROPOSALS_WINDOW_SIZE,
   GOV_HEADER,
   GOV_MSG_TYPES,
@@ -27,6 +28,11 @@ export {
   type GovFailure,
   govLimits,
 } from "./constitution.js";
+export {
+  constitutionFiles,
+  DEFAULT_CONSTITUTION_DIR,
+  readConstitution,
+} from "./constitution-files.js";
 export {
   ackStateDigest,
   GovErrors,

@@ -2,12 +2,13 @@
 // serving the logging sample to user0, and a clean stop of every node on SIGTERM.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Agent, request } from "undici";
-import { startCcfTs, waitFor } from "../helpers/process.js";
+import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
 
 describe("ccf-ts sandbox", () => {
   it("starts a node with CCF's workspace layout, prints where, and stops it on SIGTERM", async () => {
@@ -21,7 +22,7 @@ describe("ccf-ts sandbox", () => {
           const m = /node 0: https:\/\/(\S+)/.exec(sandbox.output());
           return m?.[1];
         },
-        60_000,
+        180_000,
       );
       const common = join(cwd, "ws", "sandbox_common");
       for (const f of [
@@ -61,6 +62,91 @@ describe("ccf-ts sandbox", () => {
       const got = await request(`https://${printed}/app/log/private?id=1`, { dispatcher: asUser0 });
       assert.deepEqual(await got.body.json(), { msg: "from the sandbox" });
       await asUser0.close();
+
+      // CCF's "Running CCF Applications" guide, from sandbox_common, with curl itself.
+      const curl = (...args: string[]) => {
+        const r = spawnSync("curl", ["-s", "-w", "\n%{http_code}", ...args], {
+          cwd: common,
+          encoding: "utf8",
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const lines = r.stdout.split("\n");
+        return { status: Number(lines.pop()), body: lines.join("\n") };
+      };
+      const asUser = (n: number) => [
+        "--cacert",
+        "service_cert.pem",
+        "--cert",
+        `user${n}_cert.pem`,
+        "--key",
+        `user${n}_privk.pem`,
+      ];
+      const base = `https://${printed}`;
+      for (const [table, msg] of [
+        ["private", "Logged to private table"],
+        ["public", "Logged to public table"],
+      ]) {
+        const post = curl(
+          `${base}/app/log/${table}`,
+          "-X",
+          "POST",
+          ...asUser(0),
+          "-H",
+          "Content-Type: application/json",
+          "--data-binary",
+          JSON.stringify({ id: 42, msg }),
+        );
+        assert.deepEqual(post, { status: 200, body: "true" });
+        const get = curl(`${base}/app/log/${table}?id=42`, ...asUser(0));
+        assert.deepEqual(JSON.parse(get.body), { msg });
+      }
+      // A user is not a member: a plain request to create a proposal is refused (CCF: 401).
+      const asGov = curl(
+        `${base}/gov/members/proposals:create?api-version=2024-07-01`,
+        "-X",
+        "POST",
+        ...asUser(0),
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        '{"actions": []}',
+      );
+      assert.equal(asGov.status, 401, asGov.body);
+      // Public writes are in the ledger in clear; private ones are not.
+      await waitFor("the records to reach the ledger", () => {
+        const ledger = join(cwd, "ws", "sandbox_0", "0.ledger");
+        const grep = (text: string) =>
+          spawnSync("grep", ["-r", "-l", text, ledger], { encoding: "utf8" }).stdout.trim() !== "";
+        if (!grep("Logged to public table")) return undefined;
+        assert.equal(grep("Logged to private table"), false, "a private message in clear");
+        return true;
+      });
+
+      // Members add a fourth user by proposal; two of three vote yes; the user calls the app.
+      const r = runCcfTs(["keygen", "--name", "user3"], common);
+      assert.equal(r.status, 0, r.stderr);
+      writeFileSync(
+        join(common, "add_user3.json"),
+        JSON.stringify({
+          actions: [
+            {
+              name: "set_user",
+              args: { cert: readFileSync(join(common, "user3_cert.pem"), "utf8") },
+            },
+          ],
+        }),
+      );
+      assert.equal(curl(`${base}/app/log/private?id=42`, ...asUser(3)).status, 401);
+      const gov = (...args: string[]) => {
+        const out = runCcfTs(["gov", "--url", base, ...args], common);
+        assert.equal(out.status, 0, out.stderr);
+        return JSON.parse(out.stdout) as { proposalId: string; proposalState: string };
+      };
+      const { proposalId } = gov("propose", "add_user3.json");
+      assert.equal(gov("vote", proposalId).proposalState, "Open");
+      assert.equal(gov("--member", "member1", "vote", proposalId).proposalState, "Accepted");
+      assert.equal(curl(`${base}/app/log/private?id=42`, ...asUser(3)).status, 200);
+
       const pid = Number(readFileSync(join(cwd, "ws", "sandbox_0", "node.pid"), "utf8"));
       sandbox.kill("SIGTERM");
       const code = await waitFor(
