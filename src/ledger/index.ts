@@ -43,3 +43,4 @@ export {
 } from "./reader.js";
 export { type LedgerSecret, LedgerSecrets } from "./secrets.js";
 export { type AppendOptions, LedgerError, type LedgerStorage, MemoryLedger } from "./storage.js";
+export { type AppliedEntry, LedgerReplica, type ReplicaOptions } from "./replica.js";

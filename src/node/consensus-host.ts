@@ -1,0 +1,178 @@
+// The host side of consensus on a node: feeds Raft its ticks, the messages of other nodes and the
+// primary's own appended entries, and carries out each Ready in CCF's order (roll back, append,
+// make durable, then send and commit). Owns which node may write: a TxPipeline exists only while
+// this node is primary, opened in its view over the same store, tree and ledger.
+//
+// Durability: the primary proposes its entries to consensus only once they are on its own disk (it
+// counts itself in the quorum), and a backup acknowledges entries only after flushing them, so a
+// commit index is always a signature on a majority of disks.
+
+import { decodeMessage, encodeMessage } from "../consensus/codec.js";
+import type { LogEntry, NodeId, Proposal, Raft, Ready, Role } from "../consensus/index.js";
+import type { LedgerReplica, LedgerStorage, TxPipeline } from "../ledger/index.js";
+
+/** The slice of a transport the host uses (see consensus/transport.ts). */
+export interface MessageSink {
+  send(to: NodeId, payload: Uint8Array): void;
+}
+
+export interface ConsensusHostOptions {
+  raft: Raft;
+  replica: LedgerReplica;
+  storage: LedgerStorage;
+  transport: MessageSink;
+  /** A pipeline in `view` over this node's store/tree/ledger (called on becoming primary). */
+  openPipeline(view: number, onAppend: PipelineAppendHook): TxPipeline;
+  /** Told of every commit advance (a signature seqno). */
+  onCommit?(seqno: number): void;
+  onRoleChange?(role: Role, view: number, leader: NodeId | undefined): void;
+  /** Something failed that leaves this node unable to go on (a replicated entry refused...). */
+  onFatal(error: unknown): void;
+}
+
+export type PipelineAppendHook = (
+  seqno: number,
+  view: number,
+  entry: Buffer,
+  signature: boolean,
+) => void;
+
+export class ConsensusHost {
+  private pipelineValue: TxPipeline | undefined;
+  private proposals: Proposal[] = [];
+  private proposing: Promise<void> | undefined;
+  private proposeAgain = false;
+  /** Readies are carried out one at a time, in order (each may await a flush). */
+  private chain: Promise<void> = Promise.resolve();
+  private commitValue = 0;
+  private stopped = false;
+
+  constructor(private readonly o: ConsensusHostOptions) {}
+
+  /** The writer while this node is primary, else undefined. */
+  get pipeline(): TxPipeline | undefined {
+    return this.pipelineValue;
+  }
+
+  get commitSeqno(): number {
+    return this.commitValue;
+  }
+
+  get raft(): Raft {
+    return this.o.raft;
+  }
+
+  /**
+   * For the first node of a service: become the writer in the bootstrap view (Raft starts it as
+   * primary) before any Ready says so, to write the genesis transaction.
+   */
+  startAsBootstrapPrimary(): TxPipeline {
+    this.openPipeline(this.o.raft.term);
+    return this.pipelineValue as TxPipeline;
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    this.enqueue(this.o.raft.step({ kind: "tick" }));
+  }
+
+  /** A frame from another node (already authenticated by the transport). */
+  receive(from: NodeId, payload: Uint8Array): void {
+    if (this.stopped) return;
+    let message: ReturnType<typeof decodeMessage>;
+    try {
+      message = decodeMessage(payload);
+    } catch {
+      // A malformed message from a peer is dropped; Raft tolerates loss.
+      return;
+    }
+    this.enqueue(this.o.raft.step({ kind: "receive", from, message }));
+  }
+
+  /** Resolves once every Ready queued so far has been carried out. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.pipelineValue = undefined;
+  }
+
+  private openPipeline(view: number): void {
+    this.pipelineValue = this.o.openPipeline(view, (seqno, v, entry, signature) => {
+      this.proposals.push({ idx: seqno, term: v, isSignature: signature, data: entry });
+      this.scheduleProposal();
+    });
+  }
+
+  /** Proposes what the pipeline appended, once it is durable here (group commit). */
+  private scheduleProposal(): void {
+    if (this.proposing !== undefined) {
+      this.proposeAgain = true;
+      return;
+    }
+    this.proposing = this.o.storage
+      .flush()
+      .then(() => {
+        if (this.stopped || this.proposals.length === 0) return;
+        const entries = this.proposals;
+        this.proposals = [];
+        // A primary that lost its role meanwhile has had its suffix rolled back: nothing to propose.
+        if (this.o.raft.role !== "Primary") return;
+        this.enqueue(this.o.raft.step({ kind: "propose", entries }));
+      })
+      .catch((e: unknown) => this.o.onFatal(e))
+      .finally(() => {
+        this.proposing = undefined;
+        if (this.proposeAgain) {
+          this.proposeAgain = false;
+          this.scheduleProposal();
+        }
+      });
+  }
+
+  private enqueue(ready: Ready): void {
+    this.chain = this.chain.then(() => this.apply(ready)).catch((e: unknown) => this.o.onFatal(e));
+  }
+
+  private async apply(ready: Ready): Promise<void> {
+    if (this.stopped) return;
+    if (ready.rollbackTo !== undefined) {
+      this.proposals = this.proposals.filter((p) => p.idx <= (ready.rollbackTo as number));
+      this.o.replica.rollback(ready.rollbackTo);
+    }
+    if (ready.appends.length > 0) {
+      for (const e of ready.appends) this.applyEntry(e);
+      await this.o.storage.flush();
+    }
+    for (const out of ready.messages) this.o.transport.send(out.to, encodeMessage(out.message));
+    if (ready.commitIdx !== undefined && ready.commitIdx > this.commitValue) {
+      this.commitValue = ready.commitIdx;
+      this.o.replica.committed(ready.commitIdx);
+      this.o.onCommit?.(ready.commitIdx);
+    }
+    if (ready.roleChange !== undefined) {
+      const { role, term, leader } = ready.roleChange;
+      if (role === "Primary") this.openPipeline(term);
+      else this.pipelineValue = undefined;
+      this.o.onRoleChange?.(role, term, leader);
+    }
+    if (ready.shouldSign) {
+      // The Ready that asks to sign carries (or follows) the role change that opened the pipeline.
+      if (this.pipelineValue === undefined) {
+        throw new Error(`asked to sign while not primary (role ${this.o.raft.role})`);
+      }
+      this.pipelineValue.emitSignature();
+    }
+  }
+
+  private applyEntry(e: LogEntry): void {
+    const applied = this.o.replica.apply(e.idx, Buffer.from(e.data));
+    if (applied.view !== e.term || applied.isSignature !== e.isSignature) {
+      throw new Error(
+        `entry ${e.idx} is ${applied.view}/${applied.isSignature}, consensus says ${e.term}/${e.isSignature}`,
+      );
+    }
+  }
+}
