@@ -5,7 +5,33 @@ export {
   NotPrimaryError,
   TooManyPendingTransactionsError,
 } from "./errors.js";
+export { MemoryHub, type MemoryHubOptions, MemoryTransport } from "./memory-transport.js";
 export { Raft } from "./raft.js";
+export {
+  ACCEPT_BYTE,
+  encodeFrame,
+  encodeFrameHeader,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  FrameDecoder,
+  FrameError,
+  type NodeIdentity,
+  parseAddress,
+  TlsTransport,
+  type TlsTransportOptions,
+  type TransportLog,
+} from "./tls-transport.js";
+export {
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_QUEUED_MESSAGES,
+  type PeerStats,
+  resolveBounds,
+  SendQueue,
+  type Transport,
+  type TransportBounds,
+  TransportConfigError,
+  type TransportStats,
+} from "./transport.js";
 export {
   isAllowedStatusTransition,
   type LocalView,

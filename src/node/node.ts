@@ -1,7 +1,7 @@
 // One ccf-ts node process: from a validated config, it creates its identity, starts the service
-// (genesis), opens its ledger, serves its RPC interfaces, signs on a timer, and commits once a
-// signature is durable. Until replication exists (the consensus issue) a node is a service of one,
-// so "replicated on a majority" means "on this node's disk".
+// (genesis), opens its ledger, serves its RPC interfaces and signs on a timer. Commit comes from
+// consensus (CCF's Raft, through the ConsensusHost): a signature on a majority of disks. Until
+// joining exists a service has one node, its own majority.
 
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
@@ -30,7 +30,8 @@ import {
   type TxStatus,
   txIdString,
 } from "../endpoints/index.js";
-import { CcfError } from "../errors.js";
+import { Raft } from "../consensus/index.js";
+import { CcfError, HttpErrors } from "../errors.js";
 import {
   applyRefreshedJwtKeys,
   ConstitutionRunner,
@@ -43,6 +44,7 @@ import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables, type Tx } from 
 import {
   decodeEntry,
   FileLedger,
+  LedgerReplica,
   LedgerSecrets,
   systemClock,
   type TxId,
@@ -53,6 +55,7 @@ import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
 import { authenticate, Router, RpcServer } from "../rpc/index.js";
 import { type NodeConfig, splitAddress } from "./config.js";
 import { loadBundle } from "./bundle.js";
+import { ConsensusHost } from "./consensus-host.js";
 import { writeGenesis } from "./genesis.js";
 import { nodeGovEffects } from "./gov-effects.js";
 import { JwtKeyRefresher } from "./jwt-refresh.js";
@@ -81,14 +84,13 @@ export class Node implements NodeContext {
   private readonly signatureSeqnos: number[] = [];
   private nodeState: NodeStartupState = "Initialized";
   private commitSeqno = 0;
-  private pipeline!: TxPipeline;
+  private host!: ConsensusHost;
+  private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
   private n2n: net.Server | undefined;
   private app!: JsApp;
   private ticker: NodeJS.Timeout | undefined;
   private jwtRefresher: JwtKeyRefresher | undefined;
-  private flushing: Promise<void> | undefined;
-  private flushAgain = false;
   private stopped = false;
 
   private constructor(
@@ -97,6 +99,15 @@ export class Node implements NodeContext {
     private readonly log: Logger,
   ) {
     this.nodeId = identity.nodeId;
+  }
+
+  /** The writer: this node's pipeline while it is primary. */
+  private get pipeline(): TxPipeline {
+    const p = this.host.pipeline;
+    if (p === undefined) {
+      throw HttpErrors.NodeCannotHandleRequest("This node is not the primary and cannot write");
+    }
+    return p;
   }
 
   /** Starts a new service (command type Start) with this node as its first, trusted node. */
@@ -152,27 +163,61 @@ export class Node implements NodeContext {
       );
     }
     const secrets = new LedgerSecrets([{ key: Buffer.from(systemRng.bytes(32)), version: 1 }]);
-    this.pipeline = new TxPipeline({
+    const ticks = (ms: number) => Math.max(1, Math.round(ms / Math.max(1, config.tick_interval)));
+    const electionTicks = ticks(config.consensus.election_timeout);
+    const raft = new Raft({
+      id: this.nodeId,
+      bootstrap: { configuration: [this.nodeId], primary: this.nodeId },
+      heartbeatTicks: ticks(config.consensus.message_timeout),
+      electionTimeoutTicks: electionTicks,
+      chooseElectionTimeout: () =>
+        Math.ceil(electionTicks / 2) + Math.floor(Math.random() * Math.ceil(electionTicks / 2)),
+      maxUncommittedTxCount: config.consensus.max_uncommitted_tx_count,
+      maxEntriesPerMessage: 1000,
+      preVote: false,
+    });
+    const replica = new LedgerReplica({
       store: this.store,
-      storage: this.storage,
       tree: this.tree,
+      storage: this.storage,
       secrets,
-      node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
-      service: {
-        key: serviceKey,
-        issuer: start.cose_signatures.issuer,
-        subject: start.cose_signatures.subject,
-      },
-      view: FIRST_VIEW,
-      signatures: {
-        txCount: config.ledger_signatures.tx_count,
-        delayMs: config.ledger_signatures.delay,
-      },
-      clock: systemClock,
-      onAppend: (seqno, _view, _entry, signature) => {
-        if (signature) this.signatureSeqnos.push(seqno);
+    });
+    this.host = new ConsensusHost({
+      raft,
+      replica,
+      storage: this.storage,
+      // No peers until joining exists: a one-node service sends nothing.
+      transport: { send: () => undefined },
+      openPipeline: (view, onAppend) =>
+        new TxPipeline({
+          store: this.store,
+          storage: this.storage,
+          tree: this.tree,
+          secrets,
+          node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
+          service: {
+            key: serviceKey,
+            issuer: start.cose_signatures.issuer,
+            subject: start.cose_signatures.subject,
+          },
+          view,
+          signatures: {
+            txCount: config.ledger_signatures.tx_count,
+            delayMs: config.ledger_signatures.delay,
+          },
+          clock: systemClock,
+          onAppend: (seqno, v, entry, signature) => {
+            if (signature) this.signatureSeqnos.push(seqno);
+            onAppend(seqno, v, entry, signature);
+          },
+        }),
+      onCommit: (seqno) => this.onCommit(seqno),
+      onFatal: (err) => {
+        this.log.fatal({ err }, "consensus failed; the node stops");
+        void this.stop();
       },
     });
+    this.host.startAsBootstrapPrimary();
 
     this.app = new JsApp({
       log: (level, message) => {
@@ -325,8 +370,11 @@ export class Node implements NodeContext {
         node: { id: this.nodeId, info: nodeInfo, endorsedCert, hostData: this.identity.hostData },
       }),
     );
-    this.pipeline.emitSignature();
-    await this.flushAndCommit();
+    const genesisSignature = this.pipeline.emitSignature().seqno;
+    await new Promise<void>((resolve) => {
+      if (this.commitSeqno >= genesisSignature) resolve();
+      else this.commitWaiters.push({ seqno: genesisSignature, resolve });
+    });
 
     writeFileSync(config.command.service_certificate_file, serviceCert);
     writeFileSync(config.output_files.node_certificate_file, this.identity.selfSignedCert);
@@ -384,8 +432,7 @@ export class Node implements NodeContext {
     this.jwtRefresher = new JwtKeyRefresher({
       readTx: () => this.store.begin(),
       apply: (issuer, jwks) => {
-        const res = this.pipeline.execute((tx) => applyRefreshedJwtKeys(tx, issuer, jwks));
-        if (res.wrote) this.scheduleFlush();
+        this.pipeline.execute((tx) => applyRefreshedJwtKeys(tx, issuer, jwks));
       },
       log: (level, message) => this.log[level === "fail" ? "warn" : level]({ tag: "jwt" }, message),
     });
@@ -457,7 +504,6 @@ export class Node implements NodeContext {
       apply: (r) => r.status >= 200 && r.status < 300,
     });
     if (!res.wrote) return res.result;
-    this.scheduleFlush();
     this.refreshAppEndpoints();
     return {
       ...res.result,
@@ -474,7 +520,6 @@ export class Node implements NodeContext {
       },
       { apply: (r) => r.applyWrites, claimsDigest: (r) => r.claimsDigest },
     );
-    if (res.wrote) this.scheduleFlush();
     const response = res.result.response;
     if (response.status < 200 || response.status >= 300) return response;
     return {
@@ -507,45 +552,20 @@ export class Node implements NodeContext {
 
   private tick(): void {
     if (this.stopped) return;
+    this.host.tick();
     try {
-      if (this.pipeline.tick() !== undefined) this.scheduleFlush();
+      this.host.pipeline?.tick();
     } catch (err) {
       this.log.error({ err }, "signature failed");
     }
   }
 
-  /** Flushes the ledger soon, then commits what is durable. */
-  scheduleFlush(): void {
-    if (this.flushing !== undefined) {
-      this.flushAgain = true;
-      return;
-    }
-    this.flushing = this.flushAndCommit()
-      .catch((err: unknown) => this.log.fatal({ err }, "ledger flush failed"))
-      .finally(() => {
-        this.flushing = undefined;
-        if (this.flushAgain && !this.stopped) {
-          this.flushAgain = false;
-          this.scheduleFlush();
-        }
-      });
-  }
-
-  private async flushAndCommit(): Promise<void> {
-    await this.pipeline.flush();
-    const durable = this.storage.durableSeqno;
-    let sig = 0;
-    for (let i = this.signatureSeqnos.length - 1; i >= 0; i--) {
-      const s = this.signatureSeqnos[i];
-      if (s <= durable) {
-        sig = s;
-        break;
-      }
-    }
-    if (sig > this.commitSeqno) {
-      this.commitSeqno = sig;
-      this.pipeline.committed(sig);
-    }
+  /** Consensus committed up to a signature: history before it is final. */
+  private onCommit(seqno: number): void {
+    this.commitSeqno = seqno;
+    const due = this.commitWaiters.filter((w) => w.seqno <= seqno);
+    this.commitWaiters = this.commitWaiters.filter((w) => w.seqno > seqno);
+    for (const w of due) w.resolve();
   }
 
   async stop(): Promise<void> {
@@ -557,7 +577,8 @@ export class Node implements NodeContext {
     await new Promise<void>((resolve) =>
       this.n2n === undefined ? resolve() : this.n2n.close(() => resolve()),
     );
-    if (this.flushing !== undefined) await this.flushing;
+    await this.host.settled();
+    this.host.stop();
     await this.storage.close();
     this.log.info("node stopped");
   }
@@ -573,11 +594,12 @@ export class Node implements NodeContext {
   }
 
   currentView(): number {
-    return this.pipeline.currentView;
+    return this.host.raft.term;
   }
 
   lastTxId(): TxId {
-    return { view: this.pipeline.currentView, seqno: this.pipeline.lastSeqno };
+    const seqno = this.store.version;
+    return { view: this.viewOf(seqno) ?? this.host.raft.term, seqno };
   }
 
   commitTxId(): TxId {
@@ -585,16 +607,16 @@ export class Node implements NodeContext {
   }
 
   lastSignedSeqno(): number {
-    return this.pipeline.lastSignedSeqno;
+    return this.signatureSeqnos[this.signatureSeqnos.length - 1] ?? 0;
   }
 
   startupSeqno(): number {
     return 0;
   }
 
-  /** The view a local seqno was written in (one view until elections exist). */
+  /** The view a local seqno was written in, as consensus knows it. */
   private viewOf(seqno: number): number | undefined {
-    return seqno >= 1 && seqno <= this.pipeline.lastSeqno ? FIRST_VIEW : undefined;
+    return seqno >= 1 ? this.host.raft.termAt(seqno) : undefined;
   }
 
   viewHistory(since = 1): TxId[] {

@@ -99,7 +99,10 @@ export class Marshal {
       case "number":
         return this.context.newNumber(value);
       case "string":
-        return this.context.newString(value);
+        // The library's newString goes through a C string, which would end at the first NUL.
+        return value.includes("\0")
+          ? this.decodeIntoGuest(encodeHostValue(value))
+          : this.context.newString(value);
     }
     if (value === null) return this.context.null;
     if (value instanceof ArrayBuffer) return this.newArrayBuffer(new Uint8Array(value));

@@ -189,6 +189,12 @@ describe("sandbox value conversion", () => {
     });
   });
 
+  it("passes strings holding NUL characters whole, at the top level too", () => {
+    for (const v of ["\u0000", "a\u0000b", "\u0000\ud800x"]) {
+      assert.equal(interp.callGlobal("identity", [v]), v);
+    }
+  });
+
   it("round-trips any data value unchanged (host -> guest -> host)", () => {
     const leaf = fc.oneof(
       fc.constant(undefined),
