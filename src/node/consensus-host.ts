@@ -23,6 +23,11 @@ export interface ConsensusHostOptions {
   transport: MessageSink;
   /** A pipeline in `view` over this node's store/tree/ledger (called on becoming primary). */
   openPipeline(view: number, onAppend: PipelineAppendHook): TxPipeline;
+  /**
+   * For each transaction the primary appends (not signatures): the configuration it starts, when
+   * it changed the set of trusted nodes (a reconfiguration transaction), else undefined.
+   */
+  configurationOf?(seqno: number): readonly NodeId[] | undefined;
   /** Told of every commit advance (a signature seqno). */
   onCommit?(seqno: number): void;
   onRoleChange?(role: Role, view: number, leader: NodeId | undefined): void;
@@ -101,7 +106,10 @@ export class ConsensusHost {
 
   private openPipeline(view: number): void {
     this.pipelineValue = this.o.openPipeline(view, (seqno, v, entry, signature) => {
-      this.proposals.push({ idx: seqno, term: v, isSignature: signature, data: entry });
+      const proposal: Proposal = { idx: seqno, term: v, isSignature: signature, data: entry };
+      const configuration = signature ? undefined : this.o.configurationOf?.(seqno);
+      if (configuration !== undefined) proposal.configuration = configuration;
+      this.proposals.push(proposal);
       this.scheduleProposal();
     });
   }

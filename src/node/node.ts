@@ -4,7 +4,6 @@
 // joining exists a service has one node, its own majority.
 
 import { writeFileSync } from "node:fs";
-import * as net from "node:net";
 import type { Logger } from "pino";
 import {
   createEndorsedCertificate,
@@ -30,7 +29,7 @@ import {
   type TxStatus,
   txIdString,
 } from "../endpoints/index.js";
-import { Raft } from "../consensus/index.js";
+import { Raft, TlsTransport } from "../consensus/index.js";
 import { CcfError, HttpErrors } from "../errors.js";
 import {
   applyRefreshedJwtKeys,
@@ -40,7 +39,15 @@ import {
   removeJwtPublicSigningKeys,
   setJwtPublicSigningKeys,
 } from "../gov/index.js";
-import { decodeValue, keyToString, SINGLETON_KEY, Store, Tables, type Tx } from "../kv/index.js";
+import {
+  decodeValue,
+  keyFromString,
+  keyToString,
+  SINGLETON_KEY,
+  Store,
+  Tables,
+  type Tx,
+} from "../kv/index.js";
 import {
   decodeEntry,
   FileLedger,
@@ -64,6 +71,8 @@ import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
 
 const FIRST_VIEW = 2;
+/** The first byte of a node-to-node frame: which subsystem it is for. */
+const CHANNEL_CONSENSUS = 0;
 
 interface Interface {
   name: string;
@@ -87,7 +96,10 @@ export class Node implements NodeContext {
   private host!: ConsensusHost;
   private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
-  private n2n: net.Server | undefined;
+  private transport: TlsTransport | undefined;
+  private peersKey = "";
+  /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
+  private configurationKey = "";
   private app!: JsApp;
   private ticker: NodeJS.Timeout | undefined;
   private jwtRefresher: JwtKeyRefresher | undefined;
@@ -186,8 +198,22 @@ export class Node implements NodeContext {
       raft,
       replica,
       storage: this.storage,
-      // No peers until joining exists: a one-node service sends nothing.
-      transport: { send: () => undefined },
+      transport: {
+        send: (to, payload) => {
+          const frame = Buffer.allocUnsafe(payload.length + 1);
+          frame[0] = CHANNEL_CONSENSUS;
+          frame.set(payload, 1);
+          this.transport?.send(to, frame);
+        },
+      },
+      configurationOf: () => {
+        // A transaction that changed the set of trusted nodes starts a new configuration.
+        const trusted = this.trustedNodes();
+        const key = trusted.join(",");
+        if (key === this.configurationKey) return undefined;
+        this.configurationKey = key;
+        return trusted;
+      },
       openPipeline: (view, onAppend) =>
         new TxPipeline({
           store: this.store,
@@ -218,6 +244,7 @@ export class Node implements NodeContext {
       },
     });
     this.host.startAsBootstrapPrimary();
+    this.configurationKey = this.nodeId;
 
     this.app = new JsApp({
       log: (level, message) => {
@@ -255,7 +282,7 @@ export class Node implements NodeContext {
         hardCap: iface.max_open_sessions_hard,
       });
     }
-    const n2nAddress = await this.listenNodeToNode();
+    const n2nAddress = await this.listenNodeToNode(endorsedCert, serviceCert);
 
     const rpcInfo: Record<string, unknown> = {};
     for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
@@ -534,24 +561,65 @@ export class Node implements NodeContext {
   }
 
   /**
-   * The node-to-node listener. Its protocol comes with replication (the multi-node issue); for now
-   * it only binds, so the address the config names is taken and can be reported.
+   * The node-to-node transport: mutual TLS with service-endorsed certificates. Frames carry a
+   * channel byte first (consensus, and later request forwarding).
    */
-  private async listenNodeToNode(): Promise<string> {
-    const { host, port } = splitAddress(this.config.network.node_to_node_interface.bind_address);
-    const server = net.createServer((socket) => socket.destroy());
-    server.on("error", (err) => this.log.error({ err }, "node-to-node listener failed"));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
+  private async listenNodeToNode(certPem: string, serviceCertPem: string): Promise<string> {
+    this.transport = await TlsTransport.start({
+      bindAddress: this.config.network.node_to_node_interface.bind_address,
+      identity: { certPem, keyPem: this.identity.key.privateKeyPem, serviceCertPem },
+      log: {
+        warn: (obj, msg) => this.log.warn({ tag: "n2n", ...obj }, msg),
+        debug: (obj, msg) => this.log.debug({ tag: "n2n", ...obj }, msg),
+      },
     });
-    this.n2n = server;
-    const a = server.address() as net.AddressInfo;
-    return `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}`;
+    this.transport.onMessage((from, payload) => {
+      if (payload.length === 0) return;
+      if (payload[0] === CHANNEL_CONSENSUS) this.host?.receive(from, payload.subarray(1));
+    });
+    return this.transport.address;
+  }
+
+  /** Peers are the other nodes of nodes.info with their published node-to-node addresses. */
+  private refreshPeers(): void {
+    if (this.transport === undefined) return;
+    const peers = new Map<string, string>();
+    const nodes = this.store.mapState(Tables.NODES);
+    for (const key of nodes?.sortedKeys() ?? []) {
+      const id = Buffer.from(keyFromString(key)).toString("utf8");
+      if (id === this.nodeId) continue;
+      const raw = this.store.get(Tables.NODES, key);
+      if (raw === undefined) continue;
+      const info = decodeValue(Tables.NODES, raw) as {
+        status?: string;
+        node_to_node_interface?: { published_address?: string };
+      };
+      const address = info.node_to_node_interface?.published_address;
+      if (address !== undefined && info.status !== "Retired") peers.set(id, address);
+    }
+    const key = [...peers].map(([k, v]) => `${k}=${v}`).join(",");
+    if (key === this.peersKey) return;
+    this.peersKey = key;
+    this.transport.setPeers(peers);
+  }
+
+  /** The trusted nodes of the service as the store has it now: consensus's configuration. */
+  private trustedNodes(): string[] {
+    const out: string[] = [];
+    const nodes = this.store.mapState(Tables.NODES);
+    for (const key of nodes?.sortedKeys() ?? []) {
+      const raw = this.store.get(Tables.NODES, key);
+      if (raw === undefined) continue;
+      if ((decodeValue(Tables.NODES, raw) as { status?: string }).status === "Trusted") {
+        out.push(Buffer.from(keyFromString(key)).toString("utf8"));
+      }
+    }
+    return out;
   }
 
   private tick(): void {
     if (this.stopped) return;
+    this.refreshPeers();
     this.host.tick();
     try {
       this.host.pipeline?.tick();
@@ -574,9 +642,7 @@ export class Node implements NodeContext {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.jwtRefresher?.stop();
     await Promise.all(this.interfaces.map((i) => i.server.close()));
-    await new Promise<void>((resolve) =>
-      this.n2n === undefined ? resolve() : this.n2n.close(() => resolve()),
-    );
+    await this.transport?.close();
     await this.host.settled();
     this.host.stop();
     await this.storage.close();
