@@ -175,152 +175,14 @@ export class Node implements NodeContext {
       );
     }
     const secrets = new LedgerSecrets([{ key: Buffer.from(systemRng.bytes(32)), version: 1 }]);
-    const ticks = (ms: number) => Math.max(1, Math.round(ms / Math.max(1, config.tick_interval)));
-    const electionTicks = ticks(config.consensus.election_timeout);
-    const raft = new Raft({
-      id: this.nodeId,
-      bootstrap: { configuration: [this.nodeId], primary: this.nodeId },
-      heartbeatTicks: ticks(config.consensus.message_timeout),
-      electionTimeoutTicks: electionTicks,
-      chooseElectionTimeout: () =>
-        Math.ceil(electionTicks / 2) + Math.floor(Math.random() * Math.ceil(electionTicks / 2)),
-      maxUncommittedTxCount: config.consensus.max_uncommitted_tx_count,
-      maxEntriesPerMessage: 1000,
-      preVote: false,
-    });
-    const replica = new LedgerReplica({
-      store: this.store,
-      tree: this.tree,
-      storage: this.storage,
-      secrets,
-    });
-    this.host = new ConsensusHost({
-      raft,
-      replica,
-      storage: this.storage,
-      transport: {
-        send: (to, payload) => {
-          const frame = Buffer.allocUnsafe(payload.length + 1);
-          frame[0] = CHANNEL_CONSENSUS;
-          frame.set(payload, 1);
-          this.transport?.send(to, frame);
-        },
-      },
-      configurationOf: () => {
-        // A transaction that changed the set of trusted nodes starts a new configuration.
-        const trusted = this.trustedNodes();
-        const key = trusted.join(",");
-        if (key === this.configurationKey) return undefined;
-        this.configurationKey = key;
-        return trusted;
-      },
-      openPipeline: (view, onAppend) =>
-        new TxPipeline({
-          store: this.store,
-          storage: this.storage,
-          tree: this.tree,
-          secrets,
-          node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
-          service: {
-            key: serviceKey,
-            issuer: start.cose_signatures.issuer,
-            subject: start.cose_signatures.subject,
-          },
-          view,
-          signatures: {
-            txCount: config.ledger_signatures.tx_count,
-            delayMs: config.ledger_signatures.delay,
-          },
-          clock: systemClock,
-          onAppend: (seqno, v, entry, signature) => {
-            if (signature) this.signatureSeqnos.push(seqno);
-            onAppend(seqno, v, entry, signature);
-          },
-        }),
-      onCommit: (seqno) => this.onCommit(seqno),
-      onFatal: (err) => {
-        this.log.fatal({ err }, "consensus failed; the node stops");
-        void this.stop();
-      },
-    });
+    this.createHost(secrets, serviceKey, endorsedCert, true);
     this.host.startAsBootstrapPrimary();
     this.configurationKey = this.nodeId;
 
-    this.app = new JsApp({
-      log: (level, message) => {
-        if (level === "error") this.log.error({ tag: "app" }, message);
-        else if (level === "warn") this.log.warn({ tag: "app" }, message);
-        else this.log.info({ tag: "app" }, message);
-      },
-      consensus: {
-        lastCommitted: () => this.commitTxId(),
-        statusFor: (view, seqno) => this.txStatus({ view, seqno }),
-        viewFor: (seqno) => this.viewOf(seqno),
-      },
-    });
+    this.createApp();
 
-    // Listen first: the node's own record carries the addresses it serves on.
-    for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
-      const server = new RpcServer({
-        key: this.identity.key.privateKeyPem,
-        cert: endorsedCert,
-        router: this.router,
-        maxOpenSessionsSoft: iface.max_open_sessions_soft,
-        maxOpenSessionsHard: iface.max_open_sessions_hard,
-        maxBodySize: iface.http_configuration.max_body_size,
-        maxHeaderSize: iface.http_configuration.max_header_size,
-        maxHeadersCount: iface.http_configuration.max_headers_count,
-        onError: (err, req) => this.log.error({ err, path: req.path }, "request failed"),
-      });
-      const bind = splitAddress(iface.bind_address);
-      const bound = await server.listen(bind.host, bind.port);
-      this.interfaces.push({
-        name,
-        server,
-        address: `${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}`,
-        softCap: iface.max_open_sessions_soft,
-        hardCap: iface.max_open_sessions_hard,
-      });
-    }
-    const n2nAddress = await this.listenNodeToNode(endorsedCert, serviceCert);
-
-    const rpcInfo: Record<string, unknown> = {};
-    for (const [name, iface] of Object.entries(config.network.rpc_interfaces)) {
-      const bound = this.interfaces.find((i) => i.name === name)?.address ?? iface.bind_address;
-      const published = publishedAddress(iface.published_address, iface.bind_address, bound);
-      rpcInfo[name] = {
-        app_protocol: iface.app_protocol,
-        bind_address: bound,
-        endorsement: iface.endorsement,
-        forwarding_timeout_ms: iface.forwarding_timeout_ms,
-        http_configuration: {
-          max_body_size: String(iface.http_configuration.max_body_size),
-          max_header_size: String(iface.http_configuration.max_header_size),
-          max_headers_count: iface.http_configuration.max_headers_count,
-        },
-        max_open_sessions_hard: iface.max_open_sessions_hard,
-        max_open_sessions_soft: iface.max_open_sessions_soft,
-        protocol: "tcp",
-        published_address: published,
-      };
-    }
-    const n2nPublished = publishedAddress(
-      config.network.node_to_node_interface.published_address,
-      config.network.node_to_node_interface.bind_address,
-      n2nAddress,
-    );
-    const nodeInfo: Record<string, unknown> = {
-      code_digest: Buffer.from(VIRTUAL_MEASUREMENT).toString("hex"),
-      encryption_pub_key: this.identity.encryptionKey.publicKeyPem,
-      node_to_node_interface: { bind_address: n2nAddress, published_address: n2nPublished },
-      public_key: this.identity.key.publicKeyPem,
-      quote_info: { endorsements: "", format: "Insecure_Virtual", quote: this.identity.quote },
-      rpc_interfaces: rpcInfo,
-      status: "Trusted",
-    };
-    if (config.node_data_json_file !== undefined) {
-      nodeInfo.node_data = readConfigFile(config.node_data_json_file, "node_data_json_file", true);
-    }
+    const n2nAddress = await this.listenAll(endorsedCert, serviceCert);
+    const nodeInfo = this.nodeInfoRecord(n2nAddress, "Trusted");
     const serviceConfig: Record<string, unknown> = {
       maximum_node_certificate_validity_days:
         start.service_configuration.maximum_node_certificate_validity_days,
@@ -403,17 +265,189 @@ export class Node implements NodeContext {
       else this.commitWaiters.push({ seqno: genesisSignature, resolve });
     });
 
-    writeFileSync(config.command.service_certificate_file, serviceCert);
-    writeFileSync(config.output_files.node_certificate_file, this.identity.selfSignedCert);
-    writeFileSync(config.output_files.pid_file, String(process.pid));
-    if (config.output_files.rpc_addresses_file !== undefined) {
+    this.goLive(serviceCert, n2nAddress);
+  }
+
+  /** Consensus over this node's store, tree and ledger; `bootstrap` for a service's first node. */
+  private createHost(
+    secrets: LedgerSecrets,
+    serviceKey: EcKeyPair,
+    endorsedCert: string,
+    bootstrap: boolean,
+  ): void {
+    const ticks = (ms: number) =>
+      Math.max(1, Math.round(ms / Math.max(1, this.config.tick_interval)));
+    const electionTicks = ticks(this.config.consensus.election_timeout);
+    const raft = new Raft({
+      id: this.nodeId,
+      ...(bootstrap ? { bootstrap: { configuration: [this.nodeId], primary: this.nodeId } } : {}),
+      heartbeatTicks: ticks(this.config.consensus.message_timeout),
+      electionTimeoutTicks: electionTicks,
+      chooseElectionTimeout: () =>
+        Math.ceil(electionTicks / 2) + Math.floor(Math.random() * Math.ceil(electionTicks / 2)),
+      maxUncommittedTxCount: this.config.consensus.max_uncommitted_tx_count,
+      maxEntriesPerMessage: 1000,
+      preVote: false,
+    });
+    const replica = new LedgerReplica({
+      store: this.store,
+      tree: this.tree,
+      storage: this.storage,
+      secrets,
+    });
+    this.host = new ConsensusHost({
+      raft,
+      replica,
+      storage: this.storage,
+      transport: {
+        send: (to, payload) => {
+          const frame = Buffer.allocUnsafe(payload.length + 1);
+          frame[0] = CHANNEL_CONSENSUS;
+          frame.set(payload, 1);
+          this.transport?.send(to, frame);
+        },
+      },
+      configurationOf: () => {
+        // A transaction that changed the set of trusted nodes starts a new configuration.
+        const trusted = this.trustedNodes();
+        const key = trusted.join(",");
+        if (key === this.configurationKey) return undefined;
+        this.configurationKey = key;
+        return trusted;
+      },
+      openPipeline: (view, onAppend) =>
+        new TxPipeline({
+          store: this.store,
+          storage: this.storage,
+          tree: this.tree,
+          secrets,
+          node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
+          service: {
+            key: serviceKey,
+            issuer: this.config.command.start?.cose_signatures.issuer,
+            subject: this.config.command.start?.cose_signatures.subject,
+          },
+          view,
+          signatures: {
+            txCount: this.config.ledger_signatures.tx_count,
+            delayMs: this.config.ledger_signatures.delay,
+          },
+          clock: systemClock,
+          onAppend: (seqno, v, entry, signature) => {
+            if (signature) this.signatureSeqnos.push(seqno);
+            onAppend(seqno, v, entry, signature);
+          },
+        }),
+      onCommit: (seqno) => this.onCommit(seqno),
+      onFatal: (err) => {
+        this.log.fatal({ err }, "consensus failed; the node stops");
+        void this.stop();
+      },
+    });
+  }
+
+  private createApp(): void {
+    this.app = new JsApp({
+      log: (level, message) => {
+        if (level === "error") this.log.error({ tag: "app" }, message);
+        else if (level === "warn") this.log.warn({ tag: "app" }, message);
+        else this.log.info({ tag: "app" }, message);
+      },
+      consensus: {
+        lastCommitted: () => this.commitTxId(),
+        statusFor: (view, seqno) => this.txStatus({ view, seqno }),
+        viewFor: (seqno) => this.viewOf(seqno),
+      },
+    });
+  }
+
+  /** Serves every RPC interface with `cert`, and the node-to-node interface; returns the latter. */
+  private async listenAll(cert: string, serviceCertPem: string): Promise<string> {
+    // Listen first: the node's own record carries the addresses it serves on.
+    for (const [name, iface] of Object.entries(this.config.network.rpc_interfaces)) {
+      const server = new RpcServer({
+        key: this.identity.key.privateKeyPem,
+        cert,
+        router: this.router,
+        maxOpenSessionsSoft: iface.max_open_sessions_soft,
+        maxOpenSessionsHard: iface.max_open_sessions_hard,
+        maxBodySize: iface.http_configuration.max_body_size,
+        maxHeaderSize: iface.http_configuration.max_header_size,
+        maxHeadersCount: iface.http_configuration.max_headers_count,
+        onError: (err, req) => this.log.error({ err, path: req.path }, "request failed"),
+      });
+      const bind = splitAddress(iface.bind_address);
+      const bound = await server.listen(bind.host, bind.port);
+      this.interfaces.push({
+        name,
+        server,
+        address: `${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}`,
+        softCap: iface.max_open_sessions_soft,
+        hardCap: iface.max_open_sessions_hard,
+      });
+    }
+    return this.listenNodeToNode(cert, serviceCertPem);
+  }
+
+  /** This node's `public:ccf.gov.nodes.info` record. */
+  private nodeInfoRecord(n2nAddress: string, status: string): Record<string, unknown> {
+    const rpcInfo: Record<string, unknown> = {};
+    for (const [name, iface] of Object.entries(this.config.network.rpc_interfaces)) {
+      const bound = this.interfaces.find((i) => i.name === name)?.address ?? iface.bind_address;
+      const published = publishedAddress(iface.published_address, iface.bind_address, bound);
+      rpcInfo[name] = {
+        app_protocol: iface.app_protocol,
+        bind_address: bound,
+        endorsement: iface.endorsement,
+        forwarding_timeout_ms: iface.forwarding_timeout_ms,
+        http_configuration: {
+          max_body_size: String(iface.http_configuration.max_body_size),
+          max_header_size: String(iface.http_configuration.max_header_size),
+          max_headers_count: iface.http_configuration.max_headers_count,
+        },
+        max_open_sessions_hard: iface.max_open_sessions_hard,
+        max_open_sessions_soft: iface.max_open_sessions_soft,
+        protocol: "tcp",
+        published_address: published,
+      };
+    }
+    const n2nPublished = publishedAddress(
+      this.config.network.node_to_node_interface.published_address,
+      this.config.network.node_to_node_interface.bind_address,
+      n2nAddress,
+    );
+    const nodeInfo: Record<string, unknown> = {
+      code_digest: Buffer.from(VIRTUAL_MEASUREMENT).toString("hex"),
+      encryption_pub_key: this.identity.encryptionKey.publicKeyPem,
+      node_to_node_interface: { bind_address: n2nAddress, published_address: n2nPublished },
+      public_key: this.identity.key.publicKeyPem,
+      quote_info: { endorsements: "", format: "Insecure_Virtual", quote: this.identity.quote },
+      rpc_interfaces: rpcInfo,
+      status,
+    };
+    if (this.config.node_data_json_file !== undefined) {
+      nodeInfo.node_data = readConfigFile(
+        this.config.node_data_json_file,
+        "node_data_json_file",
+        true,
+      );
+    }
+    return nodeInfo;
+  }
+
+  /** Output files, endpoints and the ticker: the node is part of the network. */
+  private goLive(serviceCert: string, n2nAddress: string): void {
+    writeFileSync(this.config.command.service_certificate_file, serviceCert);
+    writeFileSync(this.config.output_files.node_certificate_file, this.identity.selfSignedCert);
+    writeFileSync(this.config.output_files.pid_file, String(process.pid));
+    if (this.config.output_files.rpc_addresses_file !== undefined) {
       const addresses: Record<string, string> = {};
       for (const i of this.interfaces) addresses[i.name] = i.address;
-      writeFileSync(config.output_files.rpc_addresses_file, JSON.stringify(addresses));
+      writeFileSync(this.config.output_files.rpc_addresses_file, JSON.stringify(addresses));
     }
-    if (config.output_files.node_to_node_address_file !== undefined) {
+    if (this.config.output_files.node_to_node_address_file !== undefined) {
       writeFileSync(
-        config.output_files.node_to_node_address_file,
+        this.config.output_files.node_to_node_address_file,
         JSON.stringify({ node_to_node_interface: n2nAddress }),
       );
     }
