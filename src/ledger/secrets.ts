@@ -48,4 +48,9 @@ export class LedgerSecrets {
   get size(): number {
     return this.secrets.length;
   }
+
+  /** Every secret, oldest first (what a joining node is given). */
+  all(): readonly LedgerSecret[] {
+    return [...this.secrets];
+  }
 }

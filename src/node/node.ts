@@ -64,6 +64,7 @@ import { type NodeConfig, splitAddress } from "./config.js";
 import { loadBundle } from "./bundle.js";
 import { ConsensusHost } from "./consensus-host.js";
 import { writeGenesis } from "./genesis.js";
+import { admitJoiner, requestJoin, secretsFrom, serviceKeyFrom } from "./join.js";
 import { nodeGovEffects } from "./gov-effects.js";
 import { JwtKeyRefresher } from "./jwt-refresh.js";
 import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
@@ -73,6 +74,8 @@ import { VERSION } from "./version.js";
 const FIRST_VIEW = 2;
 /** The first byte of a node-to-node frame: which subsystem it is for. */
 const CHANNEL_CONSENSUS = 0;
+/** How long a joining node keeps asking to be admitted before giving up. */
+const JOIN_DEADLINE_MS = 10 * 60_000;
 
 interface Interface {
   name: string;
@@ -97,6 +100,9 @@ export class Node implements NodeContext {
   private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
   private transport: TlsTransport | undefined;
+  private serviceCertPem = "";
+  private serviceKey!: EcKeyPair;
+  private secrets!: LedgerSecrets;
   private peersKey = "";
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
@@ -124,14 +130,9 @@ export class Node implements NodeContext {
 
   /** Starts a new service (command type Start) with this node as its first, trusted node. */
   static async start(config: NodeConfig, log: Logger): Promise<Node> {
-    if (config.command.type !== "Start") {
-      throw new CcfError(
-        "NotAvailable",
-        `command.type ${config.command.type} is not available yet`,
-      );
+    if (config.command.type === "Recover") {
+      throw new CcfError("NotAvailable", "command.type Recover is not available yet");
     }
-    const start = config.command.start;
-    if (start === undefined) throw new CcfError("InvalidConfig", "command.start is required");
     const now = new Date();
     const identity = await createNodeIdentity({
       curve: config.node_certificate.curve_id === "Secp256R1" ? "secp256r1" : "secp384r1",
@@ -142,13 +143,79 @@ export class Node implements NodeContext {
       now,
     });
     const node = new Node(config, identity, log);
-    await node.startService(now);
+    if (config.command.type === "Join") await node.joinService(now);
+    else await node.startService(now);
     return node;
+  }
+
+  /**
+   * Joins an existing service (command type Join): serves with its self-signed certificate, asks
+   * the target node to admit it until it is trusted, then takes the service identity, ledger
+   * secrets and its endorsed certificate from the answer and catches up through replication.
+   */
+  private async joinService(now: Date): Promise<void> {
+    const config = this.config;
+    const join = config.command.join;
+    if (join === undefined) throw new CcfError("InvalidConfig", "command.join is required");
+    const serviceCertPem = readConfigFile(
+      config.command.service_certificate_file,
+      "command.service_certificate_file",
+    ) as string;
+    this.openLedger(true);
+    this.createApp();
+    const n2nAddress = await this.listenAll(this.identity.selfSignedCert, serviceCertPem);
+    this.nodeState = "Pending";
+    const answer = await requestJoin({
+      target: join.target_rpc_address,
+      serviceCertPem,
+      body: {
+        node_info: this.nodeInfoRecord(n2nAddress, "Pending"),
+        subject_name: this.identity.subjectName,
+        subject_alt_names: config.node_certificate.subject_alt_names,
+      },
+      retryMs: Math.max(100, join.retry_timeout),
+      deadline: Date.now() + JOIN_DEADLINE_MS,
+      stopped: () => this.stopped,
+      onPending: () => this.log.info("join: pending until governance trusts this node"),
+    });
+    const info = answer.network_info;
+    const secrets = new LedgerSecrets(secretsFrom(info));
+    const endorsedCert = info.endorsed_certificate;
+    this.createHost(secrets, serviceKeyFrom(info), endorsedCert, false);
+    this.serviceCertPem = info.service_certificate;
+    for (const i of this.interfaces) {
+      i.server.setCertificate(this.identity.key.privateKeyPem, endorsedCert);
+    }
+    this.transport?.setIdentity({
+      certPem: endorsedCert,
+      keyPem: this.identity.key.privateKeyPem,
+      serviceCertPem: info.service_certificate,
+    });
+    this.transport?.setPeers(new Map(Object.entries(info.nodes)));
+    this.log.info({ node_id: this.nodeId, now: now.toISOString() }, "joined the service");
+    this.goLive(info.service_certificate, n2nAddress);
+  }
+
+  /** Opens the ledger directory, which must be empty: a node identity never restarts. */
+  private openLedger(joining: boolean): void {
+    const config = this.config;
+    this.storage = FileLedger.open(config.ledger.directory, {
+      chunkSize: config.ledger.chunk_size,
+    });
+    if (this.storage.lastSeqno !== 0) {
+      throw new CcfError(
+        "InvalidConfig",
+        `ledger.directory ${config.ledger.directory} already holds a ledger: a ${
+          joining ? "joining node" : "new service"
+        } needs an empty one`,
+      );
+    }
   }
 
   private async startService(now: Date): Promise<void> {
     const config = this.config;
-    const start = config.command.start as NonNullable<NodeConfig["command"]["start"]>;
+    const start = config.command.start;
+    if (start === undefined) throw new CcfError("InvalidConfig", "command.start is required");
     const serviceKey = EcKeyPair.generate("secp384r1");
     const serviceCert = await createServiceCertificate(serviceKey, {
       subjectName: start.service_subject_name,
@@ -164,16 +231,8 @@ export class Node implements NodeContext {
       validFrom: now,
       validityDays: config.node_certificate.initial_validity_days,
     });
-    this.storage = FileLedger.open(config.ledger.directory, {
-      chunkSize: config.ledger.chunk_size,
-    });
-    if (this.storage.lastSeqno !== 0) {
-      await this.storage.close();
-      throw new CcfError(
-        "InvalidConfig",
-        `ledger.directory ${config.ledger.directory} already holds a ledger: a new service needs an empty one`,
-      );
-    }
+    this.openLedger(false);
+    this.serviceCertPem = serviceCert;
     const secrets = new LedgerSecrets([{ key: Buffer.from(systemRng.bytes(32)), version: 1 }]);
     this.createHost(secrets, serviceKey, endorsedCert, true);
     this.host.startAsBootstrapPrimary();
@@ -275,6 +334,8 @@ export class Node implements NodeContext {
     endorsedCert: string,
     bootstrap: boolean,
   ): void {
+    this.secrets = secrets;
+    this.serviceKey = serviceKey;
     const ticks = (ms: number) =>
       Math.max(1, Math.round(ms / Math.max(1, this.config.tick_interval)));
     const electionTicks = ticks(this.config.consensus.election_timeout);
@@ -452,7 +513,30 @@ export class Node implements NodeContext {
       );
     }
 
+    const joinEndpoint: Endpoint = {
+      method: "POST",
+      path: "/node/join",
+      handler: async (req) => {
+        let body: unknown;
+        try {
+          body = JSON.parse(req.body.toString("utf8"));
+        } catch {
+          throw HttpErrors.InvalidInput("The join request is not JSON");
+        }
+        const res = await this.pipeline.executeAsync((tx) =>
+          admitJoiner(tx, body, {
+            serviceKey: this.serviceKey,
+            serviceCert: this.serviceCertPem,
+            secrets: this.secrets,
+            now: new Date(),
+            validityDays: this.config.node_certificate.initial_validity_days,
+          }),
+        );
+        return { status: 200, headers: { "content-type": "application/json" }, body: res.result };
+      },
+    };
     this.nodeGroup = [
+      joinEndpoint,
       ...nodeEndpoints(this),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
@@ -690,7 +774,7 @@ export class Node implements NodeContext {
   }
 
   primaryId(): string | undefined {
-    return this.nodeState === "PartOfNetwork" ? this.nodeId : undefined;
+    return this.nodeState === "PartOfNetwork" ? this.host.raft.leader : undefined;
   }
 
   currentView(): number {

@@ -1,0 +1,119 @@
+// Several nodes in separate processes: a node joins a service that is still Opening, is trusted at
+// once, receives the service identity and ledger secrets, catches up through replication, and
+// then replicates and commits the primary's new writes.
+
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Agent, request } from "undici";
+import { certificateId } from "../../src/crypto/index.js";
+import { signGovMessage } from "../../src/gov/index.js";
+import { singleNodeConfig } from "../helpers/node-config.js";
+import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+
+const API = "api-version=2024-07-01";
+
+describe("a service of three nodes", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ccf-ts-multi-"));
+  const nodes: Array<{ node: Awaited<ReturnType<typeof startNode>>["node"]; base: string }> = [];
+  let agent: Agent;
+
+  async function get(base: string, path: string) {
+    const res = await request(`${base}${path}`, { dispatcher: agent });
+    const text = await res.body.text();
+    return {
+      status: res.statusCode,
+      json: () => JSON.parse(text) as Record<string, unknown>,
+      text,
+    };
+  }
+
+  before(async () => {
+    const r = runCcfTs(["keygen", "--name", "member0", "--gen-enc-key"], dir);
+    assert.equal(r.status, 0, r.stderr);
+    const dir0 = join(dir, "n0");
+    mkdirSync(dir0);
+    const config0 = singleNodeConfig(dir0, { signatures: { tx_count: 10, delay: "50ms" } });
+    const start = (config0.command as { start: { members: Array<Record<string, string>> } }).start;
+    start.members = [
+      {
+        certificate_file: join(dir, "member0_cert.pem"),
+        encryption_public_key_file: join(dir, "member0_enc_pubk.pem"),
+      },
+    ];
+    nodes.push(await startNode(dir0, config0));
+    const serviceCert = join(dir0, "service_cert.pem");
+    agent = new Agent({ connect: { ca: readFileSync(serviceCert, "utf8") } });
+    const target = nodes[0]?.base.replace("https://", "");
+    for (const i of [1, 2]) {
+      const d = join(dir, `n${i}`);
+      mkdirSync(d);
+      const config = singleNodeConfig(d, { signatures: { tx_count: 10, delay: "50ms" } });
+      config.command = {
+        type: "Join",
+        service_certificate_file: serviceCert,
+        join: { target_rpc_address: target, retry_timeout: "200ms" },
+      };
+      nodes.push(await startNode(d, config));
+    }
+  });
+
+  after(async () => {
+    await agent?.close();
+    for (const n of nodes) if (n.node.exitCode === null) n.node.kill("SIGTERM");
+  });
+
+  it("trusts joiners at once while the service is Opening; every node knows the three", async () => {
+    const listed = await waitFor("three trusted nodes", async () => {
+      const res = await get(nodes[0]?.base, "/node/network/nodes");
+      const list = res.json().nodes as Array<{ node_id: string; status: string }>;
+      return list.length === 3 && list.every((n) => n.status === "Trusted") ? list : undefined;
+    });
+    assert.equal(listed.length, 3);
+    for (const n of nodes.slice(1)) {
+      const state = await waitFor("the joiner to be part of the network", async () => {
+        const s = (await get(n.base, "/node/state")).json();
+        return s.state === "PartOfNetwork" ? s : undefined;
+      });
+      assert.equal(state.state, "PartOfNetwork");
+    }
+  });
+
+  it("replicates and commits the primary's writes on every node", async () => {
+    const member = {
+      cert: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
+      key: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
+    };
+    const id = certificateId(member.cert);
+    const signed = signGovMessage({
+      signingKeyPem: member.key,
+      signingCertPem: member.cert,
+      msgType: "state_digest",
+      createdAt: Math.floor(Date.now() / 1000),
+      content: Buffer.alloc(0),
+    });
+    const res = await waitFor("the primary to take the write", async () => {
+      const r = await request(`${nodes[0]?.base}/gov/members/state-digests/${id}:update?${API}`, {
+        dispatcher: agent,
+        method: "POST",
+        body: signed,
+        headers: { "content-type": "application/cose" },
+      });
+      const text = await r.body.text();
+      return r.statusCode === 200
+        ? { text, txId: String(r.headers["x-ms-ccf-transaction-id"]) }
+        : undefined;
+    });
+    const digest = (JSON.parse(res.text) as { stateDigest: string }).stateDigest;
+    for (const n of nodes) {
+      await waitFor(`the write committed on ${n.base}`, async () => {
+        const s = (await get(n.base, `/app/tx?transaction_id=${res.txId}`)).json();
+        return s.status === "Committed" ? true : undefined;
+      });
+      const ack = (await get(n.base, `/gov/members/state-digests/${id}?${API}`)).json();
+      assert.equal(ack.stateDigest, digest, `${n.base} holds the replicated write`);
+    }
+  });
+});
