@@ -15,6 +15,11 @@ import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
 
 const API = "api-version=2024-07-01";
 
+/** Elections within about a second, so that a failover test does not wait CCF's default 5 s. */
+function withFastElections(config: Record<string, unknown>): Record<string, unknown> {
+  return { ...config, consensus: { message_timeout: "50ms", election_timeout: "1000ms" } };
+}
+
 describe("a service of three nodes", () => {
   const dir = mkdtempSync(join(tmpdir(), "ccf-ts-multi-"));
   const nodes: Array<{ node: Awaited<ReturnType<typeof startNode>>["node"]; base: string }> = [];
@@ -35,7 +40,9 @@ describe("a service of three nodes", () => {
     assert.equal(r.status, 0, r.stderr);
     const dir0 = join(dir, "n0");
     mkdirSync(dir0);
-    const config0 = singleNodeConfig(dir0, { signatures: { tx_count: 10, delay: "50ms" } });
+    const config0 = withFastElections(
+      singleNodeConfig(dir0, { signatures: { tx_count: 10, delay: "50ms" } }),
+    );
     const start = (config0.command as { start: { members: Array<Record<string, string>> } }).start;
     start.members = [
       {
@@ -50,7 +57,9 @@ describe("a service of three nodes", () => {
     for (const i of [1, 2]) {
       const d = join(dir, `n${i}`);
       mkdirSync(d);
-      const config = singleNodeConfig(d, { signatures: { tx_count: 10, delay: "50ms" } });
+      const config = withFastElections(
+        singleNodeConfig(d, { signatures: { tx_count: 10, delay: "50ms" } }),
+      );
       config.command = {
         type: "Join",
         service_certificate_file: serviceCert,
@@ -81,39 +90,89 @@ describe("a service of three nodes", () => {
     }
   });
 
-  it("replicates and commits the primary's writes on every node", async () => {
+  /** A signed state-digest update by member0 through `base` (a write); its TxID and digest. */
+  async function write(base: string): Promise<{ txId: string; digest: string; id: string }> {
     const member = {
       cert: readFileSync(join(dir, "member0_cert.pem"), "utf8"),
       key: readFileSync(join(dir, "member0_privk.pem"), "utf8"),
     };
     const id = certificateId(member.cert);
-    const signed = signGovMessage({
-      signingKeyPem: member.key,
-      signingCertPem: member.cert,
-      msgType: "state_digest",
-      createdAt: Math.floor(Date.now() / 1000),
-      content: Buffer.alloc(0),
-    });
-    const res = await waitFor("the primary to take the write", async () => {
-      const r = await request(`${nodes[0]?.base}/gov/members/state-digests/${id}:update?${API}`, {
+    return waitFor(`a write through ${base}`, async () => {
+      const signed = signGovMessage({
+        signingKeyPem: member.key,
+        signingCertPem: member.cert,
+        msgType: "state_digest",
+        createdAt: Math.floor(Date.now() / 1000),
+        content: Buffer.alloc(0),
+      });
+      const r = await request(`${base}/gov/members/state-digests/${id}:update?${API}`, {
         dispatcher: agent,
         method: "POST",
         body: signed,
         headers: { "content-type": "application/cose" },
       });
       const text = await r.body.text();
-      return r.statusCode === 200
-        ? { text, txId: String(r.headers["x-ms-ccf-transaction-id"]) }
-        : undefined;
+      if (r.statusCode !== 200) return undefined;
+      return {
+        txId: String(r.headers["x-ms-ccf-transaction-id"]),
+        digest: (JSON.parse(text) as { stateDigest: string }).stateDigest,
+        id,
+      };
     });
-    const digest = (JSON.parse(res.text) as { stateDigest: string }).stateDigest;
-    for (const n of nodes) {
-      await waitFor(`the write committed on ${n.base}`, async () => {
-        const s = (await get(n.base, `/app/tx?transaction_id=${res.txId}`)).json();
+  }
+
+  async function committedEverywhere(
+    on: typeof nodes,
+    w: { txId: string; digest: string; id: string },
+  ): Promise<void> {
+    for (const n of on) {
+      await waitFor(`${w.txId} committed on ${n.base}`, async () => {
+        const s = (await get(n.base, `/app/tx?transaction_id=${w.txId}`)).json();
         return s.status === "Committed" ? true : undefined;
       });
-      const ack = (await get(n.base, `/gov/members/state-digests/${id}?${API}`)).json();
-      assert.equal(ack.stateDigest, digest, `${n.base} holds the replicated write`);
+      const ack = (await get(n.base, `/gov/members/state-digests/${w.id}?${API}`)).json();
+      assert.ok(typeof ack.stateDigest === "string");
+    }
+  }
+
+  let committedBeforeKill: { txId: string; digest: string; id: string } | undefined;
+
+  it("replicates and commits the primary's writes on every node", async () => {
+    const w = await write(nodes[0]?.base);
+    await committedEverywhere(nodes, w);
+    for (const n of nodes) {
+      const ack = (await get(n.base, `/gov/members/state-digests/${w.id}?${API}`)).json();
+      assert.equal(ack.stateDigest, w.digest, `${n.base} holds the replicated write`);
+    }
+    committedBeforeKill = w;
+  });
+
+  it("elects a new primary among the survivors when the primary is killed, and commits new writes", async () => {
+    const [first, ...survivors] = nodes as [(typeof nodes)[number], ...typeof nodes];
+    first.node.kill("SIGKILL");
+    const primary = await waitFor(
+      "a survivor to become primary",
+      async () => {
+        for (const n of survivors) {
+          const res = await get(n.base, "/node/network").catch(() => undefined);
+          const id = res?.json().current_view !== undefined ? res?.json().primary_id : undefined;
+          if (typeof id !== "string") continue;
+          const self = (await get(n.base, "/node/network/nodes/self")).json();
+          if (self.node_id === id) return n;
+        }
+        return undefined;
+      },
+      30_000,
+    );
+    const view = Number((await get(primary.base, "/node/network")).json().current_view);
+    assert.ok(view > 2, `a new view (${view})`);
+    const w = await write(primary.base);
+    assert.match(w.txId, new RegExp(`^${view}\\.`));
+    await committedEverywhere(survivors, w);
+    // What was committed before the failure is still committed on every survivor.
+    for (const n of survivors) {
+      const s = (await get(n.base, `/app/tx?transaction_id=${committedBeforeKill?.txId}`)).json();
+      assert.equal(s.status, "Committed");
     }
   });
 });
