@@ -105,5 +105,15 @@ export const HttpErrors = {
   ProposalNotFound: (message: string) => new HttpError(404, "ProposalNotFound", message),
   VoteNotFound: (message: string) => new HttpError(404, "VoteNotFound", message),
   NotImplemented: (message: string) => new HttpError(501, "NotImplemented", message),
+  RequestAlreadyForwarded: (message: string) =>
+    new HttpError(503, "RequestAlreadyForwarded", message),
+  SessionConsistencyLost: (message: string) =>
+    new HttpError(500, "SessionConsistencyLost", message),
+  PrimaryNotFound: (message: string) => new HttpError(503, "PrimaryNotFound", message),
+  BackupNotFound: (message: string) => new HttpError(503, "BackupNotFound", message),
+  TooManyPendingTransactions: (message: string) =>
+    new HttpError(503, "TooManyPendingTransactions", message),
   InternalError: (message: string) => new HttpError(500, "InternalError", message),
+  /** CCF answers a request it cannot forward (no primary, no channel) with InternalError but 503. */
+  InternalErrorUnavailable: (message: string) => new HttpError(503, "InternalError", message),
 } as const;

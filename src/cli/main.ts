@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command("sandbox")
     .description("start a local network with its identities in a workspace")
-    .option("--nodes <n>", "number of nodes", "1")
+    .option("--nodes <n>", "number of nodes", "3")
     .option("--workspace <dir>", "workspace directory", "workspace")
     .option("--port <p>", "port of node 0 (node i listens on p+i)", "8000")
     .option(

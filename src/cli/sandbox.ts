@@ -2,11 +2,11 @@
 // `sandbox_common/`, node i's config, log and ledger in `sandbox_<i>/`. Each node is its own
 // process, a child of the sandbox; Ctrl+C or SIGTERM stops them all.
 //
-// Today it starts one node (replication comes with the multi-node issue). As CCF's sandbox does,
-// the service is then set up through governance under the chosen constitution: every member
-// activates (state digest ack), member0 proposes the users, the app and the opening, and members
-// vote until the proposal is accepted. `--verbose` prints each step as a runnable
-// `ccf-ts cose-sign ... | curl ...` command.
+// Node 0 starts the service; nodes 1..N-1 join it while it is still Opening (so they are trusted at
+// once). Then, as CCF's sandbox does, the service is set up through governance under the chosen
+// constitution: every member activates (state digest ack), member0 proposes the users, the app
+// and the opening, and members vote until the proposal is accepted. `--verbose` prints each step
+// as a runnable `ccf-ts cose-sign ... | curl ...` command.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,11 +41,8 @@ function nodeCommand(): string[] {
 const START_TIMEOUT_MS = 120_000;
 
 export async function runSandbox(opts: SandboxOptions): Promise<number> {
-  if (opts.nodes !== 1) {
-    throw new CcfError(
-      "NotAvailable",
-      `--nodes ${opts.nodes}: only single-node services are available yet`,
-    );
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 9) {
+    throw new CcfError("InvalidArgument", `--nodes ${opts.nodes}: between 1 and 9 nodes`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     throw new CcfError("InvalidArgument", `--port ${opts.port} is not a port number`);
@@ -72,70 +69,92 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
     await keygen({ name: `user${i}`, dir: common, validityDays: 90 });
   }
 
-  const dir = join(workspace, "sandbox_0");
-  mkdirSync(dir, { recursive: true });
-  const config = {
-    network: {
-      node_to_node_interface: { bind_address: "127.0.0.1:0" },
-      rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${opts.port}` } },
-    },
-    node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1"], initial_validity_days: 90 },
-    command: {
-      type: "Start",
-      service_certificate_file: join(common, "service_cert.pem"),
-      start: {
-        members: [0, 1, 2].map((i) => ({
-          certificate_file: join(common, `member${i}_cert.pem`),
-          encryption_public_key_file: join(common, `member${i}_enc_pubk.pem`),
-        })),
-        constitution_files: constitutions,
-        service_configuration: { recovery_threshold: 1 },
-        initial_service_certificate_validity_days: 90,
-      },
-    },
-    ledger: { directory: "0.ledger" },
-    snapshots: { directory: "snapshots" },
-    ledger_signatures: { tx_count: 5000, delay: "100ms" },
-    output_files: {
-      node_certificate_file: "0.pem",
-      pid_file: "node.pid",
-      rpc_addresses_file: "0.rpc_addresses.json",
-      node_to_node_address_file: "0.node_address.json",
-    },
+  const children: ChildProcess[] = [];
+  const exits: Array<Promise<number>> = [];
+  const stopAll = () => {
+    for (const c of children) stopChild(c);
   };
-  const configPath = join(dir, "0.config.json");
-  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-
-  const logFd = openSync(join(dir, "out"), "a");
-  const child = spawn(
-    process.execPath,
-    [
-      ...nodeCommand(),
-      "node",
-      "--config",
-      configPath,
-      "--log-level",
-      opts.verbose === true ? "debug" : "info",
-    ],
-    { cwd: dir, stdio: ["ignore", logFd, logFd] },
-  );
-  const exited = new Promise<number>((res) =>
-    child.once("exit", (code, signal) =>
-      res(code ?? (signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1)),
-    ),
-  );
-  const stopAll = () => stopChild(child);
   process.on("SIGINT", stopAll);
   process.on("SIGTERM", stopAll);
 
-  const address = await waitForNode(dir, join(common, "service_cert.pem"), exited);
-  if (address === undefined) {
-    process.stderr.write(`ccf-ts sandbox: node 0 did not start; see ${join(dir, "out")}\n`);
-    stopAll();
-    return 1;
+  const addresses: string[] = [];
+  for (let i = 0; i < opts.nodes; i++) {
+    const dir = join(workspace, `sandbox_${i}`);
+    mkdirSync(dir, { recursive: true });
+    const port = opts.port === 0 ? 0 : opts.port + i;
+    const command =
+      i === 0
+        ? {
+            type: "Start",
+            service_certificate_file: join(common, "service_cert.pem"),
+            start: {
+              members: [0, 1, 2].map((m) => ({
+                certificate_file: join(common, `member${m}_cert.pem`),
+                encryption_public_key_file: join(common, `member${m}_enc_pubk.pem`),
+              })),
+              constitution_files: constitutions,
+              service_configuration: { recovery_threshold: 1 },
+              initial_service_certificate_validity_days: 90,
+            },
+          }
+        : {
+            type: "Join",
+            service_certificate_file: join(common, "service_cert.pem"),
+            join: { target_rpc_address: addresses[0], retry_timeout: "200ms" },
+          };
+    const config = {
+      network: {
+        node_to_node_interface: { bind_address: "127.0.0.1:0" },
+        rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${port}` } },
+      },
+      node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1"], initial_validity_days: 90 },
+      command,
+      ledger: { directory: `${i}.ledger` },
+      snapshots: { directory: "snapshots" },
+      ledger_signatures: { tx_count: 5000, delay: "100ms" },
+      output_files: {
+        node_certificate_file: `${i}.pem`,
+        pid_file: "node.pid",
+        rpc_addresses_file: `${i}.rpc_addresses.json`,
+        node_to_node_address_file: `${i}.node_address.json`,
+      },
+    };
+    const configPath = join(dir, `${i}.config.json`);
+    writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    const logFd = openSync(join(dir, "out"), "a");
+    const child = spawn(
+      process.execPath,
+      [
+        ...nodeCommand(),
+        "node",
+        "--config",
+        configPath,
+        "--log-level",
+        opts.verbose === true ? "debug" : "info",
+      ],
+      { cwd: dir, stdio: ["ignore", logFd, logFd] },
+    );
+    children.push(child);
+    const exited = new Promise<number>((res) =>
+      child.once("exit", (code, signal) =>
+        res(code ?? (signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1)),
+      ),
+    );
+    exits.push(exited);
+    const address = await waitForNode(dir, i, join(common, "service_cert.pem"), exited);
+    if (address === undefined) {
+      process.stderr.write(`ccf-ts sandbox: node ${i} did not start; see ${join(dir, "out")}\n`);
+      stopAll();
+      await Promise.all(exits);
+      return 1;
+    }
+    addresses.push(address);
+    void exited.then((code) => {
+      process.stdout.write(`node ${i} exited (${code})\n`);
+    });
   }
   try {
-    await setUpThroughGovernance(`https://${address}`, common, bundle, opts.verbose === true);
+    await setUpThroughGovernance(`https://${addresses[0]}`, common, bundle, opts.verbose === true);
   } catch (e) {
     process.stderr.write(
       `ccf-ts sandbox: setting up the service through governance failed: ${
@@ -143,24 +162,28 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
       }\n`,
     );
     stopAll();
-    await exited;
+    await Promise.all(exits);
     return 1;
   }
+  const nodesWord = opts.nodes === 1 ? "node" : "nodes";
   process.stdout.write(
     [
-      `Started a network of 1 node in ${workspace}, app ${bundle}`,
-      `  node 0: https://${address} (log: ${join(dir, "out")}, ledger: ${join(dir, "0.ledger")})`,
+      `Started a network of ${opts.nodes} ${nodesWord} in ${workspace}, app ${bundle}`,
+      ...addresses.map(
+        (a, i) =>
+          `  node ${i}: https://${a} (log: ${join(workspace, `sandbox_${i}`, "out")}, ledger: ${join(workspace, `sandbox_${i}`, `${i}.ledger`)})`,
+      ),
       `Identities and the service certificate are in ${common}:`,
       "  service_cert.pem, member{0,1,2}_{cert,privk}.pem, member{0,1,2}_enc_{pubk,privk}.pem,",
       "  user{0,1,2}_{cert,privk}.pem",
-      `Try: curl --cacert ${join(common, "service_cert.pem")} https://${address}/node/network`,
+      `Try: curl --cacert ${join(common, "service_cert.pem")} https://${addresses[0]}/node/network`,
       "Press Ctrl+C to stop.",
       "",
     ].join("\n"),
   );
-  const code = await exited;
-  process.stdout.write(`node 0 exited (${code})\n`);
-  return code;
+  // One node dying does not stop the others (the sandbox reports it); all gone, the sandbox ends.
+  const codes = await Promise.all(exits);
+  return codes.every((c) => c === 0) ? 0 : 1;
 }
 
 function stopChild(child: ChildProcess): void {
@@ -170,6 +193,7 @@ function stopChild(child: ChildProcess): void {
 /** Waits until node 0 reports its address and answers as part of the network. */
 async function waitForNode(
   dir: string,
+  index: number,
   serviceCert: string,
   exited: Promise<number>,
 ): Promise<string | undefined> {
@@ -178,7 +202,7 @@ async function waitForNode(
     done = true;
   });
   const deadline = Date.now() + START_TIMEOUT_MS;
-  const addressFile = join(dir, "0.rpc_addresses.json");
+  const addressFile = join(dir, `${index}.rpc_addresses.json`);
   while (!done && Date.now() < deadline) {
     if (existsSync(addressFile) && existsSync(serviceCert)) {
       const address = (JSON.parse(readFileSync(addressFile, "utf8")) as Record<string, string>)

@@ -30,7 +30,7 @@ import {
   txIdString,
 } from "../endpoints/index.js";
 import { Raft, TlsTransport } from "../consensus/index.js";
-import { CcfError, HttpErrors } from "../errors.js";
+import { CcfError, ConflictError, HttpErrors } from "../errors.js";
 import {
   applyRefreshedJwtKeys,
   ConstitutionRunner,
@@ -49,9 +49,11 @@ import {
   type Tx,
 } from "../kv/index.js";
 import {
+  type CommitResult,
   decodeEntry,
   FileLedger,
   LedgerReplica,
+  MAX_ATTEMPTS,
   LedgerSecrets,
   systemClock,
   type TxId,
@@ -59,7 +61,8 @@ import {
 } from "../ledger/index.js";
 import { buildReceipt, decodePrimarySignature, MerkleTree, type Receipt } from "../merkle/index.js";
 import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
-import { authenticate, Router, RpcServer } from "../rpc/index.js";
+import { Forwarder, forwardingHook, NODE_CHANNEL, type NodeRole } from "../rpc/forwarding.js";
+import { authenticate, dispatch, Router, RpcServer } from "../rpc/index.js";
 import { type NodeConfig, splitAddress } from "./config.js";
 import { loadBundle } from "./bundle.js";
 import { ConsensusHost } from "./consensus-host.js";
@@ -72,8 +75,15 @@ import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
 
 const FIRST_VIEW = 2;
-/** The first byte of a node-to-node frame: which subsystem it is for. */
-const CHANNEL_CONSENSUS = 0;
+/** Tables whose change means the app's endpoints must be read again. */
+const APP_TABLES = [
+  Tables.ENDPOINTS,
+  Tables.MODULES,
+  Tables.JS_RUNTIME_OPTIONS,
+  Tables.INTERPRETER_FLUSH,
+];
+/** How long a backup waits for the primary's answer to a forwarded request, by default. */
+const FORWARDING_TIMEOUT_MS = 3000;
 /** How long a joining node keeps asking to be admitted before giving up. */
 const JOIN_DEADLINE_MS = 10 * 60_000;
 
@@ -100,10 +110,13 @@ export class Node implements NodeContext {
   private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
   private transport: TlsTransport | undefined;
+  /** Carries requests that must run on the primary to it, and runs those forwarded here. */
+  private readonly forwarder: Forwarder;
   private serviceCertPem = "";
   private serviceKey!: EcKeyPair;
   private secrets!: LedgerSecrets;
   private peersKey = "";
+  private appTablesVersion = "";
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
   private app!: JsApp;
@@ -117,6 +130,27 @@ export class Node implements NodeContext {
     private readonly log: Logger,
   ) {
     this.nodeId = identity.nodeId;
+    const role = () => (this.host?.raft.role === "Primary" ? "primary" : "backup");
+    // A request forwarded here runs through the same checks (a backup refuses to forward it on).
+    const forwardedHook = forwardingHook({
+      role,
+      primary: () => this.host?.raft.leader,
+      view: () => this.host?.raft.term,
+    });
+    this.forwarder = new Forwarder({
+      selfId: this.nodeId,
+      send: (to, bytes) => this.transport?.send(to, bytes),
+      primary: () => this.host?.raft.leader,
+      view: () => this.host?.raft.term,
+      handle: (req) =>
+        dispatch(
+          this.router,
+          req,
+          (err, r) => this.log.error({ err, path: r.path }, "forwarded request failed"),
+          { beforeHandler: forwardedHook },
+        ),
+      timeoutMs: FORWARDING_TIMEOUT_MS,
+    });
   }
 
   /** The writer: this node's pipeline while it is primary. */
@@ -363,7 +397,7 @@ export class Node implements NodeContext {
       transport: {
         send: (to, payload) => {
           const frame = Buffer.allocUnsafe(payload.length + 1);
-          frame[0] = CHANNEL_CONSENSUS;
+          frame[0] = NODE_CHANNEL.consensus;
           frame.set(payload, 1);
           this.transport?.send(to, frame);
         },
@@ -430,6 +464,15 @@ export class Node implements NodeContext {
         key: this.identity.key.privateKeyPem,
         cert,
         router: this.router,
+        beforeHandler: forwardingHook({
+          role: () => (this.host?.raft.role === "Primary" ? "primary" : "backup"),
+          primary: () => this.host?.raft.leader,
+          view: () => this.host?.raft.term,
+          forwarder: this.forwarder,
+          ...(iface.redirections === undefined ? {} : { redirections: iface.redirections }),
+          addressOf: (role) => this.addressOf(name, role),
+          forwardingTimeoutMs: iface.forwarding_timeout_ms,
+        }),
         maxOpenSessionsSoft: iface.max_open_sessions_soft,
         maxOpenSessionsHard: iface.max_open_sessions_hard,
         maxBodySize: iface.http_configuration.max_body_size,
@@ -516,6 +559,7 @@ export class Node implements NodeContext {
     const joinEndpoint: Endpoint = {
       method: "POST",
       path: "/node/join",
+      forwarding: "always",
       handler: async (req) => {
         let body: unknown;
         try {
@@ -571,7 +615,7 @@ export class Node implements NodeContext {
         proposals,
         transact: (fn) => this.runGovWrite(fn),
         rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
-      }),
+      }).map((e): Endpoint => ({ ...e, forwarding: "always" })),
       ...commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup),
     ].map((e) => this.metrics.wrap(e));
     this.jwtRefresher = new JwtKeyRefresher({
@@ -589,7 +633,7 @@ export class Node implements NodeContext {
     };
     this.nodeGroup.push(this.metrics.wrap(jwtMetrics));
     this.router.setEndpoints("node", this.nodeGroup);
-    this.refreshAppEndpoints();
+    this.refreshAppIfChanged(true);
     this.router.setEndpoints("gov", this.govGroup);
     this.nodeState = "PartOfNetwork";
     this.ticker = setInterval(() => this.tick(), Math.max(1, this.config.tick_interval));
@@ -634,6 +678,8 @@ export class Node implements NodeContext {
       method: ep.method,
       path: ep.path,
       openapi: ep.openapi,
+      forwarding: forwardingOf(ep.forwardingRequired),
+      redirection: redirectionOf(ep.redirectionStrategy),
       handler: (req) => this.runAppEndpoint(ep, req),
     }));
     this.appGroup = [...fromApp, ...common].map((e) => this.metrics.wrap(e));
@@ -649,7 +695,7 @@ export class Node implements NodeContext {
       apply: (r) => r.status >= 200 && r.status < 300,
     });
     if (!res.wrote) return res.result;
-    this.refreshAppEndpoints();
+    this.refreshAppIfChanged();
     return {
       ...res.result,
       headers: { ...(res.result.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
@@ -657,8 +703,41 @@ export class Node implements NodeContext {
   }
 
   /** Authenticates, runs the handler in a transaction, commits on success; the reply carries the TxID. */
+  /**
+   * Runs a handler in a transaction: through the pipeline on the primary; on a backup in a
+   * transaction that must not write (what writes is forwarded to the primary before it gets here).
+   */
+  private async transact<T>(
+    fn: (tx: Tx) => Promise<T>,
+    options: { apply?: (r: T) => boolean; claimsDigest?: (r: T) => Uint8Array | undefined },
+  ): Promise<CommitResult<T>> {
+    const pipeline = this.host.pipeline;
+    if (pipeline !== undefined) return pipeline.executeAsync(fn, options);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const tx = this.store.begin();
+      let result: T;
+      try {
+        result = await fn(tx);
+        tx.checkStillValid();
+      } catch (e) {
+        if (e instanceof ConflictError) continue;
+        throw e;
+      }
+      if (tx.hasWrites() && (options.apply?.(result) ?? true)) {
+        throw HttpErrors.NodeCannotHandleRequest(
+          "This node is a backup and cannot write: send writes to the primary",
+        );
+      }
+      const seqno = tx.readVersion;
+      return { result, txId: { view: this.viewOf(seqno) ?? FIRST_VIEW, seqno }, wrote: false };
+    }
+    throw HttpErrors.TransactionCommitAttemptsExceedLimit(
+      `Transaction continued to conflict after ${MAX_ATTEMPTS} attempts. Retry later.`,
+    );
+  }
+
   private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
-    const res = await this.pipeline.executeAsync(
+    const res = await this.transact(
       async (tx) => {
         const caller = authenticate(ep.authnPolicies, req, tx);
         return await this.app.execute(ep, req, caller, tx);
@@ -693,7 +772,8 @@ export class Node implements NodeContext {
     });
     this.transport.onMessage((from, payload) => {
       if (payload.length === 0) return;
-      if (payload[0] === CHANNEL_CONSENSUS) this.host?.receive(from, payload.subarray(1));
+      if (payload[0] === NODE_CHANNEL.consensus) this.host?.receive(from, payload.subarray(1));
+      else if (payload[0] === NODE_CHANNEL.forwarding) this.forwarder.onFrame(from, payload);
     });
     return this.transport.address;
   }
@@ -721,6 +801,25 @@ export class Node implements NodeContext {
     this.transport.setPeers(peers);
   }
 
+  /** The published address of interface `name` on the primary, or on some backup. */
+  private addressOf(name: string, role: NodeRole): string | undefined {
+    const primary = this.host?.raft.leader;
+    const nodes = this.store.mapState(Tables.NODES);
+    for (const key of nodes?.sortedKeys() ?? []) {
+      const id = Buffer.from(keyFromString(key)).toString("utf8");
+      if ((role === "primary") !== (id === primary)) continue;
+      const raw = this.store.get(Tables.NODES, key);
+      if (raw === undefined) continue;
+      const info = decodeValue(Tables.NODES, raw) as {
+        status?: string;
+        rpc_interfaces?: Record<string, { published_address?: string }>;
+      };
+      const address = info.rpc_interfaces?.[name]?.published_address;
+      if (info.status === "Trusted" && address !== undefined) return address;
+    }
+    return undefined;
+  }
+
   /** The trusted nodes of the service as the store has it now: consensus's configuration. */
   private trustedNodes(): string[] {
     const out: string[] = [];
@@ -735,9 +834,21 @@ export class Node implements NodeContext {
     return out;
   }
 
+  /**
+   * Re-reads the app's endpoints when a transaction changed them or its modules, wherever it ran:
+   * here (a governance write) or on the primary (replicated to this node).
+   */
+  private refreshAppIfChanged(force = false): void {
+    const version = APP_TABLES.map((t) => this.store.mapState(t)?.version ?? 0).join(",");
+    if (!force && version === this.appTablesVersion) return;
+    this.appTablesVersion = version;
+    this.refreshAppEndpoints();
+  }
+
   private tick(): void {
     if (this.stopped) return;
     this.refreshPeers();
+    if (this.nodeState === "PartOfNetwork") this.refreshAppIfChanged();
     this.host.tick();
     try {
       this.host.pipeline?.tick();
@@ -760,6 +871,7 @@ export class Node implements NodeContext {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.jwtRefresher?.stop();
     await Promise.all(this.interfaces.map((i) => i.server.close()));
+    this.forwarder.close();
     await this.transport?.close();
     await this.host.settled();
     this.host.stop();
@@ -907,4 +1019,12 @@ function jwtEffect(body: () => void): void {
     if (e instanceof JwtKeysError) throw new Error(e.jsMessage);
     throw e;
   }
+}
+
+function forwardingOf(value: string): "always" | "sometimes" | "never" {
+  return value === "never" || value === "sometimes" ? value : "always";
+}
+
+function redirectionOf(value: string): "none" | "to_primary" | "to_backup" {
+  return value === "none" || value === "to_backup" ? value : "to_primary";
 }

@@ -1,7 +1,7 @@
 // Turns one EndpointRequest into the response a client sees: routing, the handler call, error mapping
 // and body encoding. The server and inject() both go through here, so their behaviour cannot differ.
 import { validateHeaderName, validateHeaderValue } from "node:http";
-import type { EndpointRequest, EndpointResponse } from "../endpoints/types.js";
+import type { Endpoint, EndpointRequest, EndpointResponse } from "../endpoints/types.js";
 import { HttpError, HttpErrors } from "../errors.js";
 import type { Router } from "./router.js";
 
@@ -10,6 +10,26 @@ export interface RpcResponse {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
+  /**
+   * End the client session once this is sent (CCF's `terminate_session`, after
+   * SessionConsistencyLost): its later requests could otherwise miss its earlier writes.
+   */
+  closeSession?: boolean;
+}
+
+/**
+ * Runs once the endpoint is known and before its handler (so before any authentication): a response
+ * answers the request instead of the handler (a forward to the primary, a redirect), undefined
+ * lets the handler run. Must not throw; a thrown error or rejection is treated as the handler's.
+ */
+export type BeforeHandler = (
+  endpoint: Endpoint,
+  req: EndpointRequest,
+) => RpcResponse | Promise<RpcResponse | undefined> | undefined;
+
+/** Optional stages of dispatch; with none, dispatch is exactly routing plus the handler. */
+export interface DispatchHooks {
+  beforeHandler?: BeforeHandler;
 }
 
 /** Told about every exception a handler throws that is not an HttpError (the client sees a 500). */
@@ -150,6 +170,7 @@ export function dispatch(
   router: Router,
   req: EndpointRequest,
   onError?: HandlerErrorListener,
+  hooks?: DispatchHooks,
 ): RpcResponse | Promise<RpcResponse> {
   const match = router.match(req.method, req.path);
   if (match === undefined) {
@@ -168,9 +189,32 @@ export function dispatch(
     );
   }
   req.params = match.params;
+  const endpoint = match.endpoint;
+  const before = hooks?.beforeHandler;
+  if (before === undefined) return run(endpoint, req, onError);
+  let early: RpcResponse | Promise<RpcResponse | undefined> | undefined;
+  try {
+    early = before(endpoint, req);
+  } catch (err) {
+    return failure(err, req, onError);
+  }
+  if (early instanceof Promise) {
+    return early.then(
+      (res) => res ?? run(endpoint, req, onError),
+      (err: unknown) => failure(err, req, onError),
+    );
+  }
+  return early ?? run(endpoint, req, onError);
+}
+
+function run(
+  endpoint: Endpoint,
+  req: EndpointRequest,
+  onError?: HandlerErrorListener,
+): RpcResponse | Promise<RpcResponse> {
   let result: EndpointResponse | Promise<EndpointResponse>;
   try {
-    result = match.endpoint.handler(req);
+    result = endpoint.handler(req);
   } catch (err) {
     return failure(err, req, onError);
   }

@@ -6,9 +6,10 @@ import https from "node:https";
 import { type AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
-import type { ClientCertificate, EndpointRequest } from "../endpoints/types.js";
+import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpoints/types.js";
 import { CcfError, type HttpError, HttpErrors } from "../errors.js";
 import {
+  type BeforeHandler,
   dispatch,
   errorResponse,
   type HandlerErrorListener,
@@ -38,6 +39,11 @@ export interface RpcServerOptions {
   appProtocol?: "HTTP1" | "HTTP2";
   /** Told about handler exceptions that the client sees as a 500, for logging. */
   onError?: HandlerErrorListener;
+  /**
+   * Runs before each handler (see dispatch's BeforeHandler): the node forwards to the primary or
+   * redirects here. Absent: every request runs locally.
+   */
+  beforeHandler?: BeforeHandler;
 }
 
 /** CCF's per-interface session metrics (`GET /node/metrics`, `sessions.interfaces`). */
@@ -62,6 +68,8 @@ interface Connection {
   capped: boolean;
   /** The HTTP/2 session, to end once idle when the server closes. */
   session: http2.ServerHttp2Session | undefined;
+  /** What requests see of their session (its id and forwarding state). */
+  client: ClientSession;
 }
 
 const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
@@ -126,6 +134,8 @@ export class RpcServer {
   readonly #maxHeaderSize: number;
   readonly #maxHeadersCount: number;
   readonly #onError: HandlerErrorListener | undefined;
+  readonly #hooks: { beforeHandler?: BeforeHandler } | undefined;
+  #nextSessionId = 1;
   /** Open TCP connections: CCF counts a session from the moment it is accepted. */
   readonly #sockets = new Set<Socket>();
   /** Remote address|port of sessions opened past the soft cap (node hands us the TCP socket first). */
@@ -155,6 +165,8 @@ export class RpcServer {
       1,
     );
     this.#onError = opts.onError;
+    this.#hooks =
+      opts.beforeHandler === undefined ? undefined : { beforeHandler: opts.beforeHandler };
     // The client certificate is asked for but not verified: as in CCF, callers are identified by
     // looking their certificate up, not by a CA.
     const tlsOptions = {
@@ -492,6 +504,7 @@ export class RpcServer {
           this.#cappedPeers.size > 0 &&
           this.#cappedPeers.has(peerKey(socket.remoteAddress, socket.remotePort)),
         session,
+        client: { id: this.#nextSessionId++ },
       };
       this.#connections.set(owner, conn);
     }
@@ -526,8 +539,9 @@ export class RpcServer {
       clientCert: conn.cert,
       httpVersion: req.httpVersion,
       hostname: hostnameOf(h2 ? (headers[":authority"] ?? headers.host) : headers.host),
+      session: conn.client,
     };
-    const out = dispatch(this.#router, request, this.#onError);
+    const out = dispatch(this.#router, request, this.#onError, this.#hooks);
     if (out instanceof Promise) {
       // dispatch never rejects; the catch keeps a bug in #send from becoming a fatal rejection.
       out
@@ -581,12 +595,19 @@ export class RpcServer {
   #send(res: Response, conn: Connection, h2: boolean, out: RpcResponse): void {
     conn.inFlight--;
     const closing = this.#closed !== undefined;
-    if (closing && !h2) out.headers.connection = "close";
+    const endSession = out.closeSession === true;
+    if ((closing || endSession) && !h2) out.headers.connection = "close";
     try {
       res.writeHead(out.status, out.headers);
       res.end(out.body);
     } catch {
       // The stream was reset or the socket closed while the handler ran: nobody is left to answer.
+    }
+    if (endSession) {
+      // The session lost its consistency guarantee: no later request may run on it. HTTP/1.1 closes
+      // after the response (connection: close); HTTP/2 once this stream has delivered it.
+      if (h2) afterStream((res as http2.Http2ServerResponse).stream, () => conn.session?.close());
+      return;
     }
     if (closing && h2) {
       afterStream((res as http2.Http2ServerResponse).stream, () => {

@@ -100,6 +100,52 @@ describe("ccf-ts sandbox", () => {
         const get = curl(`${base}/app/log/${table}?id=42`, ...asUser(0));
         assert.deepEqual(JSON.parse(get.body), { msg });
       }
+      // Three nodes by default: the others joined, are trusted, and serve replicated reads.
+      const others = [...sandbox.output().matchAll(/node [12]: https:\/\/(\S+)/g)].map((m) => m[1]);
+      assert.equal(others.length, 2, sandbox.output());
+      const listed = JSON.parse(
+        curl(`${base}/node/network/nodes`, "--cacert", "service_cert.pem").body,
+      ) as {
+        nodes: Array<{ status: string }>;
+      };
+      assert.deepEqual(
+        listed.nodes.map((n) => n.status),
+        ["Trusted", "Trusted", "Trusted"],
+      );
+      for (const other of others) {
+        const read = await waitFor(`the record replicated to ${other}`, () => {
+          const r = curl(`https://${other}/app/log/public?id=42`, ...asUser(0));
+          return r.status === 200 ? r : undefined;
+        });
+        assert.deepEqual(JSON.parse(read.body), { msg: "Logged to public table" });
+      }
+      // A write sent to a backup is forwarded to the primary, the caller checked there.
+      const forwarded = curl(
+        `https://${others[0]}/app/log/private`,
+        "-X",
+        "POST",
+        ...asUser(0),
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        JSON.stringify({ id: 43, msg: "through a backup" }),
+      );
+      assert.deepEqual(forwarded, { status: 200, body: "true" });
+      assert.deepEqual(JSON.parse(curl(`${base}/app/log/private?id=43`, ...asUser(0)).body), {
+        msg: "through a backup",
+      });
+      const anonymous = curl(
+        `https://${others[0]}/app/log/private`,
+        "-X",
+        "POST",
+        "--cacert",
+        "service_cert.pem",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        JSON.stringify({ id: 44, msg: "nobody" }),
+      );
+      assert.equal(anonymous.status, 401, "refused on the primary without a user certificate");
       // A user is not a member: a plain request to create a proposal is refused (CCF: 401).
       const asGov = curl(
         `${base}/gov/members/proposals:create?api-version=2024-07-01`,
