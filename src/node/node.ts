@@ -29,7 +29,13 @@ import {
   type TxStatus,
   txIdString,
 } from "../endpoints/index.js";
-import { Raft, TlsTransport } from "../consensus/index.js";
+import {
+  type LocalView,
+  Raft,
+  TlsTransport,
+  txStatus as consensusTxStatus,
+  viewAt,
+} from "../consensus/index.js";
 import { CcfError, ConflictError, HttpErrors } from "../errors.js";
 import {
   applyRefreshedJwtKeys,
@@ -579,8 +585,18 @@ export class Node implements NodeContext {
         return { status: 200, headers: { "content-type": "application/json" }, body: res.result };
       },
     };
+    const consensusEndpoint: Endpoint = {
+      method: "GET",
+      path: "/node/consensus",
+      handler: () => ({
+        status: 200,
+        headers: { "content-type": "application/json" },
+        body: { details: this.consensusDetails() },
+      }),
+    };
     this.nodeGroup = [
       joinEndpoint,
+      consensusEndpoint,
       ...nodeEndpoints(this),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
@@ -801,6 +817,31 @@ export class Node implements NodeContext {
     this.transport.setPeers(peers);
   }
 
+  /** CCF's `/node/consensus` details, from this node's consensus state. */
+  private consensusDetails(): Record<string, unknown> {
+    const raft = this.host.raft;
+    const leadership: Record<string, string> = {
+      Primary: "Leader",
+      Backup: "Follower",
+      Candidate: "Candidate",
+      PreVoteCandidate: "PreVoteCandidate",
+    };
+    return {
+      configs: raft.activeConfigurations().map((c) => ({
+        idx: c.idx,
+        nodes: Object.fromEntries(c.nodes.map((n) => [n, {}])),
+      })),
+      acks: {},
+      membership_state: raft.retired ? "Retired" : "Active",
+      leadership_state: leadership[raft.role] ?? "None",
+      retirement_phase: null,
+      primary_id: raft.leader ?? null,
+      current_view: raft.term,
+      ticking: !this.stopped,
+      learners: {},
+    };
+  }
+
   /** The published address of interface `name` on the primary, or on some backup. */
   private addressOf(name: string, role: NodeRole): string | undefined {
     const primary = this.host?.raft.leader;
@@ -912,20 +953,31 @@ export class Node implements NodeContext {
 
   /** The view a local seqno was written in, as consensus knows it. */
   private viewOf(seqno: number): number | undefined {
-    return seqno >= 1 ? this.host.raft.termAt(seqno) : undefined;
+    return viewAt(this.localView(), seqno);
   }
 
   viewHistory(since = 1): TxId[] {
-    return FIRST_VIEW >= since ? [{ view: FIRST_VIEW, seqno: 1 }] : [];
+    return this.localView()
+      .viewHistory.filter((v) => v.view >= since)
+      .map((v) => ({ view: v.view, seqno: v.seqno }));
   }
 
   txStatus(id: TxId): TxStatus {
-    const local = this.viewOf(id.seqno);
-    const committed = id.seqno <= this.commitSeqno;
-    if (local !== undefined && local === id.view) return committed ? "Committed" : "Pending";
-    if (local !== undefined && committed) return "Invalid";
-    if (id.view < this.commitTxId().view) return "Invalid";
-    return "Unknown";
+    return consensusTxStatus(this.localView(), id);
+  }
+
+  /**
+   * What this node knows of its log for CCF's status rules: consensus's view history, plus the
+   * primary's own entries not yet handed to consensus (appended, awaiting their flush).
+   */
+  private localView(): LocalView {
+    const raft = this.host.raft;
+    const history = raft.viewHistory();
+    const last = this.store.version;
+    if (last > raft.lastIdx && history.at(-1)?.view !== raft.term) {
+      history.push({ view: raft.term, seqno: raft.lastIdx + 1 });
+    }
+    return { viewHistory: history, lastSeqno: last, commitSeqno: this.commitSeqno };
   }
 
   receipt(id: TxId): Receipt | undefined {

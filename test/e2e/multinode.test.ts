@@ -147,6 +147,33 @@ describe("a service of three nodes", () => {
     committedBeforeKill = w;
   });
 
+  it("reports the consensus state of every node (CCF's /node/consensus)", async () => {
+    for (const n of nodes) {
+      const details = (await get(n.base, "/node/consensus")).json().details as {
+        configs: Array<{ nodes: Record<string, unknown> }>;
+        primary_id: string;
+        current_view: number;
+        leadership_state: string;
+      };
+      assert.equal(Object.keys(details.configs.at(-1)?.nodes ?? {}).length, 3);
+      assert.equal(details.current_view, 2);
+      assert.ok(["Leader", "Follower"].includes(details.leadership_state));
+    }
+  });
+
+  it("commits with a backup paused (SIGSTOP); resumed, the backup catches up", async () => {
+    const paused = nodes[2];
+    paused.node.kill("SIGSTOP");
+    try {
+      const w = await write(nodes[0]?.base);
+      await committedEverywhere(nodes.slice(0, 2), w);
+      paused.node.kill("SIGCONT");
+      await committedEverywhere([paused], w);
+    } finally {
+      paused.node.kill("SIGCONT");
+    }
+  });
+
   it("elects a new primary among the survivors when the primary is killed, and commits new writes", async () => {
     const [first, ...survivors] = nodes as [(typeof nodes)[number], ...typeof nodes];
     first.node.kill("SIGKILL");
