@@ -359,3 +359,69 @@ export function pemBundleSplit(text: string): string[] {
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   return blocks.map((b) => `${b}\n`);
 }
+
+/**
+ * A PKCS#10 certificate signing request for `key`: what a joining node puts in its nodes.info
+ * record (`certificate_signing_request`) so that governance can endorse it later.
+ */
+export async function createCertificateSigningRequest(
+  key: EcKeyPair,
+  opts: { subjectName: string; sans?: SubjectAltName[] },
+): Promise<string> {
+  const curve = key.curve === "secp384r1" ? "P-384" : "P-256";
+  const algorithm = { name: "ECDSA", namedCurve: curve };
+  const privateKey = await webcrypto.subtle.importKey(
+    "pkcs8",
+    key.privateKey.export({ type: "pkcs8", format: "der" }),
+    algorithm,
+    false,
+    ["sign"],
+  );
+  const publicKey = await webcrypto.subtle.importKey("spki", key.publicKeyDer, algorithm, true, [
+    "verify",
+  ]);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: opts.subjectName,
+    keys: { privateKey, publicKey },
+    signingAlgorithm: { name: "ECDSA", hash: curve === "P-384" ? "SHA-384" : "SHA-256" },
+    extensions: sanExtension(opts.sans ?? []),
+  });
+  return csr.toString("pem");
+}
+
+export interface CertificateSigningRequest {
+  subjectName: string;
+  sans: SubjectAltName[];
+  publicKeyPem: string;
+}
+
+/** Parses a CSR and checks its self-signature; a FormatError names what is wrong. */
+export async function parseCertificateSigningRequest(
+  pem: string,
+): Promise<CertificateSigningRequest> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch (e) {
+    throw new FormatError("InvalidCsr", "cannot parse the certificate signing request", {
+      cause: e,
+    });
+  }
+  if (!(await csr.verify())) {
+    throw new FormatError("InvalidCsr", "the certificate signing request's signature is invalid");
+  }
+  // "2.5.29.17": subjectAltName.
+  const san = csr.getExtension("2.5.29.17") as x509.SubjectAlternativeNameExtension | null;
+  const sans: SubjectAltName[] = [];
+  for (const n of san?.names.items ?? []) {
+    if (n.type === "ip" || n.type === "dns") sans.push({ type: n.type, value: n.value });
+  }
+  const spki = Buffer.from(csr.publicKey.rawData);
+  const publicKeyPem = `-----BEGIN PUBLIC KEY-----\n${
+    spki
+      .toString("base64")
+      .match(/.{1,64}/g)
+      ?.join("\n") ?? ""
+  }\n-----END PUBLIC KEY-----\n`;
+  return { subjectName: csr.subject, sans, publicKeyPem };
+}

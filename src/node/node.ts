@@ -6,6 +6,7 @@
 import { writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import {
+  createCertificateSigningRequest,
   createEndorsedCertificate,
   createServiceCertificate,
   EcKeyPair,
@@ -119,6 +120,7 @@ export class Node implements NodeContext {
   /** Carries requests that must run on the primary to it, and runs those forwarded here. */
   private readonly forwarder: Forwarder;
   private serviceCertPem = "";
+  private csrPem = "";
   private serviceKey!: EcKeyPair;
   private secrets!: LedgerSecrets;
   private peersKey = "";
@@ -202,6 +204,7 @@ export class Node implements NodeContext {
       "command.service_certificate_file",
     ) as string;
     this.openLedger(true);
+    await this.createCsr();
     this.createApp();
     const n2nAddress = await this.listenAll(this.identity.selfSignedCert, serviceCertPem);
     this.nodeState = "Pending";
@@ -234,6 +237,14 @@ export class Node implements NodeContext {
     this.transport?.setPeers(new Map(Object.entries(info.nodes)));
     this.log.info({ node_id: this.nodeId, now: now.toISOString() }, "joined the service");
     this.goLive(info.service_certificate, n2nAddress);
+  }
+
+  /** The CSR in this node's nodes.info record, for governance to endorse (renewals, trust). */
+  private async createCsr(): Promise<void> {
+    this.csrPem = await createCertificateSigningRequest(this.identity.key, {
+      subjectName: this.identity.subjectName,
+      sans: this.identity.sans,
+    });
   }
 
   /** Opens the ledger directory, which must be empty: a node identity never restarts. */
@@ -272,6 +283,7 @@ export class Node implements NodeContext {
       validityDays: config.node_certificate.initial_validity_days,
     });
     this.openLedger(false);
+    await this.createCsr();
     this.serviceCertPem = serviceCert;
     const secrets = new LedgerSecrets([{ key: Buffer.from(systemRng.bytes(32)), version: 1 }]);
     this.createHost(secrets, serviceKey, endorsedCert, true);
@@ -527,6 +539,7 @@ export class Node implements NodeContext {
       n2nAddress,
     );
     const nodeInfo: Record<string, unknown> = {
+      certificate_signing_request: this.csrPem,
       code_digest: Buffer.from(VIRTUAL_MEASUREMENT).toString("hex"),
       encryption_pub_key: this.identity.encryptionKey.publicKeyPem,
       node_to_node_interface: { bind_address: n2nAddress, published_address: n2nPublished },

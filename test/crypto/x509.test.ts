@@ -6,10 +6,12 @@ import * as x509 from "@peculiar/x509";
 import {
   certificateDer,
   certificateInfo,
+  createCertificateSigningRequest,
   createEndorsedCertificate,
   createSelfSignedCertificate,
   createServiceCertificate,
   EcKeyPair,
+  parseCertificateSigningRequest,
   parseSubjectAltName,
   pemBundleSplit,
   seededRng,
@@ -264,5 +266,32 @@ describe("certificate helpers", () => {
     );
     assert.throws(() => certificateInfo("garbage"), FormatError);
     assert.equal(verifyCertificateIssued("garbage", NODE_CERT_PEM), false);
+  });
+});
+
+describe("certificate signing request", () => {
+  it("carries the node's key, subject and SANs, and its self-signature verifies", async () => {
+    const key = EcKeyPair.generate("secp384r1");
+    const pem = await createCertificateSigningRequest(key, {
+      subjectName: "CN=CCF Node",
+      sans: [parseSubjectAltName("iPAddress:127.0.0.1"), parseSubjectAltName("dNSName:node.test")],
+    });
+    const csr = await parseCertificateSigningRequest(pem);
+    assert.equal(csr.subjectName, "CN=CCF Node");
+    assert.deepEqual(csr.sans, [
+      { type: "ip", value: "127.0.0.1" },
+      { type: "dns", value: "node.test" },
+    ]);
+    assert.equal(csr.publicKeyPem.trim(), key.publicKeyPem.trim());
+  });
+
+  it("refuses a request whose signature does not match, or that is not a CSR", async () => {
+    const key = EcKeyPair.generate("secp256r1");
+    const pem = await createCertificateSigningRequest(key, { subjectName: "CN=x" });
+    const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    der[der.length - 5] = (der[der.length - 5] ?? 0) ^ 0xff;
+    const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+    await assert.rejects(parseCertificateSigningRequest(tampered), FormatError);
+    await assert.rejects(parseCertificateSigningRequest("not a csr"), FormatError);
   });
 });
