@@ -60,3 +60,4 @@ export type {
   RoleChange,
   TestOnlyFaults,
 } from "./types.js";
+export { decodeMessage, encodeMessage } from "./codec.js";

@@ -7,7 +7,7 @@
 // counts itself in the quorum), and a backup acknowledges entries only after flushing them, so a
 // commit index is always a signature on a majority of disks.
 
-import { decodeMessage, encodeMessage } from "../consensus/codec.js";
+import { decodeMessage, encodeMessage } from "../consensus/index.js";
 import type { LogEntry, NodeId, Proposal, Raft, Ready, Role } from "../consensus/index.js";
 import type { LedgerReplica, LedgerStorage, TxPipeline } from "../ledger/index.js";
 

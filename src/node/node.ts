@@ -400,7 +400,8 @@ export class Node implements NodeContext {
         Math.ceil(electionTicks / 2) + Math.floor(Math.random() * Math.ceil(electionTicks / 2)),
       maxUncommittedTxCount: this.config.consensus.max_uncommitted_tx_count,
       maxEntriesPerMessage: 1000,
-      preVote: false,
+      // A node cut off for a while (paused, partitioned) must not depose a live primary on return.
+      preVote: true,
     });
     const replica = new LedgerReplica({
       store: this.store,
@@ -452,6 +453,8 @@ export class Node implements NodeContext {
           },
         }),
       onCommit: (seqno) => this.onCommit(seqno),
+      onRoleChange: (role, view, leader) =>
+        this.log.info({ role, view, leader: leader ?? null }, "consensus role changed"),
       onFatal: (err) => {
         this.log.fatal({ err }, "consensus failed; the node stops");
         void this.stop();
