@@ -647,7 +647,7 @@ export class Node implements NodeContext {
         proposals,
         transact: (fn) => this.runGovWrite(fn),
         rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
-      }).map((e): Endpoint => ({ ...e, forwarding: "always" })),
+      }).map((e): Endpoint => ({ ...e, forwarding: "always", redirection: "to_primary" })),
       ...commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup),
     ].map((e) => this.metrics.wrap(e));
     this.jwtRefresher = new JwtKeyRefresher({

@@ -14,6 +14,7 @@ import { singleNodeConfig } from "../helpers/node-config.js";
 import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
 
 const API = "api-version=2024-07-01";
+const LOGGING_APP = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
 
 /** Elections within about a second, so that a failover test does not wait CCF's default 5 s. */
 function withFastElections(config: Record<string, unknown>): Record<string, unknown> {
@@ -36,14 +37,24 @@ describe("a service of three nodes", () => {
   }
 
   before(async () => {
-    const r = runCcfTs(["keygen", "--name", "member0", "--gen-enc-key"], dir);
-    assert.equal(r.status, 0, r.stderr);
+    for (const args of [
+      ["--name", "member0", "--gen-enc-key"],
+      ["--name", "user0"],
+    ]) {
+      const r = runCcfTs(["keygen", ...args], dir);
+      assert.equal(r.status, 0, r.stderr);
+    }
     const dir0 = join(dir, "n0");
     mkdirSync(dir0);
     const config0 = withFastElections(
       singleNodeConfig(dir0, { signatures: { tx_count: 10, delay: "50ms" } }),
     );
     const start = (config0.command as { start: { members: Array<Record<string, string>> } }).start;
+    // The logging app and a user at genesis; the service stays Opening, so joiners are trusted.
+    Object.assign(start, {
+      users: [{ certificate_file: join(dir, "user0_cert.pem") }],
+      js_app_bundle: LOGGING_APP,
+    });
     start.members = [
       {
         certificate_file: join(dir, "member0_cert.pem"),
@@ -60,6 +71,15 @@ describe("a service of three nodes", () => {
       const config = withFastElections(
         singleNodeConfig(d, { signatures: { tx_count: 10, delay: "50ms" } }),
       );
+      if (i === 1) {
+        // Node 1 answers what must run on the primary with a redirect instead of forwarding it.
+        const rpc = (config.network as { rpc_interfaces: Record<string, Record<string, unknown>> })
+          .rpc_interfaces;
+        (rpc.primary_rpc_interface).redirections = {
+          to_primary: { kind: "NodeByRole", target: { role: "primary" } },
+          to_backup: { kind: "NodeByRole", target: { role: "backup" } },
+        };
+      }
       config.command = {
         type: "Join",
         service_certificate_file: serviceCert,
@@ -145,6 +165,46 @@ describe("a service of three nodes", () => {
       assert.equal(ack.stateDigest, w.digest, `${n.base} holds the replicated write`);
     }
     committedBeforeKill = w;
+  });
+
+  it("forwards a write sent to a backup, and redirects (307) where the interface says so; the caller is checked on the primary", async () => {
+    const ca = readFileSync(join(dir, "n0", "service_cert.pem"), "utf8");
+    const asUser = new Agent({
+      connect: {
+        ca,
+        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
+        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+      },
+    });
+    const post = (a: Agent, url: string, id: number) =>
+      request(url, {
+        dispatcher: a,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ id, msg: `record ${id}` }),
+      });
+    try {
+      const forwarded = await post(asUser, `${nodes[2]?.base}/app/log/private`, 1);
+      assert.equal(forwarded.statusCode, 200);
+      assert.equal(await forwarded.body.text(), "true");
+      const refused = await post(agent, `${nodes[2]?.base}/app/log/private`, 2);
+      assert.equal(refused.statusCode, 401, "no user certificate: refused on the primary");
+      await refused.body.dump();
+
+      const redirected = await post(asUser, `${nodes[1]?.base}/app/log/private`, 3);
+      assert.equal(redirected.statusCode, 307);
+      await redirected.body.dump();
+      const location = String(redirected.headers.location);
+      assert.equal(location, `${nodes[0]?.base}/app/log/private`);
+      const followed = await post(asUser, location, 3);
+      assert.equal(followed.statusCode, 200);
+      assert.equal(await followed.body.text(), "true");
+      const anonymous = await post(agent, location, 4);
+      assert.equal(anonymous.statusCode, 401, "the redirected request is checked on arrival");
+      await anonymous.body.dump();
+    } finally {
+      await asUser.close();
+    }
   });
 
   it("reports the consensus state of every node (CCF's /node/consensus)", async () => {
