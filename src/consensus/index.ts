@@ -61,3 +61,4 @@ export type {
   TestOnlyFaults,
 } from "./types.js";
 export { decodeMessage, encodeMessage } from "./codec.js";
+export { WorkerTransport } from "./worker-transport.js";

@@ -16,6 +16,7 @@ import type {
   LogEntry,
   Message,
   NodeId,
+  OutboundMessage,
   Proposal,
   RaftOptions,
   Ready,
@@ -388,6 +389,35 @@ export class Raft {
   }
 
   /** Sends the next batch (entries of one term) from the peer's next index, or a heartbeat. */
+  /**
+   * Empty AppendEntries to every peer from the last index it is known to hold, changing nothing
+   * here (no timers, no pipelining): what a primary's host sends, in between, to keep backups from
+   * starting an election while its own event loop is held up (a long application handler).
+   */
+  heartbeats(): OutboundMessage[] {
+    if (this.roleValue !== "Primary" || this.retiredValue) return [];
+    const out: OutboundMessage[] = [];
+    for (const peer of this.peers()) {
+      const prevIdx = Math.min(this.progressOf(peer).match, this.log.length);
+      const prevTerm = this.termAt(prevIdx) ?? 0;
+      out.push({
+        to: peer,
+        message: {
+          type: "raft_append_entries",
+          term: this.termValue,
+          idx: prevIdx,
+          prevIdx,
+          prevTerm,
+          leaderCommitIdx: Math.min(this.commit, prevIdx),
+          termOfIdx: prevTerm,
+          containsNewView: false,
+          entries: [],
+        },
+      });
+    }
+    return out;
+  }
+
   private sendAppendEntries(peer: NodeId): void {
     const p = this.progressOf(peer);
     const start = p.next;

@@ -336,6 +336,7 @@ export class JsApp {
    */
   private readonly templates = new Map<string, Promise<ModuleTemplate | undefined>>();
   private readonly rewind: boolean;
+  private readonly onLongRun: (() => void) | undefined;
 
   constructor(opts: {
     log: (level: string, msg: string) => void;
@@ -346,7 +347,10 @@ export class JsApp {
      * request (default), rather than from a new interpreter that evaluates the modules each time.
      */
     rewindInterpreters?: boolean;
+    /** Called regularly while a handler runs long (see InterpreterOptions.onLongRun). */
+    onLongRun?: () => void;
   }) {
+    this.onLongRun = opts.onLongRun;
     this.rewind = opts.rewindInterpreters ?? true;
     this.log = opts.log;
     this.consensus = opts.consensus;
@@ -673,6 +677,7 @@ export class JsApp {
       },
       log: (level, message) => this.log(level, message),
       randomBytes: this.randomBytes,
+      ...(this.onLongRun === undefined ? {} : { onLongRun: this.onLongRun }),
     });
     app.interp = interp;
     const argc = (args: GuestValue[], n: number): void => {

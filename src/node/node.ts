@@ -31,9 +31,10 @@ import {
   txIdString,
 } from "../endpoints/index.js";
 import {
+  encodeMessage,
   type LocalView,
   Raft,
-  TlsTransport,
+  WorkerTransport,
   txStatus as consensusTxStatus,
   viewAt,
 } from "../consensus/index.js";
@@ -116,7 +117,7 @@ export class Node implements NodeContext {
   private host!: ConsensusHost;
   private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
-  private transport: TlsTransport | undefined;
+  private transport: WorkerTransport | undefined;
   /** Carries requests that must run on the primary to it, and runs those forwarded here. */
   private readonly forwarder: Forwarder;
   private serviceCertPem = "";
@@ -124,6 +125,7 @@ export class Node implements NodeContext {
   private serviceKey!: EcKeyPair;
   private secrets!: LedgerSecrets;
   private peersKey = "";
+  private lastKeepAlive = 0;
   private appTablesVersion = "";
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
@@ -464,6 +466,7 @@ export class Node implements NodeContext {
 
   private createApp(): void {
     this.app = new JsApp({
+      onLongRun: () => this.keepAlive(),
       log: (level, message) => {
         if (level === "error") this.log.error({ tag: "app" }, message);
         else if (level === "warn") this.log.warn({ tag: "app" }, message);
@@ -794,7 +797,7 @@ export class Node implements NodeContext {
    * channel byte first (consensus, and later request forwarding).
    */
   private async listenNodeToNode(certPem: string, serviceCertPem: string): Promise<string> {
-    this.transport = await TlsTransport.start({
+    this.transport = await WorkerTransport.start({
       bindAddress: this.config.network.node_to_node_interface.bind_address,
       identity: { certPem, keyPem: this.identity.key.privateKeyPem, serviceCertPem },
       log: {
@@ -911,6 +914,25 @@ export class Node implements NodeContext {
       this.host.pipeline?.tick();
     } catch (err) {
       this.log.error({ err }, "signature failed");
+    }
+  }
+
+  /**
+   * Called from inside a long application handler (the event loop is held up): a primary posts
+   * heartbeats to its backups through the transport's own thread, so that a slow handler does not
+   * make them elect a new primary. Nothing else moves until the handler returns.
+   */
+  private keepAlive(): void {
+    const now = performance.now();
+    if (now - this.lastKeepAlive < this.config.consensus.message_timeout) return;
+    this.lastKeepAlive = now;
+    if (this.host?.raft.role !== "Primary") return;
+    for (const out of this.host.raft.heartbeats()) {
+      const payload = encodeMessage(out.message);
+      const frame = Buffer.allocUnsafe(payload.length + 1);
+      frame[0] = NODE_CHANNEL.consensus;
+      frame.set(payload, 1);
+      this.transport?.send(out.to, frame);
     }
   }
 

@@ -3,7 +3,7 @@
 // then replicates and commits the primary's new writes.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,35 @@ import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
 
 const API = "api-version=2024-07-01";
 const LOGGING_APP = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
+
+/** The logging sample plus `GET /slow`, a handler that holds its node's event loop for 3 s. */
+function withSlowEndpoint(bundlePath: string): unknown {
+  const bundle = JSON.parse(readFileSync(bundlePath, "utf8")) as {
+    metadata: { endpoints: Record<string, unknown> };
+    modules: Array<{ name: string; module: string }>;
+  };
+  bundle.metadata.endpoints["/slow"] = {
+    get: {
+      js_module: "slow.js",
+      js_function: "slow",
+      forwarding_required: "never",
+      authn_policies: ["user_cert"],
+      mode: "readonly",
+      openapi: {},
+    },
+  };
+  bundle.modules.push({
+    name: "slow.js",
+    module: `export function slow() {
+      ccf.enableUntrustedDateTime(true);
+      const start = Date.now();
+      let spins = 0;
+      while (Date.now() - start < 3000) spins++;
+      return { body: { spins } };
+    }`,
+  });
+  return bundle;
+}
 
 /** Elections within about a second, so that a failover test does not wait CCF's default 5 s. */
 function withFastElections(config: Record<string, unknown>): Record<string, unknown> {
@@ -51,9 +80,10 @@ describe("a service of three nodes", () => {
     );
     const start = (config0.command as { start: { members: Array<Record<string, string>> } }).start;
     // The logging app and a user at genesis; the service stays Opening, so joiners are trusted.
+    writeFileSync(join(dir, "app.json"), JSON.stringify(withSlowEndpoint(LOGGING_APP)));
     Object.assign(start, {
       users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-      js_app_bundle: LOGGING_APP,
+      js_app_bundle: join(dir, "app.json"),
     });
     start.members = [
       {
@@ -75,7 +105,7 @@ describe("a service of three nodes", () => {
         // Node 1 answers what must run on the primary with a redirect instead of forwarding it.
         const rpc = (config.network as { rpc_interfaces: Record<string, Record<string, unknown>> })
           .rpc_interfaces;
-        (rpc.primary_rpc_interface).redirections = {
+        rpc.primary_rpc_interface.redirections = {
           to_primary: { kind: "NodeByRole", target: { role: "primary" } },
           to_backup: { kind: "NodeByRole", target: { role: "backup" } },
         };
@@ -204,6 +234,29 @@ describe("a service of three nodes", () => {
       await anonymous.body.dump();
     } finally {
       await asUser.close();
+    }
+  });
+
+  it("keeps its primary while an app handler holds the primary's event loop for 3 election timeouts", async () => {
+    const user = new Agent({
+      connect: {
+        ca: readFileSync(join(dir, "n0", "service_cert.pem"), "utf8"),
+        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
+        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+      },
+    });
+    try {
+      const res = await request(`${nodes[0]?.base}/app/slow`, { dispatcher: user });
+      assert.equal(res.statusCode, 200);
+      assert.ok(((await res.body.json()) as { spins: number }).spins > 0);
+    } finally {
+      await user.close();
+    }
+    for (const n of nodes) {
+      const details = (await get(n.base, "/node/consensus")).json().details as {
+        current_view: number;
+      };
+      assert.equal(details.current_view, 2, `${n.base}: no election happened`);
     }
   });
 

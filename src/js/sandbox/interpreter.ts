@@ -79,6 +79,14 @@ export interface InterpreterOptions {
   randomBytes: (n: number) => Uint8Array;
   /** The clock behind `Date` once untrusted time is on (ms since the epoch); default `Date.now`. */
   clock?: () => number;
+  /**
+   * Called every `longRunIntervalMs` (default 50) while one entry point keeps running, from
+   * inside it: the host's chance to do urgent work that cannot wait for the guest (a node posts
+   * consensus heartbeats to its transport thread). Must not call back into this interpreter;
+   * what it throws is ignored.
+   */
+  onLongRun?: () => void;
+  longRunIntervalMs?: number;
 }
 
 export interface CallOptions {

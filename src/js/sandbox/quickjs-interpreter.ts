@@ -169,6 +169,8 @@ class QuickJsInterpreter implements RewindableInterpreter {
   private lastImport: { name: string; importer: string } | undefined;
 
   private deadline = Number.POSITIVE_INFINITY;
+  /** When `onLongRun` was last called (or the entry point began). */
+  private lastLongRunCall = 0;
   private busy = false;
   private timedOut = false;
   /** Makes the interrupt handler stop the guest at its next check. */
@@ -396,6 +398,7 @@ class QuickJsInterpreter implements RewindableInterpreter {
     this.abortRequested = false;
     this.failure = undefined;
     this.deadline = startedAt + this.limits.maxExecutionTimeMs;
+    this.lastLongRunCall = startedAt;
     engine.growthBudget = Math.max(0, this.limits.maxHeapBytes - this.heapAtLastCheck);
     engine.growthRefused = false;
     try {
@@ -541,6 +544,18 @@ class QuickJsInterpreter implements RewindableInterpreter {
 
   private shouldInterrupt(): boolean {
     if (this.abortRequested) return true;
+    const onLongRun = this.options.onLongRun;
+    if (onLongRun !== undefined) {
+      const now = performance.now();
+      if (now - this.lastLongRunCall >= (this.options.longRunIntervalMs ?? 50)) {
+        this.lastLongRunCall = now;
+        try {
+          onLongRun();
+        } catch {
+          // The host's own business: the guest goes on.
+        }
+      }
+    }
     if (this.engine.growthRefused) {
       // The guest may have caught the "out of memory" the refusal caused; it must still stop.
       this.recordFailure(new LimitExceeded("memory"));
