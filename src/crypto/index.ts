@@ -18,6 +18,8 @@ export {
   type CertificateSigningRequest,
   createCertificateSigningRequest,
   createEndorsedCertificate,
+  endorseCertificateSigningRequest,
+  parseX509Time,
   createSelfSignedCertificate,
   createServiceCertificate,
   parseCertificateSigningRequest,

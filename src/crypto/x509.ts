@@ -1,8 +1,28 @@
 // X.509 certificates shaped as CCF issues them (node self-signed, service CA, service-endorsed node),
 // generated reproducibly, plus the few parsing checks the rest of ccf-ts needs.
 import "reflect-metadata";
-import { createHash, type KeyObject, X509Certificate as NodeX509, webcrypto } from "node:crypto";
+import {
+  createHash,
+  createPublicKey,
+  verify as cryptoVerify,
+  type KeyObject,
+  X509Certificate as NodeX509,
+  webcrypto,
+} from "node:crypto";
 import { isIP } from "node:net";
+import { CertificationRequest } from "@peculiar/asn1-csr";
+import { ECDSASigValue } from "@peculiar/asn1-ecc";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  Certificate as AsnCertificate,
+  Extension,
+  Extensions,
+  SubjectKeyIdentifier,
+  TBSCertificate,
+  Validity,
+  Version,
+} from "@peculiar/asn1-x509";
 import * as x509 from "@peculiar/x509";
 import { CryptoError, FormatError } from "../errors.js";
 import { type HashName, signData } from "./ecdsa.js";
@@ -424,4 +444,141 @@ export async function parseCertificateSigningRequest(
       ?.join("\n") ?? ""
   }\n-----END PUBLIC KEY-----\n`;
   return { subjectName: csr.subject, sans, publicKeyPem };
+}
+
+/**
+ * The certificate the service endorses for a node's CSR (governance's
+ * `ccf.network.generateEndorsedCertificate`), built and signed synchronously: a constitution's
+ * `apply` calls it as a plain function. Subject, key and SANs come from the CSR, whose own
+ * signature must verify. `validFrom` is an X.509 time ("YYYYMMDDhhmmssZ" or "YYMMDDhhmmssZ", as
+ * CCF's constitution passes it) or ISO 8601.
+ */
+export function endorseCertificateSigningRequest(opts: {
+  csrPem: string;
+  issuerKey: EcKeyPair;
+  issuerCertPem: string;
+  validFrom: string;
+  validityDays: number;
+  rng?: Rng;
+}): string {
+  let request: CertificationRequest;
+  try {
+    request = AsnConvert.parse(pemToDer(opts.csrPem), CertificationRequest);
+  } catch (e) {
+    throw new FormatError("InvalidCsr", "cannot parse the certificate signing request", {
+      cause: e,
+    });
+  }
+  const info = request.certificationRequestInfo;
+  const spkiDer = Buffer.from(AsnConvert.serialize(info.subjectPKInfo));
+  const subjectKey = createPublicKey({ key: spkiDer, format: "der", type: "spki" });
+  const infoDer = Buffer.from(request.certificationRequestInfoRaw ?? AsnConvert.serialize(info));
+  const csrHash = request.signatureAlgorithm.algorithm === OID_ECDSA_SHA384 ? "sha384" : "sha256";
+  if (
+    !cryptoVerify(
+      csrHash,
+      infoDer,
+      { key: subjectKey, dsaEncoding: "der" },
+      Buffer.from(request.signature),
+    )
+  ) {
+    throw new FormatError("InvalidCsr", "the certificate signing request's signature is invalid");
+  }
+  if (!Number.isFinite(opts.validityDays) || opts.validityDays <= 0) {
+    throw new CryptoError("InvalidValidity", `validity must be a positive number of days`);
+  }
+  const notBefore = parseX509Time(opts.validFrom);
+  const notAfter = new Date(notBefore.getTime() + opts.validityDays * DAY_MS - 1000);
+  const issuer = AsnConvert.parse(certificateDer(opts.issuerCertPem), AsnCertificate);
+  const hash = signatureHash(opts.issuerKey);
+  const algorithm = new AlgorithmIdentifier({
+    algorithm: hash === "sha384" ? OID_ECDSA_SHA384 : OID_ECDSA_SHA256,
+  });
+  const sanRequested = info.attributes
+    .flatMap((a) => a.values)
+    .flatMap((v) => {
+      try {
+        return AsnConvert.parse(v, Extensions);
+      } catch {
+        return [];
+      }
+    })
+    .filter((e) => e.extnID === OID_SUBJECT_ALT_NAME);
+  const issuerSki = issuer.tbsCertificate.extensions?.find(
+    (e) => e.extnID === OID_SUBJECT_KEY_IDENTIFIER,
+  )?.extnValue.buffer;
+  const rawExtensions = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.SubjectKeyIdentifierExtension(keyIdentifier(spkiDer)),
+    new x509.AuthorityKeyIdentifierExtension(
+      issuerSki === undefined
+        ? keyIdentifier(opts.issuerKey.publicKeyDer)
+        : Buffer.from(AsnConvert.parse(issuerSki, SubjectKeyIdentifier).buffer).toString("hex"),
+    ),
+  ].map((e) => AsnConvert.parse(e.rawData, Extension));
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: positiveInteger(Buffer.from(serialNumberHex(opts.rng ?? systemRng), "hex")),
+    signature: algorithm,
+    issuer: issuer.tbsCertificate.subject,
+    validity: new Validity({ notBefore, notAfter }),
+    subject: info.subject,
+    subjectPublicKeyInfo: info.subjectPKInfo,
+    extensions: new Extensions([...rawExtensions, ...sanRequested]),
+  });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const p1363 = signData(opts.issuerKey, tbsDer, hash);
+  const half = p1363.length / 2;
+  const sigValue = new ECDSASigValue({
+    r: positiveInteger(p1363.subarray(0, half)),
+    s: positiveInteger(p1363.subarray(half)),
+  });
+  const cert = new AsnCertificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: algorithm,
+    signatureValue: AsnConvert.serialize(sigValue),
+  });
+  const der = Buffer.from(AsnConvert.serialize(cert));
+  if (!new NodeX509(der).verify(opts.issuerKey.publicKey)) {
+    throw new CryptoError("CertificateSigningFailed", "issued certificate does not verify");
+  }
+  return derToPem(der);
+}
+
+const OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2";
+const OID_ECDSA_SHA384 = "1.2.840.10045.4.3.3";
+const OID_SUBJECT_ALT_NAME = "2.5.29.17";
+const OID_SUBJECT_KEY_IDENTIFIER = "2.5.29.14";
+
+/** A DER INTEGER's content for an unsigned big-endian value: no leading zeros, sign bit clear. */
+function positiveInteger(bytes: Uint8Array): ArrayBuffer {
+  let i = 0;
+  while (i < bytes.length - 1 && bytes[i] === 0) i++;
+  const trimmed = bytes.subarray(i);
+  const out =
+    (trimmed[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : Buffer.from(trimmed);
+  return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+}
+
+function pemToDer(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s/g, ""), "base64");
+}
+
+/** "YYYYMMDDhhmmssZ" (GeneralizedTime), "YYMMDDhhmmssZ" (UTCTime) or ISO 8601. */
+export function parseX509Time(text: string): Date {
+  const g = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  const u = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  const m = g ?? u;
+  let date: Date;
+  if (m !== null) {
+    const n = (i: number): number => Number(m[i]);
+    const year = g !== null ? n(1) : n(1) < 50 ? 2000 + n(1) : 1900 + n(1);
+    date = new Date(Date.UTC(year, n(2) - 1, n(3), n(4), n(5), n(6)));
+  } else {
+    date = new Date(text);
+  }
+  if (Number.isNaN(date.getTime())) {
+    throw new FormatError("InvalidTime", `${JSON.stringify(text)} is not a valid time`);
+  }
+  return date;
 }

@@ -12,6 +12,8 @@ export interface NodeGovHooks {
   forceLedgerChunk(): void;
   refreshAppInterpreters(): void;
   latestLedgerSecretSeqno(): number;
+  /** The service's endorsement of a node's CSR (the service key is this node's to use). */
+  endorseCsr(csrPem: string, validFrom: string, validityPeriodDays: number): string;
   setJwtPublicSigningKeys?(tx: Tx, issuer: string, metadata: unknown, jwks: unknown): void;
   removeJwtPublicSigningKeys?(tx: Tx, issuer: string): void;
 }
@@ -54,9 +56,8 @@ export function nodeGovEffects(hooks: NodeGovHooks): GovEffects {
     triggerSnapshot: () => {
       throw new Error(`Snapshots ${UNAVAILABLE}`);
     },
-    generateEndorsedCertificate: () => {
-      throw new Error(`Endorsing node certificates ${UNAVAILABLE} (joining nodes come later)`);
-    },
+    generateEndorsedCertificate: (_tx, csrPem, validFrom, days) =>
+      hooks.endorseCsr(csrPem, validFrom, days),
     generateNetworkCertificate: () => {
       throw new Error(`Renewing the service certificate ${UNAVAILABLE}`);
     },

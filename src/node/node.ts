@@ -9,6 +9,7 @@ import {
   createCertificateSigningRequest,
   createEndorsedCertificate,
   createServiceCertificate,
+  endorseCertificateSigningRequest,
   EcKeyPair,
   sha256,
   systemRng,
@@ -209,7 +210,25 @@ export class Node implements NodeContext {
     await this.createCsr();
     this.createApp();
     const n2nAddress = await this.listenAll(this.identity.selfSignedCert, serviceCertPem);
+    this.writeAddressFiles(n2nAddress);
     this.nodeState = "Pending";
+    // Until it is part of the network a joining node answers only where it stands.
+    this.router.setEndpoints("node", [
+      {
+        method: "GET",
+        path: "/node/state",
+        handler: () => ({
+          status: 200,
+          body: {
+            node_id: this.nodeId,
+            state: this.nodeState,
+            last_signed_seqno: 0,
+            startup_seqno: 0,
+            stop_notice: false,
+          },
+        }),
+      },
+    ]);
     const answer = await requestJoin({
       target: join.target_rpc_address,
       serviceCertPem,
@@ -564,11 +583,8 @@ export class Node implements NodeContext {
     return nodeInfo;
   }
 
-  /** Output files, endpoints and the ticker: the node is part of the network. */
-  private goLive(serviceCert: string, n2nAddress: string): void {
-    writeFileSync(this.config.command.service_certificate_file, serviceCert);
-    writeFileSync(this.config.output_files.node_certificate_file, this.identity.selfSignedCert);
-    writeFileSync(this.config.output_files.pid_file, String(process.pid));
+  /** Where this node listens, for operators and tools (a joining node writes them at once). */
+  private writeAddressFiles(n2nAddress: string): void {
     if (this.config.output_files.rpc_addresses_file !== undefined) {
       const addresses: Record<string, string> = {};
       for (const i of this.interfaces) addresses[i.name] = i.address;
@@ -580,6 +596,14 @@ export class Node implements NodeContext {
         JSON.stringify({ node_to_node_interface: n2nAddress }),
       );
     }
+  }
+
+  /** Output files, endpoints and the ticker: the node is part of the network. */
+  private goLive(serviceCert: string, n2nAddress: string): void {
+    writeFileSync(this.config.command.service_certificate_file, serviceCert);
+    writeFileSync(this.config.output_files.node_certificate_file, this.identity.selfSignedCert);
+    writeFileSync(this.config.output_files.pid_file, String(process.pid));
+    this.writeAddressFiles(n2nAddress);
 
     const joinEndpoint: Endpoint = {
       method: "POST",
@@ -632,6 +656,14 @@ export class Node implements NodeContext {
           forceLedgerChunk: () => this.pipeline.forceChunkAtNextSignature(),
           refreshAppInterpreters: () => this.app.flush(),
           latestLedgerSecretSeqno: () => 1,
+          endorseCsr: (csrPem, validFrom, validityDays) =>
+            endorseCertificateSigningRequest({
+              csrPem,
+              issuerKey: this.serviceKey,
+              issuerCertPem: this.serviceCertPem,
+              validFrom,
+              validityDays,
+            }),
           setJwtPublicSigningKeys: (tx, issuer, metadata, jwks) =>
             jwtEffect(() => setJwtPublicSigningKeys(tx, issuer, metadata, jwks)),
           removeJwtPublicSigningKeys: (tx, issuer) =>

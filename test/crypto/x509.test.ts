@@ -11,6 +11,7 @@ import {
   createSelfSignedCertificate,
   createServiceCertificate,
   EcKeyPair,
+  endorseCertificateSigningRequest,
   parseCertificateSigningRequest,
   parseSubjectAltName,
   pemBundleSplit,
@@ -293,5 +294,65 @@ describe("certificate signing request", () => {
     const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
     await assert.rejects(parseCertificateSigningRequest(tampered), FormatError);
     await assert.rejects(parseCertificateSigningRequest("not a csr"), FormatError);
+  });
+});
+
+describe("endorsing a certificate signing request (governance's generateEndorsedCertificate)", () => {
+  it("issues, synchronously, a certificate for the CSR's key, subject and SANs, signed by the service", async () => {
+    const serviceKey = EcKeyPair.generate("secp384r1");
+    const serviceCert = await createServiceCertificate(serviceKey, {
+      subjectName: "CN=CCF Service",
+      validFrom: new Date("2024-01-01T00:00:00Z"),
+      validityDays: 365,
+    });
+    const nodeKey = EcKeyPair.generate("secp384r1");
+    const csr = await createCertificateSigningRequest(nodeKey, {
+      subjectName: "CN=CCF Node",
+      sans: [parseSubjectAltName("iPAddress:127.0.0.1")],
+    });
+    const pem = endorseCertificateSigningRequest({
+      csrPem: csr,
+      issuerKey: serviceKey,
+      issuerCertPem: serviceCert,
+      validFrom: "20240102030405Z",
+      validityDays: 10,
+    });
+    const cert = new NodeX509(pem);
+    assert.ok(verifyCertificateIssued(pem, serviceCert));
+    assert.equal(cert.subject, "CN=CCF Node");
+    assert.equal(cert.subjectAltName, "IP Address:127.0.0.1");
+    assert.equal(new Date(cert.validFrom).toISOString(), "2024-01-02T03:04:05.000Z");
+    assert.equal(new Date(cert.validTo).toISOString(), "2024-01-12T03:04:04.000Z");
+    assert.ok(
+      Buffer.from(cert.publicKey.export({ type: "spki", format: "der" })).equals(
+        nodeKey.publicKeyDer,
+      ),
+    );
+    assert.equal(cert.ca, false);
+  });
+
+  it("refuses a CSR whose signature does not verify, and a bad time", async () => {
+    const serviceKey = EcKeyPair.generate("secp256r1");
+    const serviceCert = await createServiceCertificate(serviceKey, {
+      subjectName: "CN=CCF Service",
+      validFrom: new Date(),
+      validityDays: 1,
+    });
+    const csr = await createCertificateSigningRequest(EcKeyPair.generate("secp256r1"), {
+      subjectName: "CN=n",
+    });
+    const der = Buffer.from(csr.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    der[der.length - 5] = (der[der.length - 5] ?? 0) ^ 0xff;
+    const bad = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+    const endorse = (csrPem: string, validFrom: string) =>
+      endorseCertificateSigningRequest({
+        csrPem,
+        issuerKey: serviceKey,
+        issuerCertPem: serviceCert,
+        validFrom,
+        validityDays: 1,
+      });
+    assert.throws(() => endorse(bad, "20240101000000Z"), FormatError);
+    assert.throws(() => endorse(csr, "yesterday"), FormatError);
   });
 });
