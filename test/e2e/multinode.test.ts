@@ -287,9 +287,49 @@ describe("a service of three nodes", () => {
     }
   });
 
-  it("elects a new primary among the survivors when the primary is killed, and commits new writes", async () => {
+  it("elects a new primary among the survivors when the primary is killed under load; writes reported Committed survive", async () => {
     const [first, ...survivors] = nodes as [(typeof nodes)[number], ...typeof nodes];
+    const asUser = new Agent({
+      connect: {
+        ca: readFileSync(join(dir, "n0", "service_cert.pem"), "utf8"),
+        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
+        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+      },
+    });
+    // Four writers keep writing to the primary; each write's status is polled until Committed.
+    const committed: number[] = [];
+    let next = 1000;
+    let killed = false;
+    const writer = async () => {
+      while (!killed) {
+        const id = next++;
+        try {
+          const res = await request(`${first.base}/app/log/public`, {
+            dispatcher: asUser,
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ id, msg: `load ${id}` }),
+          });
+          await res.body.dump();
+          const txId = String(res.headers["x-ms-ccf-transaction-id"]);
+          for (let i = 0; i < 100 && !killed; i++) {
+            const s = (await get(first.base, `/app/tx?transaction_id=${txId}`)).json();
+            if (s.status === "Committed") {
+              committed.push(id);
+              break;
+            }
+          }
+        } catch {
+          // The primary is gone: this write's fate is unknown, and it is not counted.
+        }
+      }
+    };
+    const writers = [writer(), writer(), writer(), writer()];
+    await waitFor("writes to commit under load", () => (committed.length >= 20 ? true : undefined));
+    const reportedBeforeKill = [...committed];
     first.node.kill("SIGKILL");
+    killed = true;
+    await Promise.all(writers);
     const primary = await waitFor(
       "a survivor to become primary",
       async () => {
@@ -313,6 +353,12 @@ describe("a service of three nodes", () => {
     for (const n of survivors) {
       const s = (await get(n.base, `/app/tx?transaction_id=${committedBeforeKill?.txId}`)).json();
       assert.equal(s.status, "Committed");
+      for (const id of reportedBeforeKill) {
+        const res = await request(`${n.base}/app/log/public?id=${id}`, { dispatcher: asUser });
+        assert.equal(res.statusCode, 200, `write ${id} reported Committed is on ${n.base}`);
+        assert.deepEqual(await res.body.json(), { msg: `load ${id}` });
+      }
     }
+    await asUser.close();
   });
 });
