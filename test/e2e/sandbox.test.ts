@@ -120,20 +120,23 @@ describe("ccf-ts sandbox", () => {
         assert.deepEqual(JSON.parse(read.body), { msg: "Logged to public table" });
       }
       // A write sent to a backup is forwarded to the primary, the caller checked there.
-      const forwarded = curl(
-        `https://${others[0]}/app/log/private`,
-        "-X",
-        "POST",
-        ...asUser(0),
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        JSON.stringify({ id: 43, msg: "through a backup" }),
-      );
-      assert.deepEqual(forwarded, { status: 200, body: "true" });
-      assert.deepEqual(JSON.parse(curl(`${base}/app/log/private?id=43`, ...asUser(0)).body), {
-        msg: "through a backup",
-      });
+      for (const [i, other] of others.entries()) {
+        const forwarded = curl(
+          `https://${other}/app/log/private`,
+          "-X",
+          "POST",
+          ...asUser(0),
+          "-H",
+          "Content-Type: application/json",
+          "--data-binary",
+          JSON.stringify({ id: 43 + i * 10, msg: `through backup ${i + 1}` }),
+        );
+        assert.deepEqual(forwarded, { status: 200, body: "true" });
+        assert.deepEqual(
+          JSON.parse(curl(`${base}/app/log/private?id=${43 + i * 10}`, ...asUser(0)).body),
+          { msg: `through backup ${i + 1}` },
+        );
+      }
       const anonymous = curl(
         `https://${others[0]}/app/log/private`,
         "-X",
