@@ -91,6 +91,13 @@ const APP_TABLES = [
   Tables.JS_RUNTIME_OPTIONS,
   Tables.INTERPRETER_FLUSH,
 ];
+/** The fields of a nodes.info record this file reads. */
+interface NodeRecord {
+  status?: string;
+  node_to_node_interface?: { published_address?: string };
+  rpc_interfaces?: Record<string, { published_address?: string }>;
+}
+
 /** How long a backup waits for the primary's answer to a forwarded request, by default. */
 const FORWARDING_TIMEOUT_MS = 3000;
 /** How long a joining node keeps asking to be admitted before giving up. */
@@ -849,18 +856,11 @@ export class Node implements NodeContext {
   private refreshPeers(): void {
     if (this.transport === undefined) return;
     const peers = new Map<string, string>();
-    const nodes = this.store.mapState(Tables.NODES);
-    for (const key of nodes?.sortedKeys() ?? []) {
-      const id = Buffer.from(keyFromString(key)).toString("utf8");
-      if (id === this.nodeId) continue;
-      const raw = this.store.get(Tables.NODES, key);
-      if (raw === undefined) continue;
-      const info = decodeValue(Tables.NODES, raw) as {
-        status?: string;
-        node_to_node_interface?: { published_address?: string };
-      };
+    for (const { id, info } of this.nodeRecords()) {
       const address = info.node_to_node_interface?.published_address;
-      if (address !== undefined && info.status !== "Retired") peers.set(id, address);
+      if (id !== this.nodeId && address !== undefined && info.status !== "Retired") {
+        peers.set(id, address);
+      }
     }
     const key = [...peers].map(([k, v]) => `${k}=${v}`).join(",");
     if (key === this.peersKey) return;
@@ -896,16 +896,8 @@ export class Node implements NodeContext {
   /** The published address of interface `name` on the primary, or on some backup. */
   private addressOf(name: string, role: NodeRole): string | undefined {
     const primary = this.host?.raft.leader;
-    const nodes = this.store.mapState(Tables.NODES);
-    for (const key of nodes?.sortedKeys() ?? []) {
-      const id = Buffer.from(keyFromString(key)).toString("utf8");
+    for (const { id, info } of this.nodeRecords()) {
       if ((role === "primary") !== (id === primary)) continue;
-      const raw = this.store.get(Tables.NODES, key);
-      if (raw === undefined) continue;
-      const info = decodeValue(Tables.NODES, raw) as {
-        status?: string;
-        rpc_interfaces?: Record<string, { published_address?: string }>;
-      };
       const address = info.rpc_interfaces?.[name]?.published_address;
       if (info.status === "Trusted" && address !== undefined) return address;
     }
@@ -914,14 +906,21 @@ export class Node implements NodeContext {
 
   /** The trusted nodes of the service as the store has it now: consensus's configuration. */
   private trustedNodes(): string[] {
-    const out: string[] = [];
-    const nodes = this.store.mapState(Tables.NODES);
-    for (const key of nodes?.sortedKeys() ?? []) {
+    return this.nodeRecords()
+      .filter((n) => n.info.status === "Trusted")
+      .map((n) => n.id);
+  }
+
+  /** The nodes.info records as this node's store has them now, by node id order. */
+  private nodeRecords(): Array<{ id: string; info: NodeRecord }> {
+    const out: Array<{ id: string; info: NodeRecord }> = [];
+    for (const key of this.store.mapState(Tables.NODES)?.sortedKeys() ?? []) {
       const raw = this.store.get(Tables.NODES, key);
       if (raw === undefined) continue;
-      if ((decodeValue(Tables.NODES, raw) as { status?: string }).status === "Trusted") {
-        out.push(Buffer.from(keyFromString(key)).toString("utf8"));
-      }
+      out.push({
+        id: Buffer.from(keyFromString(key)).toString("utf8"),
+        info: decodeValue(Tables.NODES, raw) as NodeRecord,
+      });
     }
     return out;
   }
