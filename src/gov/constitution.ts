@@ -12,6 +12,7 @@ import {
 } from "../js/ccf/index.js";
 import {
   CCF_DEFAULT_LIMITS,
+  checkArgCount,
   createInterpreter,
   GuestError,
   type GuestValue,
@@ -103,12 +104,6 @@ export function govLimits(tx: Tx): Limits {
     maxStackBytes: atLeast(o.max_stack_bytes, CCF_DEFAULT_LIMITS.maxStackBytes),
     maxExecutionTimeMs: atLeast(o.max_execution_time_ms, CCF_DEFAULT_LIMITS.maxExecutionTimeMs),
   };
-}
-
-function argc(args: GuestValue[], n: number): void {
-  if (args.length !== n) {
-    throw new GuestError("TypeError", `Passed ${args.length} arguments, but expected ${n}`);
-  }
 }
 
 function str(v: GuestValue, what: string): string {
@@ -224,15 +219,15 @@ export class ConstitutionRunner {
     const fx = this.opts.effects;
     interp.define(HOST_GLOBAL, {
       triggerLedgerRekey: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         effect(() => fx.triggerLedgerRekey(tx));
       },
       triggerRecoverySharesRefresh: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         effect(() => fx.triggerRecoverySharesRefresh(tx));
       },
       transitionServiceToOpen: (...a) => {
-        argc(a, 2);
+        checkArgCount(a, 2);
         const pem = (v: GuestValue, what: string): string => {
           if (!(v instanceof ArrayBuffer)) {
             throw new GuestError("TypeError", `${what} must be an ArrayBuffer`);
@@ -244,15 +239,15 @@ export class ConstitutionRunner {
         effect(() => fx.transitionServiceToOpen(tx, previous, next));
       },
       triggerLedgerChunk: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         effect(() => fx.triggerLedgerChunk(tx));
       },
       triggerSnapshot: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         effect(() => fx.triggerSnapshot(tx));
       },
       generateEndorsedCertificate: (...a) => {
-        argc(a, 3);
+        checkArgCount(a, 3);
         return effect(() =>
           fx.generateEndorsedCertificate(
             tx,
@@ -263,7 +258,7 @@ export class ConstitutionRunner {
         );
       },
       generateNetworkCertificate: (...a) => {
-        argc(a, 2);
+        checkArgCount(a, 2);
         return effect(() =>
           fx.generateNetworkCertificate(
             tx,
@@ -273,19 +268,19 @@ export class ConstitutionRunner {
         );
       },
       getLatestLedgerSecretSeqno: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         return effect(() => fx.getLatestLedgerSecretSeqno(tx));
       },
       setJwtPublicSigningKeys: (...a) => {
-        argc(a, 3);
+        checkArgCount(a, 3);
         effect(() => fx.setJwtPublicSigningKeys(tx, str(a[0], "issuer"), a[1], a[2]));
       },
       removeJwtPublicSigningKeys: (...a) => {
-        argc(a, 1);
+        checkArgCount(a, 1);
         effect(() => fx.removeJwtPublicSigningKeys(tx, str(a[0], "issuer")));
       },
       refreshAppBytecodeCache: (...a) => {
-        argc(a, 0);
+        checkArgCount(a, 0);
         effect(() => fx.refreshAppBytecodeCache(tx));
       },
     });

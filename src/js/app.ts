@@ -16,6 +16,7 @@ import {
 } from "./ccf/index.js";
 import {
   CCF_DEFAULT_LIMITS,
+  checkArgCount,
   createInterpreter,
   createRewindableInterpreter,
   GuestError,
@@ -680,11 +681,6 @@ export class JsApp {
       ...(this.onLongRun === undefined ? {} : { onLongRun: this.onLongRun }),
     });
     app.interp = interp;
-    const argc = (args: GuestValue[], n: number): void => {
-      if (args.length !== n) {
-        throw new GuestError("TypeError", `Passed ${args.length} arguments, but expected ${n}`);
-      }
-    };
     const nonNegative = (v: GuestValue, what: string): number => {
       if (typeof v !== "number" || !Number.isFinite(v)) {
         throw new GuestError("TypeError", `${what} must be a number`);
@@ -695,14 +691,14 @@ export class JsApp {
     try {
       interp.define(HOST_GLOBAL, {
         setApplyWrites: (...args) => {
-          argc(args, 1);
+          checkArgCount(args, 1);
           if (typeof args[0] !== "boolean") {
             throw new GuestError("TypeError", "Argument must be a boolean");
           }
           need().applyWrites = args[0];
         },
         setClaimsDigest: (...args) => {
-          argc(args, 1);
+          checkArgCount(args, 1);
           const d = args[0];
           if (!(d instanceof ArrayBuffer) || d.byteLength !== 32) {
             throw new GuestError("TypeError", "Argument must be an ArrayBuffer of 32 bytes");
@@ -710,30 +706,30 @@ export class JsApp {
           need().claimsDigest = new Uint8Array(d.slice(0));
         },
         getLastCommittedTxId: (...args) => {
-          argc(args, 0);
+          checkArgCount(args, 0);
           const { view, seqno } = this.consensus.lastCommitted();
           return { view, seqno };
         },
         getStatusForTxId: (...args) => {
-          argc(args, 2);
+          checkArgCount(args, 2);
           const view = nonNegative(args[0], "view");
           const seqno = nonNegative(args[1], "seqno");
           return this.consensus.statusFor(view, seqno);
         },
         getViewForSeqno: (...args) => {
-          argc(args, 1);
+          checkArgCount(args, 1);
           const seqno = nonNegative(args[0], "seqno");
           return this.consensus.viewFor(seqno) ?? null;
         },
         enableUntrustedDateTime: (...args) => {
-          argc(args, 1);
+          checkArgCount(args, 1);
           if (typeof args[0] !== "boolean") {
             throw new GuestError("TypeError", "Argument must be a boolean");
           }
           return interp.setUntrustedDateTime(args[0]);
         },
         enableMetricsLogging: (...args) => {
-          argc(args, 1);
+          checkArgCount(args, 1);
           if (typeof args[0] !== "boolean") {
             throw new GuestError("TypeError", "Argument must be a boolean");
           }

@@ -442,12 +442,7 @@ export class Node implements NodeContext {
       replica,
       storage: this.storage,
       transport: {
-        send: (to, payload) => {
-          const frame = Buffer.allocUnsafe(payload.length + 1);
-          frame[0] = NODE_CHANNEL.consensus;
-          frame.set(payload, 1);
-          this.transport?.send(to, frame);
-        },
+        send: (to, payload) => this.sendConsensus(to, payload),
       },
       configurationOf: () => {
         // A transaction that changed the set of trusted nodes starts a new configuration.
@@ -494,9 +489,7 @@ export class Node implements NodeContext {
     this.app = new JsApp({
       onLongRun: () => this.keepAlive(),
       log: (level, message) => {
-        if (level === "error") this.log.error({ tag: "app" }, message);
-        else if (level === "warn") this.log.warn({ tag: "app" }, message);
-        else this.log.info({ tag: "app" }, message);
+        this.guestLog("app", level, message);
       },
       consensus: {
         lastCommitted: () => this.commitTxId(),
@@ -677,9 +670,7 @@ export class Node implements NodeContext {
             jwtEffect(() => removeJwtPublicSigningKeys(tx, issuer)),
         }),
         log: (level, message) => {
-          if (level === "error") this.log.error({ tag: "gov" }, message);
-          else if (level === "warn") this.log.warn({ tag: "gov" }, message);
-          else this.log.info({ tag: "gov" }, message);
+          this.guestLog("gov", level, message);
         },
       }),
     );
@@ -959,12 +950,23 @@ export class Node implements NodeContext {
     this.lastKeepAlive = now;
     if (this.host?.raft.role !== "Primary") return;
     for (const out of this.host.raft.heartbeats()) {
-      const payload = encodeMessage(out.message);
-      const frame = Buffer.allocUnsafe(payload.length + 1);
-      frame[0] = NODE_CHANNEL.consensus;
-      frame.set(payload, 1);
-      this.transport?.send(out.to, frame);
+      this.sendConsensus(out.to, encodeMessage(out.message));
     }
+  }
+
+  /** A guest's `console.*` line in the node's log, tagged with where the guest runs. */
+  private guestLog(tag: "app" | "gov", level: string, message: string): void {
+    if (level === "error") this.log.error({ tag }, message);
+    else if (level === "warn") this.log.warn({ tag }, message);
+    else this.log.info({ tag }, message);
+  }
+
+  /** A consensus message to another node, on the consensus channel of the transport. */
+  private sendConsensus(to: string, payload: Uint8Array): void {
+    const frame = Buffer.allocUnsafe(payload.length + 1);
+    frame[0] = NODE_CHANNEL.consensus;
+    frame.set(payload, 1);
+    this.transport?.send(to, frame);
   }
 
   /** Consensus committed up to a signature: history before it is final. */

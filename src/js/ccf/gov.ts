@@ -2,6 +2,7 @@
 // constitution in an interpreter of its own and checks the functions it exports, as CCF does.
 
 import {
+  checkArgCount,
   createInterpreterNow,
   deterministic,
   GuestError,
@@ -92,9 +93,7 @@ export function validateConstitution(source: string, options: GovExtensionOption
 export function installGovExtension(interp: Interpreter, options: GovExtensionOptions): void {
   interp.define(HOST_GLOBAL, {
     validateConstitution: deterministic((...args) => {
-      if (args.length !== 1) {
-        throw new GuestError("TypeError", `Passed ${args.length} arguments, but expected 1`);
-      }
+      checkArgCount(args, 1);
       const source = args[0];
       if (typeof source !== "string") {
         throw new GuestError("TypeError", "constitution is not a string");

@@ -45,6 +45,13 @@ const LIMIT_MESSAGES: Record<LimitKind, string> = {
   stack: "The JS stack limit was reached.",
 };
 
+/** A host function called with the wrong number of arguments: CCF's native TypeError. */
+export function checkArgCount(args: readonly unknown[], expected: number): void {
+  if (args.length !== expected) {
+    throw new GuestError("TypeError", `Passed ${args.length} arguments, but expected ${expected}`);
+  }
+}
+
 /** A limit was hit; the interpreter is dead and must be discarded. */
 export class LimitExceeded extends CcfError {
   readonly kind: LimitKind;

@@ -25,5 +25,12 @@ export {
   type GuestViewType,
   type HostValue,
 } from "./values.js";
-export { GuestError, JsException, LimitExceeded, type LimitKind, SandboxError } from "./errors.js";
+export {
+  checkArgCount,
+  GuestError,
+  JsException,
+  LimitExceeded,
+  type LimitKind,
+  SandboxError,
+} from "./errors.js";
 export { resolveModuleName } from "./module-names.js";
