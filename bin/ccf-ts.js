@@ -15,7 +15,8 @@ Commands:
   keygen       generate a member or user identity
   cose-sign    sign a governance message (CCF's ccf_cose_sign1) to stdout
   gov          propose, vote, withdraw, ack, show: member governance in one step
-  ledger       read and verify a ledger directory offline
+  ledger       verify a ledger offline (ledger verify), print its transactions (ledger read)
+  receipt      verify a JSON or COSE receipt offline (receipt verify)
 
 Run \`ccf-ts <command> --help\` for a command's options.
 

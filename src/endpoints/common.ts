@@ -7,7 +7,7 @@ import type { EndpointMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { parseQuery } from "./query.js";
 import { parseTxId, TX_ID_HEADER, txIdString } from "./txid.js";
-import type { Endpoint, EndpointRequest } from "./types.js";
+import type { Endpoint, EndpointRequest, EndpointResponse } from "./types.js";
 
 const TX_ID_PARAM = "transaction_id";
 
@@ -25,6 +25,15 @@ function txIdFromQuery(req: EndpointRequest): { view: number; seqno: number } {
     );
   }
   return id;
+}
+
+/** CCF's answer while a historical transaction is read from the ledger: 202, retry in 3 s. */
+export function historicalRetry(id: { view: number; seqno: number }): EndpointResponse {
+  return {
+    status: 202,
+    headers: { "retry-after": "3", "content-type": "text/plain" },
+    body: `Historical transaction ${txIdString(id)} is not currently available.`,
+  };
 }
 
 /**
@@ -85,21 +94,31 @@ export function commonEndpoints(
       openapi: { summary: "Receipt for a transaction" },
       handler: (req) => {
         const id = txIdFromQuery(req);
+        const format = parseQuery(req.query).get("format") ?? "json";
+        if (format !== "json" && format !== "cose") {
+          throw HttpErrors.InvalidQueryParameterValue(
+            `Invalid value for format, must be one of [json, cose] when present`,
+          );
+        }
         const status = ctx.txStatus(id);
         if (status === "Invalid") {
           throw HttpErrors.TransactionInvalid(`Transaction ${txIdString(id)} is invalid.`);
         }
-        const receipt = status === "Committed" ? ctx.receipt(id) : undefined;
+        const receipt = status === "Committed" ? ctx.receipt(id, format) : undefined;
+        if (receipt === "fetching") return historicalRetry(id);
         if (receipt === undefined) {
+          if (status === "Committed" && format === "cose") {
+            throw HttpErrors.ResourceNotFound(
+              `No COSE signature covers transaction ${txIdString(id)}.`,
+            );
+          }
           throw HttpErrors.TransactionPendingOrUnknown(
             `Transaction ${txIdString(id)} is pending or unknown.`,
           );
         }
-        return {
-          status: 200,
-          headers: { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) },
-          body: receipt,
-        };
+        const headers: Record<string, string> = { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) };
+        if (Buffer.isBuffer(receipt)) headers["content-type"] = "application/cose";
+        return { status: 200, headers, body: receipt };
       },
     },
     {

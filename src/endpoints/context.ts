@@ -63,8 +63,12 @@ export interface NodeContext {
   /** TxIDs at which each view from `since` on started (CCF's view history). */
   viewHistory(since?: number): TxId[];
   txStatus(id: TxId): TxStatus;
-  /** Receipt of a committed transaction, or undefined when it is not committed (yet). */
-  receipt(id: TxId): Receipt | undefined;
+  /**
+   * Receipt of a committed transaction: CCF's JSON receipt, or the COSE receipt's bytes;
+   * "fetching" while it is read from the ledger (answer 202, retry); undefined when it is not
+   * committed (yet), or, for COSE, when the ledger has no COSE signature over it.
+   */
+  receipt(id: TxId, format?: "json" | "cose"): Receipt | Buffer | "fetching" | undefined;
   quote(): Quote;
   sessionMetrics(): SessionMetrics;
   /** Whether the app / gov frontends accept requests (for /node/ready/*). */

@@ -1,6 +1,6 @@
 // Built-in endpoints: `/node/*`, and the common `/commit`, `/tx`, `/receipt`, `/api` of each frontend.
 
-export { commonEndpoints } from "./common.js";
+export { commonEndpoints, historicalRetry } from "./common.js";
 export type {
   NodeContext,
   NodeStartupState,

@@ -12,6 +12,7 @@ import {
   installCrypto,
   installGovExtension,
   installKv,
+  KV_FACTORY_GLOBAL,
   type KvContext,
 } from "./ccf/index.js";
 import {
@@ -19,6 +20,7 @@ import {
   checkArgCount,
   createInterpreter,
   createRewindableInterpreter,
+  deterministic,
   GuestError,
   type GuestValue,
   type HostValue,
@@ -125,6 +127,28 @@ export interface AppResult {
   claimsDigest?: Uint8Array;
 }
 
+/** A committed transaction's state, as historical queries hand it to the app. */
+export interface AppHistoricalState {
+  readonly transactionId: string;
+  /** What `receipt` shows in the guest (CCF's JS receipt). */
+  readonly jsReceipt: Record<string, unknown>;
+  /** A read-only transaction over the state. */
+  tx(): Tx;
+}
+
+/** Where `ccf.historical` gets ranges of states (the node's historical state cache). */
+export interface AppHistory {
+  /** The states of [start, end], or undefined while they are being fetched. */
+  range(
+    handle: number,
+    start: number,
+    end: number,
+    expirySeconds: number,
+  ): AppHistoricalState[] | undefined;
+  /** Whether the handle held states. */
+  drop(handle: number): boolean;
+}
+
 export interface ConsensusView {
   lastCommitted(): { view: number; seqno: number };
   statusFor(view: number, seqno: number): string;
@@ -164,6 +188,11 @@ interface Current {
   context: KvContext;
   applyWrites: boolean | undefined;
   claimsDigest: Uint8Array | undefined;
+  /** A historical endpoint's state (`ccf.historicalState`), once the guest has asked for it. */
+  historical: AppHistoricalState | undefined;
+  historicalSource: number | undefined;
+  /** Historical states handed to the guest in this request: kv source i + 1 is sources[i]. */
+  sources: Tx[];
 }
 
 /** One interpreter with the app's `ccf` global installed, and its per-request binding. */
@@ -220,7 +249,26 @@ const PRELUDE = `(() => {
     getStatusForTxId: host.getStatusForTxId,
     getViewForSeqno: host.getViewForSeqno,
   };
-  ccf.historical = stubs("historical.", ["getStateRange", "dropCachedStates"]);
+  const makeKv = globalThis.${KV_FACTORY_GLOBAL};
+  delete globalThis.${KV_FACTORY_GLOBAL};
+  const toStates = (list) => list.map((s) => ({ transactionId: s.transactionId, receipt: s.receipt, kv: makeKv(s.source) }));
+  ccf.historical = {
+    getStateRange: function getStateRange(...args) {
+      const r = host.getStateRange(...args);
+      return r === null ? null : toStates(r);
+    },
+    dropCachedStates: host.dropCachedStates,
+  };
+  // Set only while a historical endpoint runs; a getter so that module code evaluated for the
+  // request (a fresh interpreter's imports) sees it too.
+  Object.defineProperty(ccf, "historicalState", {
+    get() {
+      const s = host.historicalState();
+      return s === null ? undefined : toStates([s])[0];
+    },
+    enumerable: true,
+    configurable: true,
+  });
   ccf.host = stubs("host.", ["triggerSubprocess"]);
   ccf.enableUntrustedDateTime = host.enableUntrustedDateTime;
   ccf.enableMetricsLogging = host.enableMetricsLogging;
@@ -316,6 +364,23 @@ function urlDecode(s: string): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
+/** QuickJS's JS_ToInt64 of a guest argument: numbers truncated, NaN and non-numbers 0. */
+function toInt64(v: GuestValue): number {
+  const n =
+    typeof v === "number" ? v : typeof v === "string" || typeof v === "boolean" ? Number(v) : 0;
+  return Number.isFinite(n) ? Math.trunc(n) : 0;
+}
+
+/** A historical state as the guest gets it: its kv is source i + 1 of the running request. */
+function historicalForGuest(current: Current, state: AppHistoricalState): HostValue {
+  current.sources.push(state.tx());
+  return {
+    transactionId: state.transactionId,
+    receipt: state.jsReceipt as HostValue,
+    source: current.sources.length,
+  };
+}
+
 function errorResponse(status: number, body: unknown): EndpointResponse {
   return { status, headers: { "content-type": "application/json" }, body };
 }
@@ -338,6 +403,7 @@ export class JsApp {
   private readonly templates = new Map<string, Promise<ModuleTemplate | undefined>>();
   private readonly rewind: boolean;
   private readonly onLongRun: (() => void) | undefined;
+  private readonly history: AppHistory | undefined;
 
   constructor(opts: {
     log: (level: string, msg: string) => void;
@@ -350,8 +416,11 @@ export class JsApp {
     rewindInterpreters?: boolean;
     /** Called regularly while a handler runs long (see InterpreterOptions.onLongRun). */
     onLongRun?: () => void;
+    /** Historical states for `ccf.historical` (absent: its functions throw). */
+    history?: AppHistory;
   }) {
     this.onLongRun = opts.onLongRun;
+    this.history = opts.history;
     this.rewind = opts.rewindInterpreters ?? true;
     this.log = opts.log;
     this.consensus = opts.consensus;
@@ -431,7 +500,15 @@ export class JsApp {
       const before = interp.hostCalls;
       // Module sources come from `tx`; any other use of the request's state (ccf.kv, ccf.rpc,
       // ccf.consensus...) is a host call, and makes the module unsuitable.
-      app.current = { tx, context: "app-ro", applyWrites: undefined, claimsDigest: undefined };
+      app.current = {
+        tx,
+        context: "app-ro",
+        applyWrites: undefined,
+        claimsDigest: undefined,
+        historical: undefined,
+        historicalSource: undefined,
+        sources: [],
+      };
       try {
         interp.importModule(module);
       } finally {
@@ -457,6 +534,7 @@ export class JsApp {
     caller: Caller | null,
     tx: Tx,
     options: RuntimeOptions,
+    historical: AppHistoricalState | undefined,
   ): Promise<AppResult | undefined> {
     const key = `${endpoint.jsModule}\0${JSON.stringify(options.limits)}`;
     const p = this.template(endpoint.jsModule, options.limits, tx);
@@ -483,7 +561,7 @@ export class JsApp {
     }
     template.dirty = true;
     try {
-      return this.run(template.app, endpoint, req, caller, tx, options);
+      return this.run(template.app, endpoint, req, caller, tx, options, historical);
     } finally {
       if (template.interp.dead) drop();
     }
@@ -495,23 +573,18 @@ export class JsApp {
     req: EndpointRequest,
     caller: Caller | null,
     tx: Tx,
+    historical?: AppHistoricalState,
   ): Promise<AppResult> {
-    if (endpoint.mode === "historical") {
-      const e = HttpErrors.NotImplemented(
-        "Historical queries are not available in this version of ccf-ts",
-      );
-      return { response: errorResponse(501, e.toJSON()), applyWrites: false };
-    }
     const options = readRuntimeOptions(tx);
     const key = endpoint.interpreterReuseKey;
     if (key === undefined) {
       if (this.rewind) {
-        const result = await this.runInTemplate(endpoint, req, caller, tx, options);
+        const result = await this.runInTemplate(endpoint, req, caller, tx, options, historical);
         if (result !== undefined) return result;
       }
       const app = await this.create(options.limits);
       try {
-        return this.run(app, endpoint, req, caller, tx, options);
+        return this.run(app, endpoint, req, caller, tx, options, historical);
       } finally {
         app.interp.dispose();
       }
@@ -539,11 +612,11 @@ export class JsApp {
     if (app.retired || app.interp.dead) {
       if (this.cache.get(key) === p) this.cache.delete(key);
       retire(app);
-      return this.execute(endpoint, req, caller, tx);
+      return this.execute(endpoint, req, caller, tx, historical);
     }
     app.running += 1;
     try {
-      return this.run(app, endpoint, req, caller, tx, options);
+      return this.run(app, endpoint, req, caller, tx, options, historical);
     } finally {
       app.running -= 1;
       if (app.interp.dead) {
@@ -562,13 +635,17 @@ export class JsApp {
     caller: Caller | null,
     tx: Tx,
     options: RuntimeOptions,
+    historical: AppHistoricalState | undefined,
   ): AppResult {
     const started = performance.now();
     const current: Current = {
       tx,
-      context: endpoint.mode === "readonly" ? "app-ro" : "app-rw",
+      context: endpoint.mode === "readwrite" ? "app-rw" : "app-ro",
       applyWrites: undefined,
       claimsDigest: undefined,
+      historical,
+      historicalSource: undefined,
+      sources: [],
     };
     const query = urlDecode(req.query);
     const hostHeader = req.headers.host;
@@ -721,6 +798,56 @@ export class JsApp {
           const seqno = nonNegative(args[0], "seqno");
           return this.consensus.viewFor(seqno) ?? null;
         },
+        getStateRange: (...args) => {
+          checkArgCount(args, 4);
+          const [handle, start, end, expiry] = args.map(toInt64);
+          if (handle < 0 || start < 0 || end < 0 || expiry < 0) {
+            throw new GuestError(
+              "RangeError",
+              "Invalid handle or seqno or expiry: cannot be negative",
+            );
+          }
+          const current = need();
+          if (this.history === undefined) {
+            throw new GuestError("InternalError", "Failed to get state cache");
+          }
+          let states: AppHistoricalState[] | undefined;
+          try {
+            states = this.history.range(handle, start, end, expiry);
+          } catch (e) {
+            throw new GuestError(
+              "InternalError",
+              `Failed to get state range: ${e instanceof Error ? e.message : String(e)}`,
+            );
+          }
+          if (states === undefined) return null;
+          return states.map((state) => historicalForGuest(current, state));
+        },
+        dropCachedStates: (...args) => {
+          checkArgCount(args, 1);
+          const handle = toInt64(args[0]);
+          if (handle < 0) throw new GuestError("RangeError", "Invalid handle: cannot be negative");
+          if (this.history === undefined) {
+            throw new GuestError("InternalError", "Failed to get state cache");
+          }
+          return this.history.drop(handle);
+        },
+        // Deterministic outside historical endpoints (always undefined there), and those never
+        // run from templates: a module reading it at its top level (ccf-app's historical.js)
+        // keeps its template.
+        historicalState: deterministic(() => {
+          const current = app.current;
+          if (current?.historical === undefined) return null;
+          if (current.historicalSource === undefined) {
+            current.sources.push(current.historical.tx());
+            current.historicalSource = current.sources.length;
+          }
+          return {
+            transactionId: current.historical.transactionId,
+            receipt: current.historical.jsReceipt as HostValue,
+            source: current.historicalSource,
+          };
+        }),
         enableUntrustedDateTime: (...args) => {
           checkArgCount(args, 1);
           if (typeof args[0] !== "boolean") {
@@ -738,6 +865,17 @@ export class JsApp {
           return prev;
         },
       });
+      installKv(
+        interp,
+        {
+          current: () =>
+            app.current === undefined
+              ? undefined
+              : { tx: app.current.tx, context: app.current.context },
+          historical: (source) => app.current?.sources[source - 1],
+        },
+        { exposeFactory: true },
+      );
       interp.evalScript(PRELUDE, "ccf-app-prelude.js");
       installConverters(interp);
       installCrypto(interp);
@@ -745,12 +883,6 @@ export class JsApp {
         limits,
         log: (level, message) => this.log(level, message),
         randomBytes: this.randomBytes,
-      });
-      installKv(interp, {
-        current: () =>
-          app.current === undefined
-            ? undefined
-            : { tx: app.current.tx, context: app.current.context },
       });
     } catch (e) {
       interp.dispose();

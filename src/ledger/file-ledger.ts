@@ -120,15 +120,11 @@ export class FileLedger implements LedgerStorage {
       fs.readSync(open.fd, out, 0, size, offset);
       return out;
     }
-    const chunk = this.closed.find((c) => c.start <= seqno && seqno <= c.end);
+    const chunk = this.closedChunkOf(seqno);
     if (chunk === undefined) return undefined;
     const path = join(this.dir, chunk.file);
     let layout = this.layoutCache.get(chunk.file);
-    if (layout === undefined) {
-      layout = parseChunk(fs.readFileSync(path)).entries;
-      if (this.layoutCache.size > 16) this.layoutCache.clear();
-      this.layoutCache.set(chunk.file, layout);
-    }
+    if (layout === undefined) layout = this.cacheLayout(chunk.file, fs.readFileSync(path));
     const e = layout[seqno - chunk.start];
     if (e === undefined) return undefined;
     const fd = fs.openSync(path, "r");
@@ -139,6 +135,52 @@ export class FileLedger implements LedgerStorage {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  async readAsync(seqno: number): Promise<Buffer | undefined> {
+    try {
+      return await this.readClosedAsync(seqno);
+    } catch (e) {
+      // The chunk was renamed (committed) under us: once more with its new name.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      return await this.readClosedAsync(seqno);
+    }
+  }
+
+  private async readClosedAsync(seqno: number): Promise<Buffer | undefined> {
+    if (seqno < 1 || seqno > this.last) return undefined;
+    if (this.open !== undefined && seqno >= this.open.start) return this.read(seqno);
+    const chunk = this.closedChunkOf(seqno);
+    if (chunk === undefined) return undefined;
+    const layout = this.layoutCache.get(chunk.file);
+    const path = join(this.dir, chunk.file);
+    if (layout === undefined) {
+      // The positions table is at the end of the chunk: read it all once, keep its layout.
+      const bytes = await fs.promises.readFile(path);
+      const e = this.cacheLayout(chunk.file, bytes)[seqno - chunk.start];
+      return e === undefined ? undefined : Buffer.from(bytes.subarray(e.offset, e.offset + e.size));
+    }
+    const e = layout[seqno - chunk.start];
+    if (e === undefined) return undefined;
+    const fh = await fs.promises.open(path, "r");
+    try {
+      const out = Buffer.allocUnsafe(e.size);
+      await fh.read(out, 0, e.size, e.offset);
+      return out;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private closedChunkOf(seqno: number): ClosedChunk | undefined {
+    return this.closed.find((c) => c.start <= seqno && seqno <= c.end);
+  }
+
+  private cacheLayout(file: string, bytes: Buffer): Array<{ offset: number; size: number }> {
+    const layout = parseChunk(bytes).entries;
+    if (this.layoutCache.size > 16) this.layoutCache.clear();
+    this.layoutCache.set(file, layout);
+    return layout;
   }
 
   truncate(seqno: number): void {

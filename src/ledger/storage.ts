@@ -21,6 +21,11 @@ export interface LedgerStorage {
   flush(): Promise<void>;
   /** The entry at a seqno, if held. */
   read(seqno: number): Buffer | undefined;
+  /**
+   * The entry at a seqno, read without blocking the event loop on disk I/O (historical queries of
+   * old entries); undefined if not held.
+   */
+  readAsync(seqno: number): Promise<Buffer | undefined>;
   /** Drops every entry after `seqno` (consensus rolling back an uncommitted suffix). */
   truncate(seqno: number): void;
   /** Records that entries up to `seqno` are committed (complete chunks become `.committed`). */
@@ -70,6 +75,10 @@ export class MemoryLedger implements LedgerStorage {
 
   read(seqno: number): Buffer | undefined {
     return this.entries[seqno - 1];
+  }
+
+  readAsync(seqno: number): Promise<Buffer | undefined> {
+    return Promise.resolve(this.read(seqno));
   }
 
   truncate(seqno: number): void {

@@ -11,7 +11,6 @@ import {
   createServiceCertificate,
   endorseCertificateSigningRequest,
   EcKeyPair,
-  sha256,
   systemRng,
 } from "../crypto/index.js";
 import {
@@ -22,9 +21,11 @@ import {
   type EndpointResponse,
   govMemberWriteEndpoints,
   govReadEndpoints,
+  historicalRetry,
   type NodeContext,
   type NodeStartupState,
   nodeEndpoints,
+  parseTxId,
   type Quote,
   type SessionMetrics,
   TX_ID_HEADER,
@@ -59,7 +60,6 @@ import {
 } from "../kv/index.js";
 import {
   type CommitResult,
-  decodeEntry,
   FileLedger,
   LedgerReplica,
   MAX_ATTEMPTS,
@@ -68,7 +68,8 @@ import {
   type TxId,
   TxPipeline,
 } from "../ledger/index.js";
-import { buildReceipt, decodePrimarySignature, MerkleTree, type Receipt } from "../merkle/index.js";
+import { MerkleTree, type Receipt } from "../merkle/index.js";
+import { buildCoseReceipt } from "../audit/index.js";
 import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
 import { Forwarder, forwardingHook, NODE_CHANNEL, type NodeRole } from "../rpc/forwarding.js";
 import { authenticate, dispatch, Router, RpcServer } from "../rpc/index.js";
@@ -79,6 +80,7 @@ import { writeGenesis } from "./genesis.js";
 import { admitJoiner, requestJoin, secretsFrom, serviceKeyFrom } from "./join.js";
 import { nodeGovEffects } from "./gov-effects.js";
 import { JwtKeyRefresher } from "./jwt-refresh.js";
+import { HistoricalState, HistoricalStates } from "./historical.js";
 import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
 import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
@@ -138,6 +140,8 @@ export class Node implements NodeContext {
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
   private app!: JsApp;
+  /** Committed transactions read back from the ledger: receipts and historical queries. */
+  private readonly historical: HistoricalStates;
   private ticker: NodeJS.Timeout | undefined;
   private jwtRefresher: JwtKeyRefresher | undefined;
   private stopped = false;
@@ -148,6 +152,16 @@ export class Node implements NodeContext {
     private readonly log: Logger,
   ) {
     this.nodeId = identity.nodeId;
+    this.historical = new HistoricalStates({
+      storage: () => this.storage,
+      secrets: () => this.secrets,
+      tree: this.tree,
+      commitSeqno: () => this.commitSeqno,
+      signatureAtOrAfter: (seqno) => this.signatureAtOrAfter(seqno),
+      now: () => Date.now(),
+      onError: (err, seqno) =>
+        this.log.error({ err, seqno }, "historical entry could not be read from the ledger"),
+    });
     const role = () => (this.host?.raft.role === "Primary" ? "primary" : "backup");
     // A request forwarded here runs through the same checks (a backup refuses to forward it on).
     const forwardedHook = forwardingHook({
@@ -496,6 +510,10 @@ export class Node implements NodeContext {
         statusFor: (view, seqno) => this.txStatus({ view, seqno }),
         viewFor: (seqno) => this.viewOf(seqno),
       },
+      history: {
+        range: (handle, start, end, expiry) => this.historical.range(handle, start, end, expiry),
+        drop: (handle) => this.historical.drop(handle),
+      },
     });
   }
 
@@ -802,10 +820,16 @@ export class Node implements NodeContext {
   }
 
   private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
+    let historical: HistoricalState | undefined;
+    if (ep.mode === "historical") {
+      const found = this.historicalTarget(req);
+      if (!(found instanceof HistoricalState)) return found;
+      historical = found;
+    }
     const res = await this.transact(
       async (tx) => {
         const caller = authenticate(ep.authnPolicies, req, tx);
-        return await this.app.execute(ep, req, caller, tx);
+        return await this.app.execute(ep, req, caller, tx, historical);
       },
       { apply: (r) => r.applyWrites, claimsDigest: (r) => r.claimsDigest },
     );
@@ -815,6 +839,49 @@ export class Node implements NodeContext {
       ...response,
       headers: { ...(response.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
     };
+  }
+
+  /**
+   * The state a historical endpoint asks for in `x-ms-ccf-transaction-id`, or CCF's answer when
+   * there is none to give: 400 (header missing or malformed), 404 (not committed, invalid), 202
+   * (being read from the ledger).
+   */
+  private historicalTarget(req: EndpointRequest): HistoricalState | EndpointResponse {
+    const header = req.headers[TX_ID_HEADER];
+    if (header === undefined) {
+      throw HttpErrors.MissingRequiredHeader(
+        `Historical query is missing '${TX_ID_HEADER}' header.`,
+      );
+    }
+    const id = parseTxId(header);
+    if (id === undefined) {
+      throw HttpErrors.InvalidHeaderValue(
+        `The value '${header}' in header '${TX_ID_HEADER}' could not be converted to a valid Tx ID.`,
+      );
+    }
+    const status = this.txStatus(id);
+    if (status !== "Committed") {
+      const message = `Only committed transactions can be queried. Transaction ${txIdString(id)} is ${status}`;
+      if (status === "Invalid") throw HttpErrors.TransactionInvalid(message);
+      const e = HttpErrors.TransactionPendingOrUnknown(message);
+      return {
+        status: e.status,
+        headers: { "cache-control": "no-cache", "content-type": "application/json" },
+        body: e.toJSON(),
+      };
+    }
+    const state = this.historical.get(id.seqno);
+    return state === "fetching" ? historicalRetry(id) : state;
+  }
+
+  /** The first signature transaction at or after `seqno` in this node's log. */
+  private signatureAtOrAfter(seqno: number): number | undefined {
+    const raft = this.host?.raft;
+    if (raft === undefined) return undefined;
+    for (let i = seqno; i <= raft.lastIdx; i++) {
+      if (raft.entryAt(i)?.isSignature === true) return i;
+    }
+    return undefined;
   }
 
   /** Addresses the RPC interfaces listen on, by interface name. */
@@ -1051,30 +1118,23 @@ export class Node implements NodeContext {
     return { viewHistory: history, lastSeqno: last, commitSeqno: this.commitSeqno };
   }
 
-  receipt(id: TxId): Receipt | undefined {
+  receipt(id: TxId, format: "json" | "cose" = "json"): Receipt | Buffer | "fetching" | undefined {
     if (this.txStatus(id) !== "Committed") return undefined;
-    const sigSeqno = this.signatureSeqnos.find((s) => s >= id.seqno);
-    if (sigSeqno === undefined || sigSeqno > this.commitSeqno) return undefined;
-    const sigEntry = this.storage.read(sigSeqno);
-    if (sigEntry === undefined) return undefined;
-    const raw = decodeEntry(sigEntry)
-      .writeSet.get(Tables.SIGNATURES)
-      ?.get(keyToString(SINGLETON_KEY));
-    if (raw === undefined || raw === null) return undefined;
-    const sig = decodePrimarySignature(raw);
-    const signature = { sig: sig.sig, node: sig.node, cert: sig.cert ?? "" };
-    if (sigSeqno === id.seqno) return buildReceipt({ proof: [], signature, root: sig.root });
-    const entry = this.storage.read(id.seqno);
-    if (entry === undefined) return undefined;
-    const header = decodeEntry(entry).header;
-    return buildReceipt({
-      proof: this.tree.path(id.seqno, sigSeqno),
-      signature,
-      leafComponents: {
-        writeSetDigest: sha256(entry),
-        commitEvidence: this.pipeline.commitEvidenceFor(id.view, id.seqno),
-        ...(header.claimsDigest === undefined ? {} : { claimsDigest: header.claimsDigest }),
-      },
+    let state: HistoricalState | "fetching";
+    try {
+      state = this.historical.get(id.seqno);
+    } catch (e) {
+      if (e instanceof CcfError && e.code === "TransactionPendingOrUnknown") return undefined;
+      throw e;
+    }
+    if (state === "fetching" || format === "json")
+      return state === "fetching" ? state : state.receipt;
+    const cose = state.cose;
+    if (cose === undefined) return undefined;
+    return buildCoseReceipt(cose.signature, cose.proof, {
+      writeSetDigest: cose.writeSetDigest,
+      commitEvidence: cose.commitEvidence,
+      claimsDigest: cose.claimsDigest,
     });
   }
 

@@ -73,6 +73,30 @@ export function claims(request) {
     metrics: ccf.enableMetricsLogging(false), untrusted: ccf.enableUntrustedDateTime(false) } };
 }
 export function loop() { for (;;) {} }
+export function historicalRead() {
+  const s = ccf.historicalState;
+  const read = (kv) => ccf.bufToStr(kv.records.get(ccf.strToBuf("k")));
+  let setError = "";
+  try { s.kv.records.set(ccf.strToBuf("x"), ccf.strToBuf("y")); } catch (e) { setError = e.message; }
+  let illegal = "";
+  try { s.kv["ccf.gov.members"].get(ccf.strToBuf("x")); } catch (e) { illegal = e.message; }
+  let arity = "";
+  try { ccf.historical.getStateRange(1, 5, 6); } catch (e) { arity = e.name + ": " + e.message; }
+  let negative = "";
+  try { ccf.historical.getStateRange(1, -5, 6, 60); } catch (e) { negative = e.name; }
+  const range = ccf.historical.getStateRange(1, 5, 6, 60);
+  const pending = ccf.historical.getStateRange(2, 5, 7, 60);
+  return { body: {
+    id: s.transactionId,
+    signature: s.receipt.is_signature_transaction,
+    value: read(s.kv),
+    current: ccf.kv.records.get(ccf.strToBuf("k")) === undefined ? null : "present",
+    setError, illegal, arity, negative,
+    range: range.map((r) => [r.transactionId, read(r.kv)]),
+    pending,
+    dropped: [ccf.historical.dropCachedStates(1), ccf.historical.dropCachedStates(1)],
+  } };
+}
 export function countOrLoop(request) { counter += 1; if (request.query === "loop") for (;;) {} return { body: counter }; }
 export function time() {
   const before = Date.now();
@@ -113,7 +137,7 @@ const ENDPOINTS = [
   ep("/write", "POST", "writeThen"),
   ep("/claims", "POST", "claims", { interpreter_reuse: { key: "k2" } }),
   ep("/loop", "GET", "loop", { interpreter_reuse: { key: "k3" } }),
-  ep("/hist", "GET", "count", { mode: "historical" }),
+  ep("/hist", "GET", "historicalRead", { mode: "historical" }),
   ep("/col", "GET", "countOrLoop", { interpreter_reuse: { key: "k4" } }),
   ep("/time", "GET", "time"),
   ep("/c1", "GET", "count", { interpreter_reuse: { key: "c1" } }),
@@ -375,7 +399,7 @@ describe("JsApp", () => {
     assert.deepEqual(JSON.parse(res.response.body as string), {
       bad: "TypeError",
       alg: "RangeError",
-      hist: "ccf.historical.getStateRange is not available in this version of ccf-ts",
+      hist: "Failed to get state cache",
       last: { view: 2, seqno: 41 },
       status: "Committed",
       view: null,
@@ -489,17 +513,65 @@ describe("JsApp", () => {
     assert.equal(parsed.text, "");
   });
 
-  it("answers 501 for historical endpoints without running code", async () => {
-    const h = new Harness(makeStore(modules, ENDPOINTS));
-    const res = await h.call("GET", "/app/hist", request("GET", "/app/hist"));
-    assert.equal(res.response.status, 501);
-    assert.deepEqual(res.response.body, {
-      error: {
-        code: "NotImplemented",
-        message: "Historical queries are not available in this version of ccf-ts",
+  it("runs historical endpoints over the requested state, read-only, with ranges by handle", async () => {
+    // A state holding one write, k = v<seqno>, as the node's historical cache gives it.
+    const stateAt = (seqno: number) => {
+      const store = new Store();
+      const tx = store.begin();
+      tx.map("records").set(enc("k"), enc(`v${seqno}`));
+      store.commit(tx, { version: seqno });
+      return {
+        transactionId: `2.${seqno}`,
+        jsReceipt: { is_signature_transaction: false, node_id: "n" },
+        tx: () => store.begin(),
+      };
+    };
+    const handles = new Set<number>();
+    const app = new JsApp({
+      log: () => undefined,
+      consensus,
+      history: {
+        range: (handle, start, end) => {
+          handles.add(handle);
+          if (end > 6) return undefined;
+          const out = [];
+          for (let s = start; s <= end; s++) out.push(stateAt(s));
+          return out;
+        },
+        drop: (handle) => handles.delete(handle),
       },
     });
-    assert.equal(res.applyWrites, false);
+    const store = makeStore(modules, ENDPOINTS);
+    const endpoint = readAppEndpoints(store.begin()).find((e) => e.path === "/app/hist");
+    assert.ok(endpoint);
+    const tx = store.begin();
+    const res = await app.execute(
+      endpoint,
+      request("GET", "/app/hist"),
+      { policy: "no_auth" },
+      tx,
+      stateAt(4),
+    );
+    assert.equal(res.response.status, 200, bodyText(res.response.body));
+    assert.deepEqual(JSON.parse(res.response.body as string), {
+      id: "2.4",
+      signature: false,
+      value: "v4",
+      current: null,
+      setError:
+        "Cannot call set on table named records. All tables are read-only during historical transaction.",
+      illegal:
+        "Cannot call get on table named ccf.gov.members. This table is inaccessible in current (read-only application) execution context. See https://microsoft.github.io/CCF/main/audit/read_write_restrictions.html for more detail.",
+      arity: "TypeError: Passed 3 arguments, but expected 4",
+      negative: "RangeError",
+      range: [
+        ["2.5", "v5"],
+        ["2.6", "v6"],
+      ],
+      pending: null,
+      dropped: [true, false],
+    });
+    assert.equal(tx.hasWrites(), false);
   });
 
   it("reports a missing export as a 500", async () => {

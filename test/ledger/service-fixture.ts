@@ -28,6 +28,9 @@ export interface TestService {
   storage: LedgerStorage;
   secret: LedgerSecret;
   secrets: LedgerSecrets;
+  tree: MerkleTree;
+  /** Certificate (PEM) of the service identity. */
+  serviceCert: string;
   dir: string;
   nodeId: string;
   clock: { t: number } & Clock;
@@ -69,10 +72,11 @@ export async function startService(
     options.storage ?? FileLedger.open(dir, { chunkSize: options.chunkSize ?? 5 * 1024 * 1024 });
   const store = new Store();
   const clock = { t: 1_700_000_000_000, now: () => clock.t };
+  const tree = new MerkleTree();
   const pipeline = new TxPipeline({
     store,
     storage,
-    tree: new MerkleTree(),
+    tree,
     secrets,
     node: { nodeId, key: nodeKey, certPem: nodeCert },
     service: { key: serviceKey },
@@ -92,7 +96,7 @@ export async function startService(
     );
   });
   pipeline.emitSignature();
-  return { pipeline, store, storage, secret, secrets, dir, nodeId, clock };
+  return { pipeline, store, storage, secret, secrets, tree, serviceCert, dir, nodeId, clock };
 }
 
 /** Writes `n` transactions: a private and a public record each. */

@@ -5,6 +5,7 @@ export { installCrypto } from "./crypto.js";
 export { type GovExtensionOptions, installGovExtension, validateConstitution } from "./gov.js";
 export {
   installKv,
+  KV_FACTORY_GLOBAL,
   type KvAccess,
   type KvContext,
   kvForbiddenMessage,

@@ -16,7 +16,15 @@ export type KvContext = "app-rw" | "app-ro" | "gov-ro" | "gov-rw";
 /** Where `ccf.kv` finds the transaction (and its context) at each call; undefined between requests. */
 export interface KvAccess {
   current(): { tx: Tx; context: KvContext } | undefined;
+  /**
+   * The transaction of historical state `source` (1, 2...) of the running request: read-only
+   * handles over it (CCF's historical KV). Undefined once the request is over.
+   */
+  historical?(source: number): Tx | undefined;
 }
+
+/** The guest global through which `installKv` hands the app runtime its map-set factory. */
+export const KV_FACTORY_GLOBAL = "__ccfKvFactory";
 
 export type KvMethod =
   | "has"
@@ -106,41 +114,47 @@ const HOST_GLOBAL = "__ccfKvHost";
  * current transaction, the permission and the arguments at call time. `forEach` gets a snapshot of
  * the entries from the host and calls back in the guest (the host cannot re-enter the guest).
  */
-const INSTALL_SCRIPT = `(() => {
+function installScript(exposeFactory: boolean): string {
+  return `(() => {
   "use strict";
   const host = globalThis.${HOST_GLOBAL};
   delete globalThis.${HOST_GLOBAL};
   if (typeof globalThis.ccf !== "object" || globalThis.ccf === null) globalThis.ccf = {};
   const call = host.call;
   const checkName = host.checkName;
-  const handle = (name) => {
-    const map = {
-      has(key) { return call("has", name, arguments.length, key); },
-      get(key) { return call("get", name, arguments.length, key); },
-      getVersionOfPreviousWrite(key) { return call("getVersionOfPreviousWrite", name, arguments.length, key); },
-      set(key, value) { call("set", name, arguments.length, key, value); return map; },
-      delete(key) { call("delete", name, arguments.length, key); },
-      clear() { call("clear", name, arguments.length); },
-      forEach(callback) {
-        const entries = call("forEach", name, arguments.length, callback);
-        for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], map);
-      },
-      get size() { return call("size", name, 0); },
+  // source 0 is the running transaction; others are historical states of the request.
+  const makeKv = (source) => {
+    const handle = (name) => {
+      const map = {
+        has(key) { return call(source, "has", name, arguments.length, key); },
+        get(key) { return call(source, "get", name, arguments.length, key); },
+        getVersionOfPreviousWrite(key) { return call(source, "getVersionOfPreviousWrite", name, arguments.length, key); },
+        set(key, value) { call(source, "set", name, arguments.length, key, value); return map; },
+        delete(key) { call(source, "delete", name, arguments.length, key); },
+        clear() { call(source, "clear", name, arguments.length); },
+        forEach(callback) {
+          const entries = call(source, "forEach", name, arguments.length, callback);
+          for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], map);
+        },
+        get size() { return call(source, "size", name, 0); },
+      };
+      return map;
     };
-    return map;
+    return new Proxy(Object.create(null), {
+      get(_target, property) {
+        if (typeof property !== "string") return undefined;
+        checkName(property);
+        return handle(property);
+      },
+      set() { return false; },
+      defineProperty() { return false; },
+      deleteProperty() { return false; },
+    });
   };
-  const kv = new Proxy(Object.create(null), {
-    get(_target, property) {
-      if (typeof property !== "string") return undefined;
-      checkName(property);
-      return handle(property);
-    },
-    set() { return false; },
-    defineProperty() { return false; },
-    deleteProperty() { return false; },
-  });
-  Object.defineProperty(globalThis.ccf, "kv", { value: kv, writable: true, enumerable: true, configurable: true });
+  Object.defineProperty(globalThis.ccf, "kv", { value: makeKv(0), writable: true, enumerable: true, configurable: true });
+  ${exposeFactory ? `globalThis.${KV_FACTORY_GLOBAL} = makeKv;` : ""}
 })();`;
+}
 
 function arrayBuffer(value: GuestValue): Uint8Array {
   if (!(value instanceof ArrayBuffer)) {
@@ -168,8 +182,13 @@ const METHODS: ReadonlySet<string> = new Set<KvMethod>([
 
 /** One call of a handle method, as the guest passes it: method, map name, argument count, arguments. */
 function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
-  const [method, name, count, ...rest] = args;
-  if (typeof method !== "string" || !METHODS.has(method) || typeof name !== "string") {
+  const [source, method, name, count, ...rest] = args;
+  if (
+    typeof source !== "number" ||
+    typeof method !== "string" ||
+    !METHODS.has(method) ||
+    typeof name !== "string"
+  ) {
     throw new GuestError("Error", "Invalid kv call");
   }
   const m = method as KvMethod;
@@ -181,8 +200,27 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
       `Cannot call ${m} on table named ${name}: no transaction in progress`,
     );
   }
-  const { tx, context } = current;
-  if (!kvMethodAllowed(kvPermission(name, context), m)) {
+  const { context } = current;
+  const permission = kvPermission(name, context);
+  let tx = current.tx;
+  if (source !== 0) {
+    // As CCF: a map illegal in this context stays illegal; every other one is read-only.
+    const historical = access.historical?.(source);
+    if (historical === undefined) {
+      throw new GuestError(
+        "Error",
+        `Cannot call ${m} on table named ${name}: the historical state is no longer available`,
+      );
+    }
+    if (permission !== "inaccessible" && !READ_METHODS.has(m)) {
+      throw new GuestError(
+        "TypeError",
+        `Cannot call ${m} on table named ${name}. All tables are read-only during historical transaction.`,
+      );
+    }
+    tx = historical;
+  }
+  if (!kvMethodAllowed(permission, m)) {
     throw new GuestError("TypeError", kvForbiddenMessage(m, name, context));
   }
   const map = tx.map(name);
@@ -233,7 +271,11 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
  * Installs `ccf.kv` (keeping other `ccf` members). Handles resolve `access.current()` at every
  * call, so one captured at module scope keeps working in later requests with new transactions.
  */
-export function installKv(interp: Interpreter, access: KvAccess): void {
+export function installKv(
+  interp: Interpreter,
+  access: KvAccess,
+  options: { exposeFactory?: boolean } = {},
+): void {
   interp.define(HOST_GLOBAL, {
     call: (...args: GuestValue[]) => kvCall(access, args),
     // Pure: a module may take a handle at its top level (ccf-app's typedKv) and still be
@@ -252,5 +294,5 @@ export function installKv(interp: Interpreter, access: KvAccess): void {
       return undefined;
     }),
   });
-  interp.evalScript(INSTALL_SCRIPT, "ccf-kv.js");
+  interp.evalScript(installScript(options.exposeFactory === true), "ccf-kv.js");
 }

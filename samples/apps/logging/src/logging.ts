@@ -1,6 +1,14 @@
 // The logging sample app: the module every endpoint of app.json names.
 // It re-exports the handlers, which live in ./endpoints/.
 export { custom_auth } from "./endpoints/custom_auth.js";
+export {
+  get_historical,
+  get_historical_public,
+  get_historical_public_with_receipt,
+  get_historical_range,
+  get_historical_range_public,
+  get_historical_with_receipt,
+} from "./endpoints/historical.js";
 export { multi_auth } from "./endpoints/multi_auth.js";
 export {
   clear_private,
