@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<void>> = {
   app: async () => (await import("./app.js")).run(),
   gcm: async () => (await import("./gcm.js")).run(),
   sandbox: async () => (await import("./sandbox.js")).run(),
+  audit: async () => (await import("./audit.js")).run(),
 };
 
 const name = process.argv[2];

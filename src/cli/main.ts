@@ -2,9 +2,10 @@
 
 import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
-import { LedgerSecrets, readLedger } from "../ledger/index.js";
 import { registerCoseSign } from "./cose-sign.js";
 import { registerGov } from "./gov.js";
+import { registerLedger } from "./ledger.js";
+import { registerReceipt } from "./receipt.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -83,47 +84,10 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${f}\n`);
       }
     });
-  program
-    .command("ledger")
-    .description("read and verify a ledger directory offline, as CCF's read_ledger.py does")
-    .argument("<dirs...>", "ledger directories")
-    .option("--committed-only", "read only .committed chunks")
-    .option("--insecure-skip-verification", "parse without checking signatures and Merkle roots")
-    .option("--secret <hex>", "ledger secret (hex) to decrypt private domains")
-    .action(
-      (
-        dirs: string[],
-        opts: { committedOnly?: boolean; insecureSkipVerification?: boolean; secret?: string },
-      ) => {
-        const secrets =
-          opts.secret === undefined
-            ? undefined
-            : new LedgerSecrets([{ key: Buffer.from(opts.secret, "hex"), version: 1 }]);
-        const report = readLedger(dirs, {
-          committedOnly: opts.committedOnly === true,
-          verify: opts.insecureSkipVerification !== true,
-          ...(secrets === undefined ? {} : { secrets }),
-        });
-        const out = process.stdout;
-        out.write(`chunks: ${report.files.length}\n`);
-        out.write(`transactions: ${report.entries}\n`);
-        out.write(`last txid: ${report.lastView}.${report.lastSeqno}\n`);
-        out.write(`signatures: ${report.signatures}\n`);
-        out.write(`cose signatures: ${report.coseSignatures}\n`);
-        out.write(`last signed seqno: ${report.lastSignedSeqno}\n`);
-        if (report.lastSignedRoot !== undefined)
-          out.write(`last signed root: ${report.lastSignedRoot}\n`);
-        if (report.unsignedTail > 0) out.write(`unsigned tail: ${report.unsignedTail}\n`);
-        if (report.tornTail !== undefined) {
-          out.write(
-            `torn entry: ${report.tornTail.file} at byte ${report.tornTail.offset} (${report.tornTail.bytes} bytes)\n`,
-          );
-        }
-        out.write(opts.insecureSkipVerification === true ? "not verified\n" : "verified\n");
-      },
-    );
+  registerLedger(program);
   registerCoseSign(program);
   registerGov(program);
+  registerReceipt(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

@@ -1,18 +1,14 @@
-// Offline ledger audit: walks the chunk files of a ledger directory in seqno order, rebuilds the
-// Merkle tree and the public state, and at every signature transaction checks the recomputed root,
-// the node's ECDSA signature over it and, when present, the service's COSE signature. This is what
-// CCF's LedgerValidator does; it reads ledgers CCF wrote as well as ours.
+// Offline ledger audit: walks the chunk files of a ledger directory in seqno order (each entry must
+// hold the next seqno, views never go back), rebuilds the Merkle tree and the public state, and at
+// every signature transaction checks the recomputed root, the node's ECDSA signature over it and
+// the signer's trust, and, when present, the service's COSE signature; audit.ts adds the service
+// status graph, the members' signatures on governance messages and the expected service identity.
+// This is what CCF's LedgerValidator does; it reads ledgers CCF wrote as well as ours.
 
+import { type KeyObject, verify as cryptoVerify } from "node:crypto";
 import * as fs from "node:fs";
 import { basename, join } from "node:path";
-import {
-  coseSign1Decode,
-  coseSign1Verify,
-  nodeIdFromPublicKey,
-  publicKeyFromPem,
-  sha256,
-  verifyDigest,
-} from "../crypto/index.js";
+import { coseSign1Decode, coseSign1Verify, sha256, verifyDigest } from "../crypto/index.js";
 import { CcfError, FormatError } from "../errors.js";
 import {
   decodeValue,
@@ -24,12 +20,14 @@ import {
 } from "../kv/index.js";
 import {
   decodePrimarySignature,
+  foldProof,
   leafDigest,
   MerkleTree,
   type PrimarySignature,
 } from "../merkle/index.js";
-import { type ChunkName, parseChunk, parseChunkName } from "./chunk.js";
-import { type DecodedEntry, decodeEntry, decryptEntry } from "./entry.js";
+import { GovernanceAudit, KeyCache } from "./audit.js";
+import { CHUNK_HEADER_SIZE, type ChunkName, parseChunk, parseChunkName } from "./chunk.js";
+import { type DecodedEntry, decodeEntry, decryptEntry, entrySizeAt } from "./entry.js";
 import type { LedgerSecrets } from "./secrets.js";
 
 /** A ledger that fails verification: names the file and the seqno at fault. */
@@ -54,6 +52,11 @@ export interface ReadLedgerOptions {
   committedOnly?: boolean;
   /** Cut a torn last entry off the open chunk file (default: only report it). */
   repairTornTail?: boolean;
+  /**
+   * The service certificate (PEM) the ledger must belong to: the service identity it ends with
+   * must have this certificate's public key (earlier identities, before a recovery, may differ).
+   */
+  serviceCert?: string;
   /** Called for each entry after it is checked and applied. */
   onEntry?: (entry: LedgerEntry) => void;
 }
@@ -81,6 +84,10 @@ export interface LedgerReport {
   lastSignedRoot: string | undefined;
   signatures: number;
   coseSignatures: number;
+  /** Governance messages (cose_history records) whose member signatures verified. */
+  governanceMessages: number;
+  /** The service status the ledger ends with. */
+  serviceStatus: string | undefined;
   /** Signature count by signing node id. */
   signers: Map<string, number>;
   /** Entries after the last signature (not covered by any signature). */
@@ -135,12 +142,20 @@ export function listChunks(dirs: string | string[], committedOnly = false): Chun
   if (next !== 1)
     throw new LedgerVerificationError("LedgerGap", first.file, 1, "no chunk starts at seqno 1");
   all.forEach((c, i) => {
-    if (c.name.start !== next) {
+    if (c.name.start > next) {
       throw new LedgerVerificationError(
         "LedgerGap",
         c.file,
         next,
-        `chunk starts at ${c.name.start}, expected ${next}`,
+        `missing seqnos ${next} to ${c.name.start - 1}: no chunk holds them (the chunk before ends at ${next - 1}, this one starts at ${c.name.start})`,
+      );
+    }
+    if (c.name.start < next) {
+      throw new LedgerVerificationError(
+        "LedgerGap",
+        c.file,
+        c.name.start,
+        `chunk overlaps the one before: it starts at ${c.name.start}, expected ${next}`,
       );
     }
     if (c.name.end === undefined && i !== all.length - 1) {
@@ -156,6 +171,11 @@ export function listChunks(dirs: string | string[], committedOnly = false): Chun
   return all;
 }
 
+const SINGLETON = keyToString(SINGLETON_KEY);
+
+/** The store's undo log is dropped in batches: the replay never rolls back. */
+const COMPACT_EVERY = 1024;
+
 /** Reads, verifies and replays a ledger. Throws LedgerVerificationError on the first fault. */
 export function readLedger(dirs: string | string[], options: ReadLedgerOptions = {}): LedgerReport {
   const verify = options.verify ?? true;
@@ -163,6 +183,8 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
   const tree = new MerkleTree();
   tree.append(Buffer.alloc(32));
   const store = new Store();
+  const keys = new KeyCache();
+  const audit = new GovernanceAudit(keys);
   const report: LedgerReport = {
     files: chunks.map((c) => c.file),
     entries: 0,
@@ -172,6 +194,8 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
     lastSignedRoot: undefined,
     signatures: 0,
     coseSignatures: 0,
+    governanceMessages: 0,
+    serviceStatus: undefined,
     signers: new Map(),
     unsignedTail: 0,
     store,
@@ -180,51 +204,34 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
   const entryFiles: string[] = [];
   for (const chunk of chunks) {
     const buf = fs.readFileSync(chunk.path);
-    let layout: ReturnType<typeof parseChunk>;
-    try {
-      layout = parseChunk(buf);
-    } catch (e) {
-      throw new LedgerVerificationError(
-        "LedgerCorrupted",
-        chunk.file,
-        undefined,
-        String((e as Error).message),
-        { cause: e },
-      );
-    }
-    if (chunk.name.end !== undefined && !layout.complete) {
-      throw new LedgerVerificationError(
-        "LedgerCorrupted",
-        chunk.file,
-        undefined,
-        "complete chunk has no positions table",
-      );
-    }
+    const layout = chunkLayout(chunk, buf);
     if (layout.tornTail !== undefined) {
       const repaired = options.repairTornTail === true;
       if (repaired) fs.truncateSync(chunk.path, layout.tornTail.offset);
       report.tornTail = { file: chunk.file, ...layout.tornTail, repaired };
     }
-    const expectedCount =
-      chunk.name.end === undefined ? undefined : chunk.name.end - chunk.name.start + 1;
-    if (expectedCount !== undefined && layout.entries.length !== expectedCount) {
-      throw new LedgerVerificationError(
-        "LedgerCorrupted",
-        chunk.file,
-        undefined,
-        `holds ${layout.entries.length} entries, its name says ${expectedCount}`,
-      );
-    }
     for (const { offset, size } of layout.entries) {
       const seqno = report.lastSeqno + 1;
       const bytes = buf.subarray(offset, offset + size);
       const le = readEntry(chunk.file, seqno, bytes, options.secrets);
-      if (verify && le.signature !== undefined) {
-        checkSignature(le, tree, store, entryFiles);
+      if (le.view < report.lastView) {
+        fail(
+          le,
+          "LedgerOutOfOrder",
+          `view ${le.view} is lower than view ${report.lastView} before it`,
+        );
       }
-      if (verify && le.writeSet.has(Tables.COSE_SIGNATURES)) checkCoseSignature(le, tree, store);
+      const coseSignature = le.writeSet.get(Tables.COSE_SIGNATURES)?.get(SINGLETON);
+      if (verify) {
+        if (le.signature !== undefined) checkSignature(le, tree, store, entryFiles, keys);
+        if (coseSignature !== undefined && coseSignature !== null) {
+          checkCoseSignature(le, coseSignature, tree, audit, keys);
+        }
+        const fault = audit.check(chunk.file, seqno, le.writeSet, store);
+        if (fault !== undefined) fail(le, fault.code, fault.detail);
+      }
       store.apply(le.writeSet, seqno);
-      store.compact(seqno);
+      if (seqno % COMPACT_EVERY === 0) store.compact(seqno);
       tree.append(le.leaf);
       entryFiles.push(chunk.file);
       report.entries++;
@@ -236,8 +243,18 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
         report.lastSignedRoot = le.signature.root;
         report.signers.set(le.signature.node, (report.signers.get(le.signature.node) ?? 0) + 1);
       }
-      if (le.writeSet.has(Tables.COSE_SIGNATURES)) report.coseSignatures++;
+      if (coseSignature !== undefined) report.coseSignatures++;
       options.onEntry?.(le);
+    }
+    const expectedCount =
+      chunk.name.end === undefined ? undefined : chunk.name.end - chunk.name.start + 1;
+    if (expectedCount !== undefined && layout.entries.length !== expectedCount) {
+      throw new LedgerVerificationError(
+        "LedgerCorrupted",
+        chunk.file,
+        report.lastSeqno + 1,
+        `holds ${layout.entries.length} entries, its name says ${expectedCount}`,
+      );
     }
     if (verify && chunk.name.end !== undefined && report.lastSignedSeqno !== report.lastSeqno) {
       throw new LedgerVerificationError(
@@ -248,8 +265,79 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
       );
     }
   }
+  store.compact(report.lastSeqno);
+  if (verify && options.serviceCert !== undefined) {
+    const fault = audit.identityFault(options.serviceCert);
+    if (fault !== undefined) {
+      throw new LedgerVerificationError(
+        fault.code,
+        audit.service?.file ?? report.files[report.files.length - 1] ?? "",
+        audit.service?.seqno,
+        fault.detail,
+      );
+    }
+  }
   report.unsignedTail = report.lastSeqno - report.lastSignedSeqno;
+  report.governanceMessages = audit.governanceMessages;
+  report.serviceStatus = audit.status;
   return report;
+}
+
+/** The entries of a chunk file; a fault names the first seqno that cannot be read. */
+function chunkLayout(chunk: ChunkFile, buf: Buffer): ReturnType<typeof parseChunk> {
+  let layout: ReturnType<typeof parseChunk>;
+  try {
+    layout = parseChunk(buf);
+  } catch (e) {
+    throw chunkFault(chunk, buf, e as Error);
+  }
+  if (chunk.name.end !== undefined && !layout.complete) {
+    throw new LedgerVerificationError(
+      "LedgerCorrupted",
+      chunk.file,
+      undefined,
+      "complete chunk has no positions table",
+    );
+  }
+  return layout;
+}
+
+/**
+ * Explains a chunk that does not parse: walks its entries as far as they go, to name the seqno at
+ * which the file stops making sense (a truncated chunk names the entry it cuts or loses).
+ */
+function chunkFault(chunk: ChunkFile, buf: Buffer, e: Error): LedgerVerificationError {
+  const tableOffset = buf.length >= CHUNK_HEADER_SIZE ? Number(buf.readBigUInt64LE(0)) : 0;
+  const truncated = tableOffset > buf.length;
+  const end = tableOffset === 0 || truncated ? buf.length : tableOffset;
+  const body = buf.subarray(0, end);
+  let o = CHUNK_HEADER_SIZE;
+  let whole = 0;
+  try {
+    while (o < end) {
+      o += entrySizeAt(body, o);
+      whole++;
+    }
+  } catch {
+    // o is where the first unreadable entry starts
+  }
+  const seqno = chunk.name.start + whole;
+  if (truncated) {
+    return new LedgerVerificationError(
+      "LedgerTruncated",
+      chunk.file,
+      seqno,
+      `chunk is truncated: the file ends at byte ${buf.length} but its positions table starts at byte ${tableOffset}; ${o < buf.length ? "this entry is cut short" : "this entry is missing"}`,
+      { cause: e },
+    );
+  }
+  return new LedgerVerificationError(
+    "LedgerCorrupted",
+    chunk.file,
+    o < end ? seqno : undefined,
+    e.message,
+    { cause: e },
+  );
 }
 
 function readEntry(
@@ -266,12 +354,13 @@ function readEntry(
       cause: e,
     });
   }
+  // decodeEntry has checked that the IV's seqno is the entry's version.
   if (entry.header.version !== seqno) {
     throw new LedgerVerificationError(
-      "LedgerCorrupted",
+      "LedgerOutOfOrder",
       file,
       seqno,
-      `entry says seqno ${entry.header.version}`,
+      `entry out of order: holds seqno ${entry.header.version}`,
     );
   }
   let writeSet = entry.writeSet;
@@ -303,7 +392,7 @@ function readEntry(
     writeSet,
     leaf,
   };
-  const sigBytes = writeSet.get(Tables.SIGNATURES)?.get(keyToString(SINGLETON_KEY));
+  const sigBytes = writeSet.get(Tables.SIGNATURES)?.get(SINGLETON);
   if (sigBytes !== undefined && sigBytes !== null) {
     try {
       le.signature = decodePrimarySignature(Buffer.from(sigBytes));
@@ -325,6 +414,7 @@ function checkSignature(
   tree: MerkleTree,
   store: Store,
   entryFiles: string[],
+  keys: KeyCache,
 ): void {
   const sig = le.signature as PrimarySignature;
   if (sig.seqno !== le.seqno || sig.view !== le.view) {
@@ -347,45 +437,98 @@ function checkSignature(
       `Merkle root ${root.toString("hex")} differs from the signed root ${sig.root}`,
     );
   }
-  checkSerialisedTree(le, root);
-  const endorsed = store.get(Tables.NODE_ENDORSED_CERTIFICATES, keyToString(Buffer.from(sig.node)));
+  checkSerialisedTree(le, tree);
+  const nodeKey = keyToString(Buffer.from(sig.node));
+  const endorsed = store.get(Tables.NODE_ENDORSED_CERTIFICATES, nodeKey);
   const cert = sig.cert ?? (endorsed === undefined ? undefined : Buffer.from(endorsed).toString());
   if (cert === undefined) fail(le, "LedgerUnknownSigner", `no certificate for node ${sig.node}`);
-  let key: ReturnType<typeof publicKeyFromPem>;
+  let key: ReturnType<KeyCache["get"]>;
   try {
-    key = publicKeyFromPem(cert);
+    key = keys.get(cert);
   } catch (e) {
     fail(le, "LedgerCorrupted", `signature certificate unreadable: ${(e as Error).message}`);
   }
-  if (nodeIdFromPublicKey(key) !== sig.node)
-    fail(le, "LedgerCorrupted", `certificate is not node ${sig.node}'s`);
-  const info = store.get(Tables.NODES, keyToString(Buffer.from(sig.node)));
-  if (info === undefined) fail(le, "LedgerUnknownSigner", `signed by unknown node ${sig.node}`);
-  const status = (decodeValue(Tables.NODES, info) as { status?: string }).status;
-  if (status === "Pending") fail(le, "LedgerUnknownSigner", `signed by pending node ${sig.node}`);
-  if (!verifyDigest(key, root, Buffer.from(sig.sig, "base64"))) {
+  if (key.id !== sig.node) fail(le, "LedgerCorrupted", `certificate is not node ${sig.node}'s`);
+  const untrusted = signerFault(store.get(Tables.NODES, nodeKey));
+  if (untrusted !== undefined) {
+    fail(le, "LedgerUntrustedSigner", `signed by untrusted node ${sig.node} (${untrusted})`);
+  }
+  if (!rootSignatureVerifies(key.key, tree, root, Buffer.from(sig.sig, "base64"))) {
     fail(le, "LedgerBadSignature", `node ${sig.node}'s signature over the root does not verify`);
   }
 }
 
-/** The tree a signature stores must be the tree it signed. */
-function checkSerialisedTree(le: LedgerEntry, root: Buffer): void {
-  const treeBytes = le.writeSet.get(Tables.SERIALISED_MERKLE_TREE)?.get(keyToString(SINGLETON_KEY));
-  if (treeBytes === undefined || treeBytes === null) return;
-  let signed: MerkleTree;
-  try {
-    signed = MerkleTree.deserialise(Buffer.from(treeBytes));
-  } catch (e) {
-    fail(le, "LedgerCorrupted", `serialised Merkle tree unreadable: ${(e as Error).message}`);
+/**
+ * Checks a node's ECDSA signature over the Merkle root. CCF signs the root as a prehashed SHA-256
+ * digest, and every root over two or more leaves is SHA-256(left ‖ right) of its two subtrees'
+ * roots, so the signature is also an ordinary ECDSA-with-SHA-256 signature over those 64 bytes:
+ * OpenSSL checks that about ten times faster than the JS verifier takes over the bare digest.
+ */
+function rootSignatureVerifies(
+  key: KeyObject,
+  tree: MerkleTree,
+  root: Buffer,
+  derSignature: Buffer,
+): boolean {
+  if (tree.size >= 2) {
+    // The path of leaf 0 climbs the left edge: folding all but its last step gives the root's
+    // left child, and the last step is its right child.
+    const steps = tree.path(0);
+    const right = steps[steps.length - 1];
+    if (right !== undefined && "right" in right) {
+      const left = foldProof(tree.leaf(0), steps.slice(0, -1));
+      const preimage = Buffer.concat([left, Buffer.from(right.right, "hex")]);
+      if (sha256(preimage).equals(root)) {
+        try {
+          return cryptoVerify("sha256", preimage, key, derSignature);
+        } catch {
+          return false;
+        }
+      }
+    }
   }
-  if (signed.size !== le.seqno || !signed.root().equals(root)) {
+  return verifyDigest(key, root, derSignature);
+}
+
+/**
+ * Why a node may not sign, from its nodes.info record before the signature. As CCF's validator,
+ * Pending nodes and nodes unknown to the service may not; a Retired node may, until its
+ * retirement is committed (it keeps signing while the reconfiguration completes).
+ */
+function signerFault(info: Uint8Array | undefined): string | undefined {
+  if (info === undefined) return "not in nodes.info";
+  const { status, retired_committed } = decodeValue(Tables.NODES, info) as {
+    status?: string;
+    retired_committed?: boolean;
+  };
+  if (status === "Trusted") return undefined;
+  if (status === "Retired" && retired_committed !== true) return undefined;
+  if (status === "Retired") return "Retired, its retirement committed";
+  return `status ${String(status)}`;
+}
+
+/**
+ * The tree a signature stores must be the tree it signed: the stored bytes must be our tree's
+ * serialisation over the same range (a byte comparison; rebuilding the stored tree would hash
+ * every leaf since the last flush again at each signature).
+ */
+function checkSerialisedTree(le: LedgerEntry, tree: MerkleTree): void {
+  const treeBytes = le.writeSet.get(Tables.SERIALISED_MERKLE_TREE)?.get(SINGLETON);
+  if (treeBytes === undefined || treeBytes === null) return;
+  const stored = Buffer.from(treeBytes.buffer, treeBytes.byteOffset, treeBytes.byteLength);
+  const from = stored.length >= 16 ? Number(stored.readBigUInt64BE(8)) : -1;
+  const count = stored.length >= 16 ? Number(stored.readBigUInt64BE(0)) : -1;
+  if (from < 0 || count < 0 || from + count !== le.seqno || from > tree.size) {
+    fail(le, "LedgerCorrupted", "serialised Merkle tree differs from the signed tree");
+  }
+  if (!tree.serialise(from, le.seqno).equals(stored)) {
     fail(le, "LedgerCorrupted", "serialised Merkle tree differs from the signed tree");
   }
 }
 
 /** Uses the serialised tree stored by the signature to name the first entry whose leaf differs. */
 function findBadLeaf(le: LedgerEntry, tree: MerkleTree): number | undefined {
-  const treeBytes = le.writeSet.get(Tables.SERIALISED_MERKLE_TREE)?.get(keyToString(SINGLETON_KEY));
+  const treeBytes = le.writeSet.get(Tables.SERIALISED_MERKLE_TREE)?.get(SINGLETON);
   if (treeBytes === undefined || treeBytes === null) return undefined;
   let signed: MerkleTree;
   try {
@@ -399,13 +542,16 @@ function findBadLeaf(le: LedgerEntry, tree: MerkleTree): number | undefined {
   return undefined;
 }
 
-function checkCoseSignature(le: LedgerEntry, tree: MerkleTree, store: Store): void {
-  const raw = le.writeSet.get(Tables.COSE_SIGNATURES)?.get(keyToString(SINGLETON_KEY));
-  if (raw === undefined || raw === null) return;
-  const serviceInfo = store.get(Tables.SERVICE, keyToString(SINGLETON_KEY));
-  if (serviceInfo === undefined)
+function checkCoseSignature(
+  le: LedgerEntry,
+  raw: Uint8Array,
+  tree: MerkleTree,
+  audit: GovernanceAudit,
+  keys: KeyCache,
+): void {
+  if (audit.service === undefined) {
     fail(le, "LedgerCorrupted", "COSE signature before any service identity");
-  const { cert } = decodeValue(Tables.SERVICE, serviceInfo) as { cert: string };
+  }
   let cose: ReturnType<typeof coseSign1Decode>;
   try {
     cose = coseSign1Decode(
@@ -420,7 +566,13 @@ function checkCoseSignature(le: LedgerEntry, tree: MerkleTree, store: Store): vo
   if (txid !== undefined && txid !== `${le.view}.${le.seqno}`) {
     fail(le, "LedgerCorrupted", `COSE signature is for ${JSON.stringify(txid)}`);
   }
-  if (!coseSign1Verify(cose, cert, tree.root())) {
+  let key: ReturnType<KeyCache["get"]>;
+  try {
+    key = keys.get(audit.service.cert);
+  } catch (e) {
+    fail(le, "LedgerCorrupted", `service certificate unreadable: ${(e as Error).message}`);
+  }
+  if (!coseSign1Verify(cose, key.key, tree.root())) {
     fail(le, "LedgerBadSignature", "the service's COSE signature over the root does not verify");
   }
 }
