@@ -79,6 +79,8 @@ export const HttpErrors = {
   InvalidHeaderValue: (message: string) => new HttpError(400, "InvalidHeaderValue", message),
   MissingRequiredHeader: (message: string) => new HttpError(400, "MissingRequiredHeader", message),
   InvalidResourceName: (message: string) => new HttpError(400, "InvalidResourceName", message),
+  NodeNotRetiredCommitted: (message: string) =>
+    new HttpError(400, "NodeNotRetiredCommitted", message),
   UnsupportedContentType: (message: string) =>
     new HttpError(415, "UnsupportedContentType", message),
   RequestBodyTooLarge: (message: string) => new HttpError(413, "RequestBodyTooLarge", message),

@@ -74,14 +74,22 @@ export function registerGov(program: Command): void {
   gov
     .command("propose <proposal>")
     .description('submit a proposal ({"actions": [...]} from a file, or - for stdin)')
-    .action(async (file: string) => {
+    .option("--vote", "also vote for it (a ballot that returns true), in the same step")
+    .action(async (file: string, o: { vote?: boolean }) => {
       const proposal = readText(file, "proposal");
       try {
         JSON.parse(proposal);
       } catch {
         throw usage(`proposal ${file}: not JSON`);
       }
-      await withClient(flags(), async (c) => print(await c.propose(proposal)));
+      await withClient(flags(), async (c) => {
+        const proposed = await c.propose(proposal);
+        if (o.vote !== true || proposed.proposalState !== "Open") {
+          print(proposed);
+          return;
+        }
+        print(await c.vote(proposed.proposalId, ACCEPT));
+      });
     });
 
   gov

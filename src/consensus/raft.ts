@@ -62,6 +62,13 @@ export class Raft {
   /** Every configuration the log (and bootstrap) knows of, ascending by idx. */
   private configs: Configuration[] = [];
   private retiredValue = false;
+  /**
+   * Nodes a committed configuration left out, with the tick until which the primary keeps sending
+   * them AppendEntries (ten election timeouts), so that they learn the commit and retire:
+   * otherwise they would never hear of it, being no longer peers. (A response cannot tell that
+   * the node saw the new commit index: it may answer an AppendEntries sent before it.)
+   */
+  private readonly lingering = new Map<NodeId, number>();
   private now = 0;
   private electionElapsed = 0;
   private electionTimeout: number;
@@ -218,7 +225,8 @@ export class Raft {
       this.heartbeatElapsed++;
       if (this.heartbeatElapsed >= this.o.heartbeatTicks) {
         this.heartbeatElapsed = 0;
-        for (const peer of this.peers()) {
+        for (const [n, until] of this.lingering) if (until <= this.now) this.lingering.delete(n);
+        for (const peer of [...this.peers(), ...this.lingering.keys()]) {
           const p = this.progressOf(peer);
           // Anything unacknowledged is resent from the last match: covers lost batches.
           if (p.match < this.log.length) p.next = p.match + 1;
@@ -376,6 +384,11 @@ export class Raft {
     p.lastAck = this.now;
     if (m.success) {
       if (m.lastLogIdx > this.log.length) return; // from before a rollback of ours
+      if (this.lingering.has(from)) {
+        // Out of every configuration: its progress counts for no quorum.
+        p.match = Math.max(p.match, m.lastLogIdx);
+        return;
+      }
       p.match = Math.max(p.match, m.lastLogIdx);
       p.next = Math.max(p.next, p.match + 1);
       this.advancePrimaryCommit();
@@ -478,8 +491,14 @@ export class Raft {
       this.log[idx - 1].isSignature || this.o.testOnlyFaults?.commitWithoutSignature === true,
       () => `commit at ${idx}, which is not a signature`,
     );
+    const before = this.roleValue === "Primary" ? this.peers() : [];
     this.commit = idx;
     this.ready.commitIdx = idx;
+    if (before.length > 0) {
+      const after = new Set(this.peers());
+      const until = this.now + 10 * this.o.electionTimeoutTicks;
+      for (const n of before) if (!after.has(n)) this.lingering.set(n, until);
+    }
     if (!this.retiredValue && !this.isMemberOfActive() && this.wasMember()) this.retire();
   }
 
@@ -632,6 +651,11 @@ export class Raft {
   }
 
   private setRole(role: Role, leader: NodeId | undefined): void {
+    if (this.roleValue === "Primary" && role !== "Primary") {
+      // What the host appended as primary but had not yet proposed is not in the log: it must go
+      // (another primary's entries will take those seqnos).
+      this.ready.rollbackTo = Math.min(this.ready.rollbackTo ?? this.log.length, this.log.length);
+    }
     if (role !== "Primary") this.progress.clear();
     this.roleValue = role;
     this.leaderValue = leader;

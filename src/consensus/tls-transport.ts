@@ -364,10 +364,13 @@ export class TlsTransport implements Transport {
       socket.destroy();
       return;
     }
+    // Any node the service endorsed may connect (TLS checked the endorsement), as in CCF, not
+    // only configured peers: a node still catching up does not yet know of nodes that joined
+    // after the point it has replicated to, and must hear from them (the primary among them).
     const from = peerNodeId(socket);
-    if (from === undefined || !this.#peers.has(from)) {
+    if (from === undefined) {
       this.#refused++;
-      this.#log.warn({ nodeId: from }, "node-to-node connection from a node that is not a peer");
+      this.#log.warn({}, "node-to-node connection without a node certificate");
       socket.destroy();
       return;
     }
@@ -397,7 +400,7 @@ export class TlsTransport implements Transport {
 
   #deliver(from: NodeId, payload: Uint8Array): void {
     const handler = this.#handler;
-    if (handler === undefined || !this.#peers.has(from)) {
+    if (handler === undefined) {
       this.#dropped++;
       return;
     }

@@ -25,6 +25,7 @@ export {
   parseCertificateSigningRequest,
   parseSubjectAltName,
   pemBundleSplit,
+  renewServiceCertificate,
   type SubjectAltName,
   verifyCertificateIssued,
 } from "./x509.js";

@@ -545,6 +545,63 @@ export function endorseCertificateSigningRequest(opts: {
   return derToPem(der);
 }
 
+/**
+ * The service certificate renewed (governance's `ccf.network.generateNetworkCertificate`), built
+ * and signed synchronously: the current one with a new serial number and validity, self-signed
+ * again by the same service key, so subject, key and extensions (CA, SKI, AKI) are unchanged and
+ * whatever the old certificate endorsed still chains to the new one. `validFrom` as
+ * `endorseCertificateSigningRequest` takes it.
+ */
+export function renewServiceCertificate(opts: {
+  key: EcKeyPair;
+  certPem: string;
+  validFrom: string;
+  validityDays: number;
+  rng?: Rng;
+}): string {
+  if (!Number.isFinite(opts.validityDays) || opts.validityDays <= 0) {
+    throw new CryptoError("InvalidValidity", `validity must be a positive number of days`);
+  }
+  const current = AsnConvert.parse(certificateDer(opts.certPem), AsnCertificate).tbsCertificate;
+  const spki = Buffer.from(AsnConvert.serialize(current.subjectPublicKeyInfo));
+  if (!spki.equals(opts.key.publicKeyDer)) {
+    throw new CryptoError("KeyMismatch", "the service key does not match the service certificate");
+  }
+  const notBefore = parseX509Time(opts.validFrom);
+  const notAfter = new Date(notBefore.getTime() + opts.validityDays * DAY_MS - 1000);
+  const hash = signatureHash(opts.key);
+  const algorithm = new AlgorithmIdentifier({
+    algorithm: hash === "sha384" ? OID_ECDSA_SHA384 : OID_ECDSA_SHA256,
+  });
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: positiveInteger(Buffer.from(serialNumberHex(opts.rng ?? systemRng), "hex")),
+    signature: algorithm,
+    issuer: current.subject,
+    validity: new Validity({ notBefore, notAfter }),
+    subject: current.subject,
+    subjectPublicKeyInfo: current.subjectPublicKeyInfo,
+    ...(current.extensions === undefined ? {} : { extensions: current.extensions }),
+  });
+  const p1363 = signData(opts.key, Buffer.from(AsnConvert.serialize(tbs)), hash);
+  const half = p1363.length / 2;
+  const signatureValue = AsnConvert.serialize(
+    new ECDSASigValue({
+      r: positiveInteger(p1363.subarray(0, half)),
+      s: positiveInteger(p1363.subarray(half)),
+    }),
+  );
+  const der = Buffer.from(
+    AsnConvert.serialize(
+      new AsnCertificate({ tbsCertificate: tbs, signatureAlgorithm: algorithm, signatureValue }),
+    ),
+  );
+  if (!new NodeX509(der).verify(opts.key.publicKey)) {
+    throw new CryptoError("CertificateSigningFailed", "renewed certificate does not verify");
+  }
+  return derToPem(der);
+}
+
 const OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2";
 const OID_ECDSA_SHA384 = "1.2.840.10045.4.3.3";
 const OID_SUBJECT_ALT_NAME = "2.5.29.17";

@@ -223,6 +223,26 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
     },
     {
       method: "GET",
+      path: "/node/network/removable_nodes",
+      openapi: { summary: "Retired nodes whose retirement has committed: safe to stop and delete" },
+      handler: () => {
+        // As CCF, from committed state only: what any future primary also sees as retired.
+        const commit = ctx.commitTxId().seqno;
+        const state = ctx.store.mapState(Tables.NODES);
+        const nodes = describeNodes(ctx)
+          .filter((n) => {
+            const entry = state?.entries.get(Buffer.from(n.node_id, "utf8").toString("latin1"));
+            if (entry?.value === null || entry === undefined || entry.version > commit)
+              return false;
+            const info = decodeValue(Tables.NODES, entry.value) as NodeInfoValue;
+            return info.status === "Retired" && info.retired_committed === true;
+          })
+          .map((n) => ({ ...n, primary: false }));
+        return json(ctx, { nodes });
+      },
+    },
+    {
+      method: "GET",
       path: "/node/network/nodes/self",
       openapi: { summary: "This node" },
       handler: () => json(ctx, findNode(ctx.nodeId)),

@@ -4,7 +4,7 @@
 // signature transaction. Clock and keys are injected, so the same inputs give the same bytes.
 
 import { coseSign1Sign, type EcKeyPair, sha256, signDigest, toHex } from "../crypto/index.js";
-import { ConflictError, HttpError } from "../errors.js";
+import { ConflictError, HttpError, HttpErrors } from "../errors.js";
 import { EntryType, encodeValue, SINGLETON_KEY, type Store, Tables, type Tx } from "../kv/index.js";
 import {
   commitEvidence,
@@ -89,6 +89,7 @@ function attemptsExceeded(lastError: unknown): HttpError {
 export class TxPipeline {
   private view: number;
   private sinceSignature = 0;
+  private closed = false;
   private lastSignatureAt: number;
   private lastSignatureSeqno = 0;
   private readonly commitSecretCache = new Map<number, Buffer>();
@@ -123,6 +124,27 @@ export class TxPipeline {
 
   setView(view: number): void {
     this.view = view;
+  }
+
+  /**
+   * This writer's view is over (the node is no longer primary): a transaction still running in it
+   * cannot commit, since what it would append now belongs to another primary's log.
+   */
+  close(): void {
+    this.closed = true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw HttpErrors.NodeCannotHandleRequest(
+        `This node stopped being the primary of view ${this.view} while the transaction ran`,
+      );
+    }
+  }
+
+  /** The node certificate written into signatures from now on (governance renewed it). */
+  setNodeCertificate(certPem: string): void {
+    this.o.node = { ...this.o.node, certPem };
   }
 
   /**
@@ -204,6 +226,7 @@ export class TxPipeline {
       tx.checkStillValid();
       return undefined;
     }
+    this.checkOpen();
     const { version } = this.o.store.commit(tx);
     this.appendEntry(tx, version, claimsDigest, false);
     this.sinceSignature++;
@@ -213,6 +236,7 @@ export class TxPipeline {
 
   /** Emits a signature if transactions are unsigned and the delay has passed. */
   tick(): TxId | undefined {
+    if (this.closed) return undefined;
     if (
       this.sinceSignature > 0 &&
       this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs
@@ -232,6 +256,7 @@ export class TxPipeline {
    * transaction before it, the service's COSE Sign1 over the same root, and the serialised tree.
    */
   emitSignature(): TxId {
+    this.checkOpen();
     const tree = this.o.tree;
     const seqno = this.o.store.version + 1;
     const root = tree.root();

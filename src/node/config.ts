@@ -459,6 +459,9 @@ const AttestationSchema = Closed(
     snp_security_policy_file: Type.Optional(NullableString),
     snp_uvm_endorsements_file: Type.Optional(NullableString),
     snp_endorsements_file: Type.Optional(NullableString),
+    // ccf-ts: the measurement this node's virtual quote reports, instead of CCF's fixed one. Models
+    // a code update in virtual mode (governance allows it with add_virtual_measurement).
+    virtual_measurement: Type.Optional(Type.String({ minLength: 1 })),
   },
   { default: {} },
 );

@@ -101,6 +101,7 @@ export class ConsensusHost {
 
   stop(): void {
     this.stopped = true;
+    this.pipelineValue?.close();
     this.pipelineValue = undefined;
   }
 
@@ -141,6 +142,11 @@ export class ConsensusHost {
   }
 
   private enqueue(ready: Ready): void {
+    // A primary stepping down stops writing at once, not when this Ready's turn comes: nothing
+    // may be appended after the point consensus rolls the unproposed suffix back to.
+    if (ready.roleChange !== undefined && ready.roleChange.role !== "Primary") {
+      this.pipelineValue?.close();
+    }
     this.chain = this.chain.then(() => this.apply(ready)).catch((e: unknown) => this.o.onFatal(e));
   }
 
@@ -162,6 +168,7 @@ export class ConsensusHost {
     }
     if (ready.roleChange !== undefined) {
       const { role, term, leader } = ready.roleChange;
+      this.pipelineValue?.close();
       if (role === "Primary") this.openPipeline(term);
       else this.pipelineValue = undefined;
       this.o.onRoleChange?.(role, term, leader);

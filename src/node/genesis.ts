@@ -27,6 +27,8 @@ export interface GenesisArgs {
     info: Record<string, unknown>;
     endorsedCert: string;
     hostData: string;
+    /** The first node's virtual measurement (default: CCF's), allowed to join from the start. */
+    measurement?: string;
   };
   /** Beyond CCF: users, an app and an open service straight from genesis (sandbox convenience). */
   users?: Array<{ cert: string; userData?: unknown }>;
@@ -63,7 +65,12 @@ export function writeGenesis(tx: Tx, g: GenesisArgs): void {
   put(tx, Tables.CONSTITUTION, SINGLETON_KEY, g.constitution);
   put(tx, Tables.NODES, idKey(g.node.id), g.node.info);
   put(tx, Tables.NODE_ENDORSED_CERTIFICATES, idKey(g.node.id), g.node.endorsedCert);
-  put(tx, Tables.VIRTUAL_MEASUREMENTS, Buffer.from(VIRTUAL_MEASUREMENT), "AllowedToJoin");
+  put(
+    tx,
+    Tables.VIRTUAL_MEASUREMENTS,
+    Buffer.from(g.node.measurement ?? VIRTUAL_MEASUREMENT),
+    "AllowedToJoin",
+  );
   put(tx, Tables.VIRTUAL_HOST_DATA, Buffer.from(g.node.hostData), "");
   for (const u of g.users ?? []) {
     const id = idKey(certificateId(u.cert));

@@ -1,6 +1,7 @@
 // What a constitution's `apply` can make this node do (GovEffects): open the service, force a
-// ledger chunk, refresh the app's interpreters. Effects owned by later work (rekeying, recovery
-// shares, snapshots, node certificates) fail the proposal with a message saying so.
+// ledger chunk, refresh the app's interpreters, endorse node certificates and renew the service's.
+// Effects owned by later work (rekeying, recovery shares, snapshots) fail the proposal with a
+// message saying so.
 
 import { certificateDer } from "../crypto/index.js";
 import type { GovEffects } from "../gov/index.js";
@@ -14,6 +15,8 @@ export interface NodeGovHooks {
   latestLedgerSecretSeqno(): number;
   /** The service's endorsement of a node's CSR (the service key is this node's to use). */
   endorseCsr(csrPem: string, validFrom: string, validityPeriodDays: number): string;
+  /** The service certificate renewed: same key and subject, the given validity. */
+  generateNetworkCertificate(validFrom: string, validityPeriodDays: number): string;
   setJwtPublicSigningKeys?(tx: Tx, issuer: string, metadata: unknown, jwks: unknown): void;
   removeJwtPublicSigningKeys?(tx: Tx, issuer: string): void;
 }
@@ -58,9 +61,8 @@ export function nodeGovEffects(hooks: NodeGovHooks): GovEffects {
     },
     generateEndorsedCertificate: (_tx, csrPem, validFrom, days) =>
       hooks.endorseCsr(csrPem, validFrom, days),
-    generateNetworkCertificate: () => {
-      throw new Error(`Renewing the service certificate ${UNAVAILABLE}`);
-    },
+    generateNetworkCertificate: (_tx, validFrom, days) =>
+      hooks.generateNetworkCertificate(validFrom, days),
     getLatestLedgerSecretSeqno: () => hooks.latestLedgerSecretSeqno(),
     setJwtPublicSigningKeys: (tx, issuer, metadata, jwks) => {
       if (hooks.setJwtPublicSigningKeys === undefined) {

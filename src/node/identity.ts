@@ -32,6 +32,8 @@ export interface NodeIdentity {
   /** Base64 of the virtual quote's JSON bytes, as `nodes.info.quote_info.quote`. */
   quote: string;
   hostData: string;
+  /** The measurement the virtual quote reports. */
+  measurement: string;
 }
 
 export async function createNodeIdentity(args: {
@@ -41,7 +43,10 @@ export async function createNodeIdentity(args: {
   validityDays: number;
   version: string;
   now: Date;
+  /** Reported instead of CCF's virtual measurement (a code update, in virtual mode). */
+  measurement?: string;
 }): Promise<NodeIdentity> {
+  const measurement = args.measurement ?? VIRTUAL_MEASUREMENT;
   const key = EcKeyPair.generate(args.curve);
   const nodeId = nodeIdFromPublicKey(key.publicKey);
   const sans = args.subjectAltNames.map(parseSubjectAltName);
@@ -54,7 +59,7 @@ export async function createNodeIdentity(args: {
   const hostData = virtualHostData(args.version);
   const quoteJson = encodeJson({
     host_data: hostData,
-    measurement: VIRTUAL_MEASUREMENT,
+    measurement,
     report_data: sha256(key.publicKeyDer).toString("base64"),
   });
   return {
@@ -66,5 +71,6 @@ export async function createNodeIdentity(args: {
     encryptionKey: generateRsaKeyPair(2048),
     quote: Buffer.from(quoteJson).toString("base64"),
     hostData,
+    measurement,
   };
 }

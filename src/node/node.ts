@@ -10,6 +10,7 @@ import {
   createEndorsedCertificate,
   createServiceCertificate,
   endorseCertificateSigningRequest,
+  renewServiceCertificate,
   EcKeyPair,
   systemRng,
 } from "../crypto/index.js";
@@ -79,9 +80,16 @@ import { ConsensusHost } from "./consensus-host.js";
 import { writeGenesis } from "./genesis.js";
 import { admitJoiner, requestJoin, secretsFrom, serviceKeyFrom } from "./join.js";
 import { nodeGovEffects } from "./gov-effects.js";
+import { renewedCertificates } from "./certificates.js";
 import { JwtKeyRefresher } from "./jwt-refresh.js";
 import { HistoricalState, HistoricalStates } from "./historical.js";
-import { createNodeIdentity, type NodeIdentity, VIRTUAL_MEASUREMENT } from "./identity.js";
+import {
+  deleteRetiredNodeEndpoint,
+  recordRetirements,
+  retirementPhase,
+  retirementsToRecord,
+} from "./retirement.js";
+import { createNodeIdentity, type NodeIdentity } from "./identity.js";
 import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
 
@@ -96,6 +104,7 @@ const APP_TABLES = [
 /** The fields of a nodes.info record this file reads. */
 interface NodeRecord {
   status?: string;
+  retired_committed?: boolean;
   node_to_node_interface?: { published_address?: string };
   rpc_interfaces?: Record<string, { published_address?: string }>;
 }
@@ -131,6 +140,8 @@ export class Node implements NodeContext {
   /** Carries requests that must run on the primary to it, and runs those forwarded here. */
   private readonly forwarder: Forwarder;
   private serviceCertPem = "";
+  /** The service-endorsed certificate this node serves and signs with (renewed by governance). */
+  private nodeCertPem = "";
   private csrPem = "";
   private serviceKey!: EcKeyPair;
   private secrets!: LedgerSecrets;
@@ -207,6 +218,9 @@ export class Node implements NodeContext {
       validityDays: config.node_certificate.initial_validity_days,
       version: VERSION,
       now,
+      ...(config.attestation.virtual_measurement === undefined
+        ? {}
+        : { measurement: config.attestation.virtual_measurement }),
     });
     const node = new Node(config, identity, log);
     if (config.command.type === "Join") await node.joinService(now);
@@ -409,7 +423,13 @@ export class Node implements NodeContext {
         members,
         configuration: serviceConfig,
         constitution,
-        node: { id: this.nodeId, info: nodeInfo, endorsedCert, hostData: this.identity.hostData },
+        node: {
+          id: this.nodeId,
+          info: nodeInfo,
+          endorsedCert,
+          hostData: this.identity.hostData,
+          measurement: this.identity.measurement,
+        },
       }),
     );
     const genesisSignature = this.pipeline.emitSignature().seqno;
@@ -430,6 +450,7 @@ export class Node implements NodeContext {
   ): void {
     this.secrets = secrets;
     this.serviceKey = serviceKey;
+    this.nodeCertPem = endorsedCert;
     const ticks = (ms: number) =>
       Math.max(1, Math.round(ms / Math.max(1, this.config.tick_interval)));
     const electionTicks = ticks(this.config.consensus.election_timeout);
@@ -466,13 +487,17 @@ export class Node implements NodeContext {
         this.configurationKey = key;
         return trusted;
       },
-      openPipeline: (view, onAppend) =>
-        new TxPipeline({
+      openPipeline: (view, onAppend) => {
+        // A new primary proposes configurations relative to the latest one consensus has.
+        this.configurationKey = [...(raft.activeConfigurations().at(-1)?.nodes ?? [])]
+          .sort()
+          .join(",");
+        return new TxPipeline({
           store: this.store,
           storage: this.storage,
           tree: this.tree,
           secrets,
-          node: { nodeId: this.nodeId, key: this.identity.key, certPem: endorsedCert },
+          node: { nodeId: this.nodeId, key: this.identity.key, certPem: this.nodeCertPem },
           service: {
             key: serviceKey,
             issuer: this.config.command.start?.cose_signatures.issuer,
@@ -488,7 +513,8 @@ export class Node implements NodeContext {
             if (signature) this.signatureSeqnos.push(seqno);
             onAppend(seqno, v, entry, signature);
           },
-        }),
+        });
+      },
       onCommit: (seqno) => this.onCommit(seqno),
       onRoleChange: (role, view, leader) =>
         this.log.info({ role, view, leader: leader ?? null }, "consensus role changed"),
@@ -583,7 +609,7 @@ export class Node implements NodeContext {
     );
     const nodeInfo: Record<string, unknown> = {
       certificate_signing_request: this.csrPem,
-      code_digest: Buffer.from(VIRTUAL_MEASUREMENT).toString("hex"),
+      code_digest: Buffer.from(this.identity.measurement).toString("hex"),
       encryption_pub_key: this.identity.encryptionKey.publicKeyPem,
       node_to_node_interface: { bind_address: n2nAddress, published_address: n2nPublished },
       public_key: this.identity.key.publicKeyPem,
@@ -658,6 +684,12 @@ export class Node implements NodeContext {
     this.nodeGroup = [
       joinEndpoint,
       consensusEndpoint,
+      deleteRetiredNodeEndpoint({
+        store: this.store,
+        commitSeqno: () => this.commitSeqno,
+        write: async (fn) =>
+          (await this.pipeline.executeAsync((tx) => Promise.resolve(fn(tx)))).result,
+      }),
       ...nodeEndpoints(this),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
@@ -679,6 +711,13 @@ export class Node implements NodeContext {
               csrPem,
               issuerKey: this.serviceKey,
               issuerCertPem: this.serviceCertPem,
+              validFrom,
+              validityDays,
+            }),
+          generateNetworkCertificate: (validFrom, validityDays) =>
+            renewServiceCertificate({
+              key: this.serviceKey,
+              certPem: this.serviceCertPem,
               validFrom,
               validityDays,
             }),
@@ -916,7 +955,9 @@ export class Node implements NodeContext {
     const peers = new Map<string, string>();
     for (const { id, info } of this.nodeRecords()) {
       const address = info.node_to_node_interface?.published_address;
-      if (id !== this.nodeId && address !== undefined && info.status !== "Retired") {
+      // Retired nodes stay reachable until an operator deletes their records: consensus keeps
+      // telling a retiring node the commit index for a while, so that it learns it is retired.
+      if (id !== this.nodeId && address !== undefined) {
         peers.set(id, address);
       }
     }
@@ -943,7 +984,7 @@ export class Node implements NodeContext {
       acks: {},
       membership_state: raft.retired ? "Retired" : "Active",
       leadership_state: leadership[raft.role] ?? "None",
-      retirement_phase: null,
+      retirement_phase: retirementPhase(this.store, this.commitSeqno, this.nodeId, raft.retired),
       primary_id: raft.leader ?? null,
       current_view: raft.term,
       ticking: !this.stopped,
@@ -1000,10 +1041,19 @@ export class Node implements NodeContext {
     if (this.nodeState === "PartOfNetwork") this.refreshAppIfChanged();
     this.host.tick();
     try {
+      this.recordRetirements();
       this.host.pipeline?.tick();
     } catch (err) {
       this.log.error({ err }, "signature failed");
     }
+  }
+
+  /** On the primary: nodes whose retirement committed get `retired_committed` (CCF's last phase). */
+  private recordRetirements(): void {
+    const pipeline = this.host.pipeline;
+    if (pipeline === undefined) return;
+    const ids = retirementsToRecord(this.store, this.commitSeqno);
+    if (ids.length > 0) pipeline.execute((tx) => recordRetirements(tx, ids));
   }
 
   /**
@@ -1039,9 +1089,40 @@ export class Node implements NodeContext {
   /** Consensus committed up to a signature: history before it is final. */
   private onCommit(seqno: number): void {
     this.commitSeqno = seqno;
+    this.adoptRenewedCertificates();
     const due = this.commitWaiters.filter((w) => w.seqno <= seqno);
     this.commitWaiters = this.commitWaiters.filter((w) => w.seqno > seqno);
     for (const w of due) w.resolve();
+  }
+
+  /**
+   * Serves the certificates governance renewed once the renewal is committed: this node's on every
+   * RPC interface, node-to-node and in its signatures; the service's to check peers against.
+   */
+  private adoptRenewedCertificates(): void {
+    const renewed = renewedCertificates(
+      this.store,
+      this.commitSeqno,
+      { nodeId: this.nodeId, publicKeyDer: this.identity.key.publicKeyDer },
+      { node: this.nodeCertPem, service: this.serviceCertPem },
+    );
+    if (renewed.node === undefined && renewed.service === undefined) return;
+    const keyPem = this.identity.key.privateKeyPem;
+    if (renewed.node !== undefined) {
+      this.nodeCertPem = renewed.node;
+      for (const i of this.interfaces) i.server.setCertificate(keyPem, renewed.node);
+      this.host.pipeline?.setNodeCertificate(renewed.node);
+    }
+    if (renewed.service !== undefined) this.serviceCertPem = renewed.service;
+    this.transport?.setIdentity({
+      certPem: this.nodeCertPem,
+      keyPem,
+      serviceCertPem: this.serviceCertPem,
+    });
+    this.log.info(
+      { node: renewed.node !== undefined, service: renewed.service !== undefined },
+      "serving renewed certificates",
+    );
   }
 
   async stop(): Promise<void> {
@@ -1144,7 +1225,7 @@ export class Node implements NodeContext {
       format: "Insecure_Virtual",
       raw: this.identity.quote,
       endorsements: "",
-      measurement: VIRTUAL_MEASUREMENT,
+      measurement: this.identity.measurement,
     };
   }
 

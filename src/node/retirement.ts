@@ -1,0 +1,125 @@
+// The end of a node's retirement, as CCF runs it. Governance's `remove_node` marks the node
+// Retired in `public:ccf.gov.nodes.info`: that transaction starts a configuration without it
+// (consensus runs the joint configuration). Once it commits, the primary records
+// `retired_committed: true`; from then on the node is listed by `GET
+// /node/network/removable_nodes`, and an operator may delete its records with `DELETE
+// /node/network/nodes/{node_id}` once it is shut down.
+
+import type { Endpoint, EndpointResponse } from "../endpoints/index.js";
+import { HttpErrors } from "../errors.js";
+import {
+  decodeValue,
+  encodeValue,
+  keyFromString,
+  type Store,
+  Tables,
+  type Tx,
+} from "../kv/index.js";
+
+interface NodeInfo {
+  status?: string;
+  retired_committed?: boolean;
+}
+
+/** Nodes.info entries as committed: id, value, and the version that wrote them. */
+function committedNodes(store: Store, commitSeqno: number): Array<{ id: string; info: NodeInfo }> {
+  const out: Array<{ id: string; info: NodeInfo }> = [];
+  const state = store.mapState(Tables.NODES);
+  if (state === undefined) return out;
+  for (const key of state.sortedKeys()) {
+    const entry = state.entries.get(key);
+    if (entry === undefined || entry.value === null || entry.version > commitSeqno) continue;
+    out.push({
+      id: keyFromString(key).toString("utf8"),
+      info: decodeValue(Tables.NODES, entry.value) as NodeInfo,
+    });
+  }
+  return out;
+}
+
+/**
+ * Nodes whose retirement has committed but is not yet recorded as such: the primary writes
+ * `retired_committed` for them.
+ */
+export function retirementsToRecord(store: Store, commitSeqno: number): string[] {
+  return committedNodes(store, commitSeqno)
+    .filter(({ info }) => info.status === "Retired" && info.retired_committed !== true)
+    .map(({ id }) => id);
+}
+
+/** Records `retired_committed: true` for the nodes that are (still) Retired. */
+export function recordRetirements(tx: Tx, ids: readonly string[]): void {
+  const nodes = tx.map(Tables.NODES);
+  for (const id of ids) {
+    const key = Buffer.from(id, "utf8");
+    const raw = nodes.get(key);
+    if (raw === undefined) continue;
+    const info = decodeValue(Tables.NODES, raw) as NodeInfo & Record<string, unknown>;
+    if (info.status !== "Retired" || info.retired_committed === true) continue;
+    info.retired_committed = true;
+    nodes.set(key, encodeValue(Tables.NODES, info));
+  }
+}
+
+/** Ids of the nodes an operator may remove: Retired, with retired_committed, both committed. */
+export function removableNodeIds(store: Store, commitSeqno: number): Set<string> {
+  return new Set(
+    committedNodes(store, commitSeqno)
+      .filter(({ info }) => info.status === "Retired" && info.retired_committed === true)
+      .map(({ id }) => id),
+  );
+}
+
+/**
+ * CCF's retirement phase of this node for `/node/consensus`: null while active; Ordered once the
+ * retiring transaction committed; Completed once consensus left it out; RetiredCommitted once
+ * that is recorded.
+ */
+export function retirementPhase(
+  store: Store,
+  commitSeqno: number,
+  nodeId: string,
+  consensusRetired: boolean,
+): string | null {
+  const entry = store
+    .mapState(Tables.NODES)
+    ?.entries.get(Buffer.from(nodeId, "utf8").toString("latin1"));
+  if (entry === undefined || entry.value === null) return null;
+  const info = decodeValue(Tables.NODES, entry.value) as NodeInfo;
+  if (info.status !== "Retired") return null;
+  if (info.retired_committed === true && entry.version <= commitSeqno) return "RetiredCommitted";
+  if (consensusRetired) return "Completed";
+  return entry.version <= commitSeqno ? "Ordered" : "Started";
+}
+
+/**
+ * `DELETE /node/network/nodes/{node_id}`: removes a completely retired node's records (its
+ * nodes.info entry and endorsed certificate), as CCF: 404 for an unknown node, 400
+ * NodeNotRetiredCommitted otherwise.
+ */
+export function deleteRetiredNodeEndpoint(deps: {
+  store: Store;
+  commitSeqno(): number;
+  write(fn: (tx: Tx) => EndpointResponse): Promise<EndpointResponse>;
+}): Endpoint {
+  return {
+    method: "DELETE",
+    path: "/node/network/nodes/{node_id}",
+    forwarding: "always",
+    redirection: "to_primary",
+    openapi: { summary: "Remove the records of a completely retired node" },
+    handler: async (req) => {
+      const id = req.params.node_id ?? "";
+      return await deps.write((tx) => {
+        const key = Buffer.from(id, "utf8");
+        if (!tx.map(Tables.NODES).has(key)) throw HttpErrors.ResourceNotFound("No such node");
+        if (!removableNodeIds(deps.store, deps.commitSeqno()).has(id)) {
+          throw HttpErrors.NodeNotRetiredCommitted("Node is not completely retired");
+        }
+        tx.map(Tables.NODES).delete(key);
+        tx.map(Tables.NODE_ENDORSED_CERTIFICATES).delete(key);
+        return { status: 200, body: true };
+      });
+    },
+  };
+}
