@@ -36,12 +36,14 @@ import {
 import {
   encodeMessage,
   type LocalView,
+  NotPrimaryError,
   Raft,
+  TooManyPendingTransactionsError,
   WorkerTransport,
   txStatus as consensusTxStatus,
   viewAt,
 } from "../consensus/index.js";
-import { CcfError, ConflictError, HttpErrors } from "../errors.js";
+import { CcfError, ConflictError, HttpError, HttpErrors } from "../errors.js";
 import {
   applyRefreshedJwtKeys,
   ConstitutionRunner,
@@ -813,6 +815,7 @@ export class Node implements NodeContext {
    * proposal applied may change the app (set_js_app...), so its endpoints are read again.
    */
   private async runGovWrite(fn: (tx: Tx) => Promise<EndpointResponse>): Promise<EndpointResponse> {
+    this.admitWrite();
     const res = await this.pipeline.executeAsync(fn, {
       apply: (r) => r.status >= 200 && r.status < 300,
     });
@@ -859,6 +862,7 @@ export class Node implements NodeContext {
   }
 
   private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
+    if (ep.mode === "readwrite") this.admitWrite();
     let historical: HistoricalState | undefined;
     if (ep.mode === "historical") {
       const found = this.historicalTarget(req);
@@ -921,6 +925,24 @@ export class Node implements NodeContext {
       if (raft.entryAt(i)?.isSignature === true) return i;
     }
     return undefined;
+  }
+
+  /**
+   * CCF's back-pressure on the primary: no new write while `consensus.max_uncommitted_tx_count`
+   * transactions await commit (503 TooManyPendingTransactions), nor on a retiring primary. A backup
+   * passes: what it would write is forwarded before this point.
+   */
+  private admitWrite(): void {
+    if (this.host?.pipeline === undefined) return;
+    try {
+      this.host.raft.checkCanAcceptTransaction();
+    } catch (e) {
+      if (e instanceof TooManyPendingTransactionsError) {
+        throw new HttpError(503, "TooManyPendingTransactions", e.message);
+      }
+      if (e instanceof NotPrimaryError) throw HttpErrors.NodeCannotHandleRequest(e.message);
+      throw e;
+    }
   }
 
   /** Addresses the RPC interfaces listen on, by interface name. */

@@ -276,6 +276,9 @@ export class Simulation {
         () => `${node.id} rolled back to ${ready.rollbackTo} below its commit ${node.commit}`,
       );
       node.replica.rollback(ready.rollbackTo);
+      // As the node's host: appended but not yet proposed entries past that point are void.
+      const to = ready.rollbackTo;
+      node.proposals = node.proposals.filter((p) => p.idx <= to);
       this.trace(`${node.id} rolls back to ${ready.rollbackTo}`);
     }
     for (const e of ready.appends) {
@@ -288,8 +291,9 @@ export class Simulation {
       this.registerEntry(node, e.idx, e.term, e.data, node.raft.termAt(e.idx - 1) ?? 0);
     }
     check(
-      node.store.version === node.raft.lastIdx,
-      () => `${node.id}: store at ${node.store.version}, log at ${node.raft.lastIdx}`,
+      node.store.version === node.raft.lastIdx + node.proposals.length,
+      () =>
+        `${node.id}: store at ${node.store.version}, log at ${node.raft.lastIdx} with ${node.proposals.length} to propose`,
     );
     for (const out of ready.messages) this.send(node.id, out.to, out.message);
     if (ready.commitIdx !== undefined) this.onCommit(node, ready.commitIdx);
@@ -545,16 +549,18 @@ export class Simulation {
   private submitClientTx(): void {
     const primary = this.acceptingPrimary();
     if (primary === undefined) return;
-    this.writeClientTx(primary, `c${this.clientCounter++}`);
+    this.writeClientTx(primary, `c${this.clientCounter++}`, this.prng.chance(0.5));
   }
 
-  private writeClientTx(node: SimNode, key: string): void {
+  private writeClientTx(node: SimNode, key: string, deferProposal = false): void {
     const pipeline = node.pipeline as TxPipeline;
     const { txId } = pipeline.execute((tx) => {
       tx.map(PUBLIC_MAP).set(Buffer.from(key), Buffer.from(`public ${key}`));
       tx.map(PRIVATE_MAP).set(Buffer.from(key), Buffer.from(`private ${key}`));
     });
-    this.flushProposals(node);
+    // As the node's host, which proposes only after the group-commit flush: the entry may wait
+    // (appended here, unknown to consensus) until the next step, while messages arrive.
+    if (!deferProposal) this.flushProposals(node);
     this.clientTxs.push({
       view: txId.view,
       seqno: txId.seqno,
