@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<void>> = {
   gcm: async () => (await import("./gcm.js")).run(),
   sandbox: async () => (await import("./sandbox.js")).run(),
   audit: async () => (await import("./audit.js")).run(),
+  replication: async () => (await import("./replication.js")).run(),
 };
 
 const name = process.argv[2];

@@ -1,0 +1,202 @@
+// The ccf-ts half of the replication benchmark: three `ccf-ts node` processes (node 0 starts the
+// service with user0 and the basic app; nodes 1 and 2 join while it is Opening, so they are
+// trusted at once, as test/e2e/multinode.test.ts does), then 64 keep-alive HTTPS connections
+// writing fresh keys to the primary. A client does not wait for commit: commit is observed by
+// polling the primary's `/node/commit`, and a write is committed once its TxID is at or below
+// the commit TxID in the same view.
+
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+import { Pool } from "undici";
+import { keygen } from "../src/cli/keygen.js";
+import { PACKAGE_ROOT } from "../src/node/version.js";
+import { singleNodeConfig } from "../test/helpers/node-config.js";
+import { startNode, waitFor } from "../test/helpers/process.js";
+import {
+  CONNECTIONS,
+  CommitWindow,
+  DRAIN_MS,
+  type LoadResult,
+  type Resources,
+  valueFor,
+} from "./replication-load.js";
+
+const COMMIT_POLL_MS = 10;
+/** CCF's default is 1 s; the single-node app benchmark signs every 100 ms, and so does this one. */
+export const SIGNATURE_DELAY = process.env.BENCH_SIGNATURE_DELAY ?? "100ms";
+const SIGNATURES = { tx_count: 5000, delay: SIGNATURE_DELAY };
+
+interface TxId {
+  view: number;
+  seqno: number;
+}
+
+function parseTxId(s: unknown): TxId | undefined {
+  const m = typeof s === "string" ? /^(\d+)\.(\d+)$/.exec(s) : null;
+  return m ? { view: Number(m[1]), seqno: Number(m[2]) } : undefined;
+}
+
+/** Starts the network; returns the primary's base URL and the TLS material of user0. */
+async function startNetwork(
+  res: Resources,
+): Promise<{ base: string; ca: string; cert: string; key: string }> {
+  const dir = res.dir(mkdtempSync(join(tmpdir(), "ccf-ts-bench-repl-")));
+  const dir0 = join(dir, "n0");
+  mkdirSync(dir0);
+  await keygen({ name: "member0", genEncKey: true, dir: dir0 });
+  await keygen({ name: "user0", dir: dir0 });
+  const config0 = singleNodeConfig(dir0, {
+    start: {
+      users: [{ certificate_file: join(dir0, "user0_cert.pem") }],
+      js_app_bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
+    },
+    signatures: SIGNATURES,
+  });
+  const first = await startNode(dir0, config0);
+  res.child(first.node);
+  const serviceCert = join(dir0, "service_cert.pem");
+  const ca = readFileSync(serviceCert, "utf8");
+  const bases = [first.base];
+  for (const i of [1, 2]) {
+    const d = join(dir, `n${i}`);
+    mkdirSync(d);
+    const config = singleNodeConfig(d, { signatures: SIGNATURES });
+    config.command = {
+      type: "Join",
+      service_certificate_file: serviceCert,
+      join: { target_rpc_address: first.base.replace("https://", ""), retry_timeout: "200ms" },
+    };
+    const joiner = await startNode(d, config);
+    res.child(joiner.node);
+    bases.push(joiner.base);
+  }
+  const agentGet = async (base: string, path: string) => {
+    const pool = new Pool(base, { connect: { ca } });
+    try {
+      const r = await pool.request({ method: "GET", path });
+      return (await r.body.json()) as Record<string, unknown>;
+    } finally {
+      await pool.close();
+    }
+  };
+  await waitFor(
+    "three trusted nodes in one configuration on the primary",
+    async () => {
+      const details = (await agentGet(first.base, "/node/consensus")).details as {
+        configs: Array<{ nodes: Record<string, unknown> }>;
+      };
+      return details.configs.length === 1 &&
+        Object.keys(details.configs[0]?.nodes ?? {}).length === 3
+        ? true
+        : undefined;
+    },
+    60_000,
+  );
+  for (const base of bases.slice(1)) {
+    await waitFor(
+      `${base} to be part of the network`,
+      async () =>
+        (await agentGet(base, "/node/state")).state === "PartOfNetwork" ? true : undefined,
+      60_000,
+    );
+  }
+  return {
+    base: first.base,
+    ca,
+    cert: readFileSync(join(dir0, "user0_cert.pem"), "utf8"),
+    key: readFileSync(join(dir0, "user0_privk.pem"), "utf8"),
+  };
+}
+
+export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
+  const { base, ca, cert, key } = await startNetwork(res);
+  const writes = new Pool(base, {
+    connections: CONNECTIONS,
+    pipelining: 1,
+    connect: { ca, cert, key },
+  });
+  const poller = new Pool(base, { connections: 1, connect: { ca } });
+  try {
+    await waitFor("the basic app to accept a write", async () => {
+      const r = await writes.request({
+        method: "PUT",
+        path: `/app/records/${tag}-ready`,
+        body: "x",
+      });
+      await r.body.dump();
+      return r.statusCode === 204 ? true : undefined;
+    });
+    const window = new CommitWindow(performance.now());
+    const pending: Array<TxId & { sentAt: number }> = [];
+    let next = 0;
+    let writing = true;
+    let firstFailure = true;
+
+    const writer = async () => {
+      while (performance.now() < window.end) {
+        const i = next++;
+        const sentAt = performance.now();
+        try {
+          const r = await writes.request({
+            method: "PUT",
+            path: `/app/records/${tag}-${i}`,
+            body: valueFor(i),
+          });
+          const text = await r.body.text();
+          const txId = parseTxId(r.headers["x-ms-ccf-transaction-id"]);
+          if (r.statusCode !== 204 || txId === undefined) {
+            if (firstFailure)
+              console.error(`ccf-ts: first failed write: ${r.statusCode} ${text.slice(0, 300)}`);
+            firstFailure = false;
+            window.failed++;
+            continue;
+          }
+          window.accept(sentAt);
+          pending.push({ ...txId, sentAt });
+        } catch (e) {
+          if (firstFailure) console.error(`ccf-ts: first failed write: ${String(e)}`);
+          firstFailure = false;
+          window.failed++;
+        }
+      }
+    };
+
+    const poll = async () => {
+      let drainUntil = Number.POSITIVE_INFINITY;
+      for (;;) {
+        const r = await poller.request({ method: "GET", path: "/node/commit" });
+        const commit = parseTxId(
+          ((await r.body.json()) as { transaction_id?: string }).transaction_id,
+        );
+        const now = performance.now();
+        if (commit !== undefined) {
+          let kept = 0;
+          for (const w of pending) {
+            // A write of an earlier view than the commit may have been rolled back: left pending,
+            // it ends up counted as uncommitted, never as committed.
+            if (w.view === commit.view && w.seqno <= commit.seqno) window.commit(w.sentAt, now);
+            else pending[kept++] = w;
+          }
+          pending.length = kept;
+        }
+        if (!writing) {
+          drainUntil = Math.min(drainUntil, now + DRAIN_MS);
+          if (!pending.some((w) => window.measured(w.sentAt)) || now > drainUntil) return;
+        }
+        await delay(COMMIT_POLL_MS);
+      }
+    };
+
+    const polling = poll();
+    await Promise.all(Array.from({ length: CONNECTIONS }, writer));
+    writing = false;
+    await polling;
+    return window.result();
+  } finally {
+    await writes.close();
+    await poller.close();
+  }
+}
