@@ -59,7 +59,11 @@ export interface PipelineOptions {
   /** Service identity for the COSE signature over the root; omitted, none is written. */
   service?: ServiceSigner;
   view: number;
-  signatures: { txCount: number; delayMs: number };
+  /**
+   * A signature every `txCount` transactions, or `delayMs` after the first unsigned one; with
+   * `whenIdle`, also at a tick that follows a tick's worth of time without new transactions.
+   */
+  signatures: { txCount: number; delayMs: number; whenIdle?: boolean };
   clock: Clock;
   /** Called for every appended entry, in seqno order (replication hooks here). */
   onAppend?: (seqno: number, view: number, entry: Buffer, signature: boolean) => void;
@@ -90,6 +94,8 @@ export class TxPipeline {
   private view: number;
   private sinceSignature = 0;
   private closed = false;
+  /** Transactions committed since the last tick: none means the primary is idle. */
+  private appendsSinceTick = 0;
   private lastSignatureAt: number;
   private lastSignatureSeqno = 0;
   private readonly commitSecretCache = new Map<number, Buffer>();
@@ -230,6 +236,7 @@ export class TxPipeline {
     const { version } = this.o.store.commit(tx);
     this.appendEntry(tx, version, claimsDigest, false);
     this.sinceSignature++;
+    this.appendsSinceTick++;
     if (this.sinceSignature >= this.o.signatures.txCount) this.emitSignature();
     return { view: this.view, seqno: version };
   }
@@ -237,9 +244,11 @@ export class TxPipeline {
   /** Emits a signature if transactions are unsigned and the delay has passed. */
   tick(): TxId | undefined {
     if (this.closed) return undefined;
+    const idle = this.o.signatures.whenIdle === true && this.appendsSinceTick === 0;
+    this.appendsSinceTick = 0;
     if (
       this.sinceSignature > 0 &&
-      this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs
+      (idle || this.o.clock.now() - this.lastSignatureAt >= this.o.signatures.delayMs)
     ) {
       return this.emitSignature();
     }

@@ -111,6 +111,15 @@ interface NodeRecord {
   rpc_interfaces?: Record<string, { published_address?: string }>;
 }
 
+/** Beyond CCF: a write with this header set (`true`, `1`) is answered once committed. */
+const WAIT_FOR_COMMIT_HEADER = "x-ccf-ts-wait-for-commit";
+// Below the forwarding timeout, so that a forwarded write gets this answer rather than a timeout.
+const WAIT_FOR_COMMIT_TIMEOUT_MS = 2500;
+
+function wantsCommit(value: string | undefined): boolean {
+  return value !== undefined && value !== "" && value !== "false" && value !== "0";
+}
+
 /** How long a backup waits for the primary's answer to a forwarded request, by default. */
 const FORWARDING_TIMEOUT_MS = 3000;
 /** How long a joining node keeps asking to be admitted before giving up. */
@@ -509,6 +518,7 @@ export class Node implements NodeContext {
           signatures: {
             txCount: this.config.ledger_signatures.tx_count,
             delayMs: this.config.ledger_signatures.delay,
+            whenIdle: this.config.ledger_signatures.sign_when_idle,
           },
           clock: systemClock,
           onAppend: (seqno, v, entry, signature) => {
@@ -878,10 +888,47 @@ export class Node implements NodeContext {
     );
     const response = res.result.response;
     if (response.status < 200 || response.status >= 300) return response;
+    if (res.wrote && wantsCommit(req.headers[WAIT_FOR_COMMIT_HEADER])) {
+      await this.waitForCommit(res.txId);
+    }
     return {
       ...response,
       headers: { ...(response.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
     };
+  }
+
+  /**
+   * Beyond CCF: resolves once `id` is Committed; 503 TransactionInvalid if a view change dropped it
+   * (it did not happen: retry), 504 CommitTimeout if it is still pending after the deadline (it may
+   * yet commit: ask `/app/tx`).
+   */
+  private async waitForCommit(id: TxId): Promise<void> {
+    if (this.commitSeqno < id.seqno) {
+      let timer: NodeJS.Timeout | undefined;
+      const committed = await new Promise<boolean>((resolve) => {
+        const waiter = { seqno: id.seqno, resolve: () => resolve(true) };
+        this.commitWaiters.push(waiter);
+        timer = setTimeout(() => {
+          this.commitWaiters = this.commitWaiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, WAIT_FOR_COMMIT_TIMEOUT_MS);
+      });
+      clearTimeout(timer);
+      if (!committed) {
+        throw new HttpError(
+          504,
+          "CommitTimeout",
+          `Transaction ${txIdString(id)} was not committed within ${WAIT_FOR_COMMIT_TIMEOUT_MS} ms; it may still be: ask /app/tx`,
+        );
+      }
+    }
+    if (this.txStatus(id) !== "Committed") {
+      throw new HttpError(
+        503,
+        "TransactionInvalid",
+        `Transaction ${txIdString(id)} was dropped by a change of primary and did not happen. Retry.`,
+      );
+    }
   }
 
   /**

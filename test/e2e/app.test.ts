@@ -88,6 +88,22 @@ describe("the logging app on a node", () => {
     assert.equal(net.service_status, "Open");
   });
 
+  it("answers a write with x-ccf-ts-wait-for-commit only once it is committed (beyond CCF)", async () => {
+    for (let i = 0; i < 5; i++) {
+      const res = await request(`${base}/app/log/private`, {
+        dispatcher: user,
+        method: "POST",
+        headers: { "content-type": "application/json", "x-ccf-ts-wait-for-commit": "true" },
+        body: JSON.stringify({ id: 900 + i, msg: "committed before the answer" }),
+      });
+      assert.equal(res.statusCode, 200, await res.body.text());
+      const txid = String(res.headers["x-ms-ccf-transaction-id"]);
+      // No waiting here: the answer itself came after the commit.
+      const status = await call(user, "GET", `/app/tx?transaction_id=${txid}`);
+      assert.equal((status.json() as { status: string }).status, "Committed", txid);
+    }
+  });
+
   it("writes and reads private and public records for an authenticated user", async () => {
     for (const table of ["private", "public"]) {
       const posted = await call(user, "POST", `/app/log/${table}`, {

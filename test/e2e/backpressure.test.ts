@@ -48,6 +48,7 @@ describe("back-pressure on uncommitted transactions", () => {
       signatures: { tx_count: 1000, delay: "1000s" },
     });
     config.consensus = { max_uncommitted_tx_count: 3 };
+    config.ledger_signatures = { tx_count: 1000, delay: "1000s", sign_when_idle: false };
     ({ node, base } = await startNode(dir, config));
     const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
     user = new Agent({

@@ -46,6 +46,19 @@ describe("transaction pipeline", () => {
     await svc.storage.close();
   });
 
+  it("with whenIdle, also signs at a tick that saw no new transaction since the last one", async () => {
+    const svc = await startService({ txCount: 1000, whenIdle: true });
+    writeRecords(svc, 3);
+    assert.equal(svc.pipeline.tick(), undefined, "busy since the last tick: no signature yet");
+    assert.deepEqual(svc.pipeline.tick(), { view: 2, seqno: 6 }, "idle for a tick: signs");
+    assert.equal(svc.pipeline.tick(), undefined, "nothing unsigned: nothing to sign");
+    writeRecords(svc, 1, 3);
+    svc.pipeline.tick();
+    writeRecords(svc, 1, 4);
+    assert.equal(svc.pipeline.tick(), undefined, "steady load: no idle tick");
+    await svc.storage.close();
+  });
+
   it("writes CCF's signature transaction: node ECDSA over the root, COSE Sign1 with CCF's headers, the tree", async () => {
     const svc = await startService({ txCount: 5 });
     writeRecords(svc, 5);

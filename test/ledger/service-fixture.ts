@@ -46,6 +46,7 @@ export async function startService(
     dir?: string;
     chunkSize?: number;
     txCount?: number;
+    whenIdle?: boolean;
     storage?: LedgerStorage;
   } = {},
 ): Promise<TestService> {
@@ -81,7 +82,11 @@ export async function startService(
     node: { nodeId, key: nodeKey, certPem: nodeCert },
     service: { key: serviceKey },
     view: 2,
-    signatures: { txCount: options.txCount ?? 10, delayMs: 1000 },
+    signatures: {
+      txCount: options.txCount ?? 10,
+      delayMs: 1000,
+      ...(options.whenIdle === undefined ? {} : { whenIdle: options.whenIdle }),
+    },
     clock,
   });
   pipeline.execute((tx) => {

@@ -162,7 +162,11 @@ describe("parseNodeConfig", () => {
       election_timeout: 4000,
       max_uncommitted_tx_count: 10000,
     });
-    assert.deepEqual(config.ledger_signatures, { tx_count: 1000, delay: 1000 });
+    assert.deepEqual(config.ledger_signatures, {
+      tx_count: 1000,
+      delay: 1000,
+      sign_when_idle: true,
+    });
     assert.equal(config.jwt.key_refresh_interval, 15 * 60 * 1000);
     assert.deepEqual(config.output_files, {
       node_certificate_file: "/srv/node0/out/node.pem",
@@ -229,7 +233,11 @@ describe("parseNodeConfig", () => {
       election_timeout: 5000,
       max_uncommitted_tx_count: 10000,
     });
-    assert.deepEqual(config.ledger_signatures, { tx_count: 5000, delay: 1000 });
+    assert.deepEqual(config.ledger_signatures, {
+      tx_count: 5000,
+      delay: 1000,
+      sign_when_idle: true,
+    });
     assert.deepEqual(config.output_files, {
       node_certificate_file: "/srv/nodecert.pem",
       pid_file: "/srv/node.pid",
