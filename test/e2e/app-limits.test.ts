@@ -11,7 +11,8 @@ import { Agent, request } from "undici";
 import { sha256, verifyCertificateIssued, verifyDigest } from "../../src/crypto/index.js";
 import { type Receipt, verifyReceipt } from "../../src/merkle/index.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const MODULE = `
 let calls = 0;
@@ -69,13 +70,7 @@ describe("an app that hits the sandbox's limits, on a node", () => {
   }
 
   before(async () => {
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     writeFileSync(join(dir, "bundle.json"), JSON.stringify(BUNDLE));
     ({ node, base } = await startNode(
       dir,
@@ -89,13 +84,7 @@ describe("an app that hits the sandbox's limits, on a node", () => {
       }),
     ));
     serviceCert = readFileSync(join(dir, "service_cert.pem"), "utf8");
-    user = new Agent({
-      connect: {
-        ca: serviceCert,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    user = clientAgent(dir, serviceCert);
   });
 
   after(async () => {

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BUNDLE = join(ROOT, "samples/apps/logging/dist/bundle.json");
@@ -48,13 +49,7 @@ describe("the logging app on a node", () => {
 
   before(async () => {
     assert.ok(existsSync(BUNDLE), `the sample app is built by npm ci: ${BUNDLE}`);
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const config = singleNodeConfig(dir, {
       start: {
         users: [{ certificate_file: join(dir, "user0_cert.pem") }],
@@ -65,13 +60,7 @@ describe("the logging app on a node", () => {
     });
     ({ node, base } = await startNode(dir, config));
     const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
-    user = new Agent({
-      connect: {
-        ca,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    user = clientAgent(dir, ca);
     anonymous = new Agent({ connect: { ca } });
   });
 

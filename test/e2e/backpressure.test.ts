@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const BUNDLE = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
 
@@ -32,13 +33,7 @@ describe("back-pressure on uncommitted transactions", () => {
   }
 
   before(async () => {
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const config = singleNodeConfig(dir, {
       start: {
         users: [{ certificate_file: join(dir, "user0_cert.pem") }],
@@ -51,13 +46,7 @@ describe("back-pressure on uncommitted transactions", () => {
     config.ledger_signatures = { tx_count: 1000, delay: "1000s", sign_when_idle: false };
     ({ node, base } = await startNode(dir, config));
     const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
-    user = new Agent({
-      connect: {
-        ca,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    user = clientAgent(dir, ca);
   });
 
   after(async () => {

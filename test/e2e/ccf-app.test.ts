@@ -29,7 +29,8 @@ import { after, before, describe, it } from "node:test";
 import * as x509 from "@peculiar/x509";
 import { Agent, request } from "undici";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { makeMemberAndUser } from "../helpers/identities.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BUNDLE = join(ROOT, "test/fixtures/apps/ccf-app-check/dist/bundle.json");
@@ -386,13 +387,7 @@ describe("@microsoft/ccf-app crypto, converters and typed KV, from a rollup-buil
 
   before(async () => {
     assert.ok(existsSync(BUNDLE), `the test app is built by npm ci (build:samples): ${BUNDLE}`);
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const config = singleNodeConfig(dir, {
       start: {
         users: [{ certificate_file: join(dir, "user0_cert.pem") }],

@@ -11,7 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { verifyReceiptBytes } from "../../src/audit/index.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const BUNDLE = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
 const TXID = "x-ms-ccf-transaction-id";
@@ -90,13 +91,7 @@ describe("historical queries and receipts on a node", () => {
   }
 
   before(async () => {
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const config = singleNodeConfig(dir, {
       start: {
         users: [{ certificate_file: join(dir, "user0_cert.pem") }],
@@ -107,13 +102,7 @@ describe("historical queries and receipts on a node", () => {
     });
     ({ node, base } = await startNode(dir, config));
     serviceCert = readFileSync(join(dir, "service_cert.pem"), "utf8");
-    user = new Agent({
-      connect: {
-        ca: serviceCert,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    user = clientAgent(dir, serviceCert);
     txids.first = await write("/app/log/private", { id: 1, msg: "first" });
     txids.second = await write("/app/log/private", { id: 1, msg: "second" });
     txids.claim = await write("/app/log/public", { id: 2, msg: "claimed", record_claim: true });

@@ -11,7 +11,8 @@ import { Agent, request } from "undici";
 import { certificateId } from "../../src/crypto/index.js";
 import { signGovMessage } from "../../src/gov/index.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
-import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const API = "api-version=2024-07-01";
 const LOGGING_APP = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
@@ -66,13 +67,7 @@ describe("a service of three nodes", () => {
   }
 
   before(async () => {
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const dir0 = join(dir, "n0");
     mkdirSync(dir0);
     const config0 = withFastElections(
@@ -199,13 +194,7 @@ describe("a service of three nodes", () => {
 
   it("forwards a write sent to a backup, and redirects (307) where the interface says so; the caller is checked on the primary", async () => {
     const ca = readFileSync(join(dir, "n0", "service_cert.pem"), "utf8");
-    const asUser = new Agent({
-      connect: {
-        ca,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    const asUser = clientAgent(dir, ca);
     const post = (a: Agent, url: string, id: number) =>
       request(url, {
         dispatcher: a,

@@ -17,6 +17,7 @@ import { verifyReceiptBytes } from "../../src/audit/index.js";
 import { constitutionFiles, DEFAULT_CONSTITUTION_DIR } from "../../src/gov/index.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
 import { runCcfTs, startNode, waitFor } from "../helpers/process.js";
+import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
 const BUNDLE = join(import.meta.dirname, "../../samples/apps/logging/dist/bundle.json");
 const NEW_MEASUREMENT = "ccf-ts virtual measurement, code version 2";
@@ -226,13 +227,7 @@ describe("reconfiguration: replacing nodes and rolling updates", () => {
   }
 
   before(async () => {
-    for (const args of [
-      ["--name", "member0", "--gen-enc-key"],
-      ["--name", "user0"],
-    ]) {
-      const r = runCcfTs(["keygen", ...args], dir);
-      assert.equal(r.status, 0, r.stderr);
-    }
+    makeMemberAndUser(dir);
     const d0 = join(dir, "n0");
     mkdirSync(d0);
     const config0 = withFastElections(
@@ -254,13 +249,7 @@ describe("reconfiguration: replacing nodes and rolling updates", () => {
     serviceCertFile = join(d0, "service_cert.pem");
     const serviceCert = readFileSync(serviceCertFile, "utf8");
     agent = new Agent({ connect: { ca: serviceCert } });
-    user = new Agent({
-      connect: {
-        ca: serviceCert,
-        cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-        key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
-      },
-    });
+    user = clientAgent(dir, serviceCert);
     const id0 = (await get(started.base, "/node/state")).json().node_id as string;
     const n0 = { ...started, id: id0, name: "n0" };
     nodes.push(n0);
