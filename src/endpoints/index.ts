@@ -11,7 +11,12 @@ export type {
 export { checkApiVersion, govReadEndpoints } from "./gov.js";
 export { type GovWriteDeps, govMemberWriteEndpoints } from "./gov-members.js";
 export { EndpointMetrics } from "./metrics.js";
-export { type NodeDescription, nodeEndpoints } from "./node.js";
+export {
+  committedNodes,
+  type NodeDescription,
+  nodeEndpoints,
+  removableNodeIds,
+} from "./node.js";
 export { openApiDocument } from "./openapi.js";
 export { parseQuery } from "./query.js";
 export { parseTxId, TX_ID_HEADER, txIdString } from "./txid.js";

@@ -2,7 +2,7 @@
 // quotes (virtual attestation), metrics. All without authentication, as in CCF.
 
 import { HttpErrors } from "../errors.js";
-import { decodeValue, keyFromString, SINGLETON_KEY, Tables } from "../kv/index.js";
+import { decodeValue, keyFromString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
 import type { NodeContext, Quote } from "./context.js";
 import { TX_ID_HEADER, txIdString } from "./txid.js";
 import type { Endpoint, EndpointResponse } from "./types.js";
@@ -54,6 +54,37 @@ function describeNodes(ctx: NodeContext): NodeDescription[] {
     });
   }
   return out;
+}
+
+/** Nodes.info entries as committed (the write is at or below `commitSeqno`), by id order. */
+export function committedNodes(
+  store: Store,
+  commitSeqno: number,
+): Array<{ id: string; info: NodeInfoValue }> {
+  const out: Array<{ id: string; info: NodeInfoValue }> = [];
+  const state = store.mapState(Tables.NODES);
+  if (state === undefined) return out;
+  for (const key of state.sortedKeys()) {
+    const entry = state.entries.get(key);
+    if (entry === undefined || entry.value === null || entry.version > commitSeqno) continue;
+    out.push({
+      id: keyFromString(key).toString("utf8"),
+      info: decodeValue(Tables.NODES, entry.value) as NodeInfoValue,
+    });
+  }
+  return out;
+}
+
+/**
+ * Ids of the nodes an operator may remove: Retired with `retired_committed`, as committed (what
+ * any future primary also sees), as CCF's removable_nodes.
+ */
+export function removableNodeIds(store: Store, commitSeqno: number): Set<string> {
+  return new Set(
+    committedNodes(store, commitSeqno)
+      .filter(({ info }) => info.status === "Retired" && info.retired_committed === true)
+      .map(({ id }) => id),
+  );
 }
 
 function json(ctx: NodeContext, body: unknown, status = 200): EndpointResponse {
@@ -226,17 +257,9 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
       path: "/node/network/removable_nodes",
       openapi: { summary: "Retired nodes whose retirement has committed: safe to stop and delete" },
       handler: () => {
-        // As CCF, from committed state only: what any future primary also sees as retired.
-        const commit = ctx.commitTxId().seqno;
-        const state = ctx.store.mapState(Tables.NODES);
+        const removable = removableNodeIds(ctx.store, ctx.commitTxId().seqno);
         const nodes = describeNodes(ctx)
-          .filter((n) => {
-            const entry = state?.entries.get(Buffer.from(n.node_id, "utf8").toString("latin1"));
-            if (entry?.value === null || entry === undefined || entry.version > commit)
-              return false;
-            const info = decodeValue(Tables.NODES, entry.value) as NodeInfoValue;
-            return info.status === "Retired" && info.retired_committed === true;
-          })
+          .filter((n) => removable.has(n.node_id))
           .map((n) => ({ ...n, primary: false }));
         return json(ctx, { nodes });
       },

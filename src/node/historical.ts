@@ -11,6 +11,7 @@ import { sha256 } from "../crypto/index.js";
 import { CcfError } from "../errors.js";
 import { keyToString, SINGLETON_KEY, Store, Tables, type Tx, type WriteSet } from "../kv/index.js";
 import {
+  type DecodedEntry,
   decodeEntry,
   decryptEntry,
   type LedgerSecrets,
@@ -290,8 +291,7 @@ export class HistoricalStates {
   }
 
   private readSignature(seqno: number, bytes: Buffer): SignatureInfo {
-    this.checkLeaf(seqno, bytes);
-    const entry = decodeEntry(bytes);
+    const { entry } = this.decodeChecked(seqno, bytes);
     const ws = entry.writeSet;
     const raw = ws.get(Tables.SIGNATURES)?.get(SINGLETON);
     if (raw === undefined || raw === null) {
@@ -326,12 +326,19 @@ export class HistoricalStates {
     return info;
   }
 
-  /** The entry as read must be the one whose leaf this node's tree holds. */
-  private checkLeaf(seqno: number, bytes: Buffer): void {
+  /**
+   * Decodes the entry read for `seqno`, which must be the one whose leaf this node's tree holds;
+   * with its write set digest (SHA-256 of the raw entry).
+   */
+  private decodeChecked(
+    seqno: number,
+    bytes: Buffer,
+  ): { entry: DecodedEntry; writeSetDigest: Buffer } {
     const entry = decodeEntry(bytes);
+    const writeSetDigest = sha256(bytes);
     const leaf = leafDigest(
       entry.header.entryType,
-      sha256(bytes),
+      writeSetDigest,
       entry.header.commitEvidenceDigest,
       entry.header.claimsDigest,
     );
@@ -342,11 +349,11 @@ export class HistoricalStates {
         500,
       );
     }
+    return { entry, writeSetDigest };
   }
 
   private build(seqno: number, bytes: Buffer, sig: SignatureInfo): HistoricalState {
-    this.checkLeaf(seqno, bytes);
-    const entry = decodeEntry(bytes);
+    const { entry, writeSetDigest } = this.decodeChecked(seqno, bytes);
     const secret = this.src.secrets().forSeqno(seqno);
     const writeSet = decryptEntry(entry, secret);
     const signature = { sig: sig.sig, node: sig.node, cert: sig.cert };
@@ -376,7 +383,6 @@ export class HistoricalStates {
         500,
       );
     }
-    const writeSetDigest = sha256(bytes);
     const claims = entry.header.claimsDigest;
     const proof = this.src.tree.path(seqno, sig.seqno);
     const leafComponents: Record<string, string> = {

@@ -141,7 +141,8 @@ export class Node implements NodeContext {
   private readonly router = new Router();
   private readonly metrics = new EndpointMetrics();
   private readonly interfaces: Interface[] = [];
-  private readonly signatureSeqnos: number[] = [];
+  /** Seqno of the last signature this node wrote as primary. */
+  private lastSignatureSeqno = 0;
   private nodeState: NodeStartupState = "Initialized";
   private commitSeqno = 0;
   private host!: ConsensusHost;
@@ -522,7 +523,7 @@ export class Node implements NodeContext {
           },
           clock: systemClock,
           onAppend: (seqno, v, entry, signature) => {
-            if (signature) this.signatureSeqnos.push(seqno);
+            if (signature) this.lastSignatureSeqno = seqno;
             onAppend(seqno, v, entry, signature);
           },
         });
@@ -1232,7 +1233,7 @@ export class Node implements NodeContext {
   }
 
   lastSignedSeqno(): number {
-    return this.signatureSeqnos[this.signatureSeqnos.length - 1] ?? 0;
+    return this.lastSignatureSeqno;
   }
 
   startupSeqno(): number {
@@ -1277,15 +1278,10 @@ export class Node implements NodeContext {
       if (e instanceof CcfError && e.code === "TransactionPendingOrUnknown") return undefined;
       throw e;
     }
-    if (state === "fetching" || format === "json")
-      return state === "fetching" ? state : state.receipt;
+    if (state === "fetching") return state;
+    if (format === "json") return state.receipt;
     const cose = state.cose;
-    if (cose === undefined) return undefined;
-    return buildCoseReceipt(cose.signature, cose.proof, {
-      writeSetDigest: cose.writeSetDigest,
-      commitEvidence: cose.commitEvidence,
-      claimsDigest: cose.claimsDigest,
-    });
+    return cose === undefined ? undefined : buildCoseReceipt(cose.signature, cose.proof, cose);
   }
 
   quote(): Quote {

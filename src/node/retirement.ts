@@ -5,36 +5,18 @@
 // /node/network/removable_nodes`, and an operator may delete its records with `DELETE
 // /node/network/nodes/{node_id}` once it is shut down.
 
-import type { Endpoint, EndpointResponse } from "../endpoints/index.js";
-import { HttpErrors } from "../errors.js";
 import {
-  decodeValue,
-  encodeValue,
-  keyFromString,
-  type Store,
-  Tables,
-  type Tx,
-} from "../kv/index.js";
+  committedNodes,
+  type Endpoint,
+  type EndpointResponse,
+  removableNodeIds,
+} from "../endpoints/index.js";
+import { HttpErrors } from "../errors.js";
+import { decodeValue, encodeValue, type Store, Tables, type Tx } from "../kv/index.js";
 
 interface NodeInfo {
   status?: string;
   retired_committed?: boolean;
-}
-
-/** Nodes.info entries as committed: id, value, and the version that wrote them. */
-function committedNodes(store: Store, commitSeqno: number): Array<{ id: string; info: NodeInfo }> {
-  const out: Array<{ id: string; info: NodeInfo }> = [];
-  const state = store.mapState(Tables.NODES);
-  if (state === undefined) return out;
-  for (const key of state.sortedKeys()) {
-    const entry = state.entries.get(key);
-    if (entry === undefined || entry.value === null || entry.version > commitSeqno) continue;
-    out.push({
-      id: keyFromString(key).toString("utf8"),
-      info: decodeValue(Tables.NODES, entry.value) as NodeInfo,
-    });
-  }
-  return out;
 }
 
 /**
@@ -59,15 +41,6 @@ export function recordRetirements(tx: Tx, ids: readonly string[]): void {
     info.retired_committed = true;
     nodes.set(key, encodeValue(Tables.NODES, info));
   }
-}
-
-/** Ids of the nodes an operator may remove: Retired, with retired_committed, both committed. */
-export function removableNodeIds(store: Store, commitSeqno: number): Set<string> {
-  return new Set(
-    committedNodes(store, commitSeqno)
-      .filter(({ info }) => info.status === "Retired" && info.retired_committed === true)
-      .map(({ id }) => id),
-  );
 }
 
 /**
