@@ -57,7 +57,12 @@ export class Raft {
   private votedFor: NodeId | undefined;
   private roleValue: Role = "Backup";
   private leaderValue: NodeId | undefined;
+  /** Entries base+1..lastIdx; those up to base are committed and not held here. */
   private readonly log: LogEntry[] = [];
+  private base = 0;
+  private baseTerm = 0;
+  /** Where each view started up to base (CCF's view history, from a snapshot). */
+  private baseViews: ViewStart[] = [];
   private commit = 0;
   /** Every configuration the log (and bootstrap) knows of, ascending by idx. */
   private configs: Configuration[] = [];
@@ -82,18 +87,38 @@ export class Raft {
     invariant(options.maxEntriesPerMessage > 0, () => "maxEntriesPerMessage must be positive");
     this.o = options;
     this.electionTimeout = options.chooseElectionTimeout();
+    const start = options.start;
+    if (start !== undefined) {
+      // A log that does not begin at 1: committed up to start.idx (a snapshot), or already holding
+      // committed entries (a recovered ledger).
+      this.base = start.idx;
+      this.baseTerm = start.term;
+      this.baseViews = [...(start.views ?? [])];
+      for (const e of start.entries ?? []) {
+        invariant(e.idx === this.lastIdx + 1, () => `start entry ${e.idx} after ${this.lastIdx}`);
+        this.log.push(e);
+      }
+      this.commit = start.commitIdx ?? start.idx;
+      invariant(
+        this.commit >= this.base && this.commit <= this.lastIdx,
+        () => `start commit ${this.commit} outside ${this.base}..${this.lastIdx}`,
+      );
+      if (start.configuration !== undefined) {
+        this.configs.push({ idx: this.base, nodes: [...start.configuration] });
+      }
+    }
     const bootstrap = options.bootstrap;
     if (bootstrap === undefined) {
-      this.termValue = 0;
+      this.termValue = start === undefined ? 0 : (this.termAt(this.lastIdx) as number);
     } else {
       invariant(
         bootstrap.configuration.includes(bootstrap.primary),
         () => "the bootstrap primary must be in the bootstrap configuration",
       );
       // CCF's first view is 2; every bootstrap node counts as having voted for the start node.
-      this.termValue = 2;
+      this.termValue = bootstrap.term ?? 2;
       this.votedFor = bootstrap.primary;
-      this.configs.push({ idx: 0, nodes: [...bootstrap.configuration] });
+      this.configs.push({ idx: this.lastIdx, nodes: [...bootstrap.configuration] });
       this.leaderValue = bootstrap.primary;
       if (bootstrap.primary === options.id) {
         this.roleValue = "Primary";
@@ -125,7 +150,17 @@ export class Raft {
   }
 
   get lastIdx(): number {
-    return this.log.length;
+    return this.base + this.log.length;
+  }
+
+  /** The log's first index minus one: entries up to it are not held (a snapshot, or recovery). */
+  get firstIdx(): number {
+    return this.base + 1;
+  }
+
+  /** The entry at idx, which the caller knows to be held (base < idx <= lastIdx). */
+  private at(idx: number): LogEntry {
+    return this.log[idx - this.base - 1] as LogEntry;
   }
 
   get retired(): boolean {
@@ -134,18 +169,19 @@ export class Raft {
 
   /** Term of the entry at idx (0 for idx 0), or undefined when the log does not reach it. */
   termAt(idx: number): number | undefined {
+    if (idx === this.base) return this.baseTerm;
     if (idx === 0) return 0;
-    return this.log[idx - 1]?.term;
+    return this.log[idx - this.base - 1]?.term;
   }
 
   entryAt(idx: number): LogEntry | undefined {
-    return this.log[idx - 1];
+    return this.log[idx - this.base - 1];
   }
 
   /** The highest signature in the log (0 if none): the furthest this node could ever commit. */
   get lastCommittableIdx(): number {
-    for (let i = this.log.length; i > this.commit; i--) {
-      if (this.log[i - 1].isSignature) return i;
+    for (let i = this.lastIdx; i > this.commit; i--) {
+      if (this.at(i).isSignature) return i;
     }
     return this.commit;
   }
@@ -161,8 +197,8 @@ export class Raft {
 
   /** Where each view starts in this node's log (what CCF's view history lists). */
   viewHistory(): ViewStart[] {
-    const out: ViewStart[] = [];
-    let last = -1;
+    const out: ViewStart[] = [...this.baseViews];
+    let last = out.at(-1)?.view ?? -1;
     for (const e of this.log) {
       if (e.term !== last) {
         out.push({ view: e.term, seqno: e.idx });
@@ -190,7 +226,7 @@ export class Raft {
     if (!this.isMemberOf(this.latestConfiguration())) {
       return new NotPrimaryError(`node ${this.o.id} is retiring and accepts no new transactions`);
     }
-    const uncommitted = this.log.length - this.commit;
+    const uncommitted = this.lastIdx - this.commit;
     if (uncommitted >= this.o.maxUncommittedTxCount) {
       return new TooManyPendingTransactionsError(uncommitted, this.o.maxUncommittedTxCount);
     }
@@ -229,7 +265,7 @@ export class Raft {
         for (const peer of [...this.peers(), ...this.lingering.keys()]) {
           const p = this.progressOf(peer);
           // Anything unacknowledged is resent from the last match: covers lost batches.
-          if (p.match < this.log.length) p.next = p.match + 1;
+          if (p.match < this.lastIdx) p.next = p.match + 1;
           this.sendAppendEntries(peer);
         }
       }
@@ -265,7 +301,7 @@ export class Raft {
         this.send(from, {
           type: "raft_append_entries_response",
           term: this.termValue,
-          lastLogIdx: this.log.length,
+          lastLogIdx: this.lastIdx,
           success: false,
         });
       } else if (m.type === "raft_request_vote") {
@@ -306,8 +342,8 @@ export class Raft {
     );
     for (const e of entries) {
       invariant(
-        e.idx === this.log.length + 1,
-        () => `proposal at ${e.idx} does not follow ${this.log.length}`,
+        e.idx === this.lastIdx + 1,
+        () => `proposal at ${e.idx} does not follow ${this.lastIdx}`,
       );
       invariant(
         e.term === this.termValue,
@@ -332,8 +368,8 @@ export class Raft {
       m.idx === m.prevIdx + m.entries.length,
       () => `append entries ${m.prevIdx}..${m.idx} carries ${m.entries.length} entries`,
     );
-    if (m.prevIdx > this.log.length) {
-      this.respondAppend(from, this.log.length, false);
+    if (m.prevIdx > this.lastIdx) {
+      this.respondAppend(from, this.lastIdx, false);
       return;
     }
     if (this.termAt(m.prevIdx) !== m.prevTerm) {
@@ -344,7 +380,9 @@ export class Raft {
       return;
     }
     for (const e of m.entries) {
-      if (e.idx <= this.log.length) {
+      // Committed entries match the primary's (and those up to base are not held).
+      if (e.idx <= this.commit) continue;
+      if (e.idx <= this.lastIdx) {
         if (this.termAt(e.idx) === e.term) continue;
         this.rollback(e.idx - 1);
       }
@@ -358,7 +396,7 @@ export class Raft {
         this.advanceCommit(upTo);
       } else {
         for (let i = upTo; i > this.commit; i--) {
-          if (this.log[i - 1].isSignature) {
+          if (this.at(i).isSignature) {
             this.advanceCommit(i);
             break;
           }
@@ -383,7 +421,7 @@ export class Raft {
     if (p === undefined) return;
     p.lastAck = this.now;
     if (m.success) {
-      if (m.lastLogIdx > this.log.length) return; // from before a rollback of ours
+      if (m.lastLogIdx > this.lastIdx) return; // from before a rollback of ours
       if (this.lingering.has(from)) {
         // Out of every configuration: its progress counts for no quorum.
         p.match = Math.max(p.match, m.lastLogIdx);
@@ -392,11 +430,11 @@ export class Raft {
       p.match = Math.max(p.match, m.lastLogIdx);
       p.next = Math.max(p.next, p.match + 1);
       this.advancePrimaryCommit();
-      if (this.roleValue === "Primary" && !this.retiredValue && p.next <= this.log.length) {
+      if (this.roleValue === "Primary" && !this.retiredValue && p.next <= this.lastIdx) {
         this.sendAppendEntries(from);
       }
     } else {
-      p.next = Math.min(Math.max(m.lastLogIdx + 1, p.match + 1), this.log.length + 1);
+      p.next = Math.min(Math.max(m.lastLogIdx + 1, p.match + 1), this.lastIdx + 1);
       this.sendAppendEntries(from);
     }
   }
@@ -411,7 +449,7 @@ export class Raft {
     if (this.roleValue !== "Primary" || this.retiredValue) return [];
     const out: OutboundMessage[] = [];
     for (const peer of this.peers()) {
-      const prevIdx = Math.min(this.progressOf(peer).match, this.log.length);
+      const prevIdx = Math.min(this.progressOf(peer).match, this.lastIdx);
       const prevTerm = this.termAt(prevIdx) ?? 0;
       out.push({
         to: peer,
@@ -433,16 +471,18 @@ export class Raft {
 
   private sendAppendEntries(peer: NodeId): void {
     const p = this.progressOf(peer);
+    // Entries up to base are not held: a peer that needs them can only catch up from a snapshot.
+    if (p.next <= this.base) p.next = this.base + 1;
     const start = p.next;
     const prevIdx = start - 1;
     const prevTerm = this.termAt(prevIdx);
     invariant(prevTerm !== undefined, () => `next index ${start} for ${peer} is past the log`);
     const entries: LogEntry[] = [];
-    if (start <= this.log.length) {
-      const batchTerm = this.log[start - 1].term;
-      const limit = Math.min(this.log.length, start + this.o.maxEntriesPerMessage - 1);
-      for (let i = start; i <= limit && this.log[i - 1].term === batchTerm; i++) {
-        entries.push(this.log[i - 1]);
+    if (start <= this.lastIdx) {
+      const batchTerm = this.at(start).term;
+      const limit = Math.min(this.lastIdx, start + this.o.maxEntriesPerMessage - 1);
+      for (let i = start; i <= limit && this.at(i).term === batchTerm; i++) {
+        entries.push(this.at(i));
       }
       p.next = start + entries.length;
     }
@@ -467,7 +507,7 @@ export class Raft {
     let quorumMatch = Number.POSITIVE_INFINITY;
     for (const config of this.activeConfigurations()) {
       const matches = config.nodes
-        .map((n) => (n === this.o.id ? this.log.length : (this.progress.get(n)?.match ?? 0)))
+        .map((n) => (n === this.o.id ? this.lastIdx : (this.progress.get(n)?.match ?? 0)))
         .sort((a, b) => b - a);
       quorumMatch = Math.min(quorumMatch, matches[majority(config.nodes.length) - 1]);
     }
@@ -477,7 +517,7 @@ export class Raft {
       return;
     }
     for (let i = quorumMatch; i > this.commit; i--) {
-      const e = this.log[i - 1];
+      const e = this.at(i);
       if (!e.isSignature) continue;
       // As in Raft, only an entry of the current view is committed by counting replicas.
       if (e.term === this.termValue) this.advanceCommit(i);
@@ -486,9 +526,9 @@ export class Raft {
   }
 
   private advanceCommit(idx: number): void {
-    invariant(idx > this.commit && idx <= this.log.length, () => `bad commit ${idx}`);
+    invariant(idx > this.commit && idx <= this.lastIdx, () => `bad commit ${idx}`);
     invariant(
-      this.log[idx - 1].isSignature || this.o.testOnlyFaults?.commitWithoutSignature === true,
+      this.at(idx).isSignature || this.o.testOnlyFaults?.commitWithoutSignature === true,
       () => `commit at ${idx}, which is not a signature`,
     );
     const before = this.roleValue === "Primary" ? this.peers() : [];
@@ -634,7 +674,7 @@ export class Raft {
     this.setRole("Primary", this.o.id);
     // The unsigned suffix can never commit in this view: drop it, and sign first.
     const keep = this.lastCommittableIdx;
-    if (keep < this.log.length) this.rollback(keep);
+    if (keep < this.lastIdx) this.rollback(keep);
     this.resetProgress();
     this.heartbeatElapsed = 0;
     this.ready.shouldSign = true;
@@ -654,7 +694,7 @@ export class Raft {
     if (this.roleValue === "Primary" && role !== "Primary") {
       // What the host appended as primary but had not yet proposed is not in the log: it must go
       // (another primary's entries will take those seqnos).
-      this.ready.rollbackTo = Math.min(this.ready.rollbackTo ?? this.log.length, this.log.length);
+      this.ready.rollbackTo = Math.min(this.ready.rollbackTo ?? this.lastIdx, this.lastIdx);
     }
     if (role !== "Primary") this.progress.clear();
     this.roleValue = role;
@@ -675,7 +715,7 @@ export class Raft {
   private progressOf(peer: NodeId): Progress {
     let p = this.progress.get(peer);
     if (p === undefined) {
-      p = { next: this.log.length + 1, match: 0, lastAck: this.now };
+      p = { next: this.lastIdx + 1, match: 0, lastAck: this.now };
       this.progress.set(peer, p);
     }
     return p;
@@ -695,7 +735,7 @@ export class Raft {
   // ---- the log and configurations --------------------------------------------------------------
 
   private appendEntry(e: LogEntry): void {
-    invariant(e.idx === this.log.length + 1, () => `entry ${e.idx} after ${this.log.length}`);
+    invariant(e.idx === this.lastIdx + 1, () => `entry ${e.idx} after ${this.lastIdx}`);
     const prevTerm = this.termAt(e.idx - 1) as number;
     invariant(
       e.term >= prevTerm && e.term <= this.termValue,
@@ -713,7 +753,7 @@ export class Raft {
       idx >= this.commit,
       () => `node ${this.o.id} asked to roll back to ${idx} below its commit ${this.commit}`,
     );
-    this.log.length = idx;
+    this.log.length = idx - this.base;
     this.configs = this.configs.filter((c) => c.idx <= idx);
     this.ready.rollbackTo = Math.min(this.ready.rollbackTo ?? idx, idx);
     // Appends reported earlier in this step beyond the rollback point are void.
@@ -750,10 +790,10 @@ export class Raft {
   }
 
   private checkInvariants(): void {
-    invariant(this.commit <= this.log.length, () => `commit ${this.commit} past the log`);
+    invariant(this.commit <= this.lastIdx, () => `commit ${this.commit} past the log`);
     invariant(
-      this.commit === 0 ||
-        this.log[this.commit - 1].isSignature ||
+      this.commit === this.base ||
+        this.at(this.commit).isSignature ||
         this.o.testOnlyFaults?.commitWithoutSignature === true,
       () => `commit ${this.commit} is not a signature`,
     );

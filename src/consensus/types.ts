@@ -124,7 +124,22 @@ export interface RaftOptions {
    * the one named `primary` starts as primary (CCF's start node). A node created with no bootstrap
    * is a joiner: it knows nothing until the primary replicates the log to it.
    */
-  bootstrap?: { configuration: readonly NodeId[]; primary: NodeId };
+  bootstrap?: { configuration: readonly NodeId[]; primary: NodeId; term?: number };
+  /**
+   * A log that does not start empty: entries up to `idx` (view `term`) are committed and not held
+   * (a node that starts from a snapshot), `entries` follow it (a recovered ledger's entries),
+   * committed up to `commitIdx` (default `idx`). `configuration` is the one in force at `idx`;
+   * `views` lists where each view started up to `idx`. With `bootstrap`, the bootstrap
+   * configuration applies from the last entry and `bootstrap.term` is the first view (default 2).
+   */
+  start?: {
+    idx: number;
+    term: number;
+    entries?: readonly LogEntry[];
+    commitIdx?: number;
+    configuration?: readonly NodeId[];
+    views?: ReadonlyArray<{ view: number; seqno: number }>;
+  };
   heartbeatTicks: number;
   /** The election timeout; CheckQuorum uses it too. */
   electionTimeoutTicks: number;

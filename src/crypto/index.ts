@@ -1,4 +1,5 @@
-// The crypto layer's public surface: hashing, randomness, keys, ECDSA, X.509, ids, AES-GCM, RSA-OAEP, COSE.
+// The crypto layer's public surface: hashing, randomness, keys, ECDSA, X.509, ids, AES-GCM, RSA-OAEP,
+// recovery secret sharing, COSE.
 export { fromHex, hmacSha256, sha256, sha384, toHex } from "./hash.js";
 export { bytesFromWords, HmacSha256, hashPair, wordsFromBytes } from "./sha256.js";
 export { type Rng, seededRng, systemRng } from "./rng.js";
@@ -33,6 +34,19 @@ export { certificateId, nodeIdFromPublicKey } from "./ids.js";
 export { aesGcmDecrypt, aesGcmEncrypt } from "./aes-gcm.js";
 export { AesGcmKey } from "./gcm.js";
 export { generateRsaKeyPair, rsaOaepUnwrap, rsaOaepWrap } from "./rsa.js";
+export {
+  combineShares,
+  openGcmCipher,
+  parseShare,
+  sampleShares,
+  sealGcmCipher,
+  serialiseShare,
+  SHARE_LENGTH,
+  SHARE_LIMBS,
+  SHARE_PRIME,
+  type Share,
+  wrappingKey,
+} from "./sharing.js";
 export {
   COSE_ALG,
   COSE_HEADER,

@@ -30,3 +30,17 @@ export {
   type ValueCodec,
   valueCodec,
 } from "./builtin.js";
+export {
+  ccfKeyHash,
+  installSnapshot,
+  type ParsedSnapshot,
+  parseSnapshot,
+  serialiseSnapshot,
+  type SnapshotDomains,
+  type SnapshotEntry,
+  type SnapshotHeader,
+  type SnapshotMap,
+  type SnapshotOptions,
+  sipHash24Low32,
+  viewHistoryUntil,
+} from "./snapshot.js";

@@ -190,6 +190,62 @@ export class Store {
     this.compacted = Math.max(this.compacted, upTo);
   }
 
+  /**
+   * How the state at `version` differs from the current one, from the undo log: for each map changed
+   * since, its version then and, for every key changed since, its entry then (undefined: absent).
+   * Throws ConflictError if `version` is compacted away or not yet reached.
+   */
+  changesSince(
+    version: number,
+  ): Map<string, { version: number; entries: Map<KeyString, Entry | undefined> }> {
+    if (version < this.compacted || version > this.current) {
+      throw new ConflictError(
+        `no state at version ${version}: the store holds versions ${this.compacted} to ${this.current}`,
+      );
+    }
+    const out = new Map<string, { version: number; entries: Map<KeyString, Entry | undefined> }>();
+    // Newest record first, so the oldest change after `version` is the one that stays.
+    for (let i = this.undo.length - 1; i >= 0; i--) {
+      const record = this.undo[i];
+      if (record.version <= version) break;
+      for (const mv of record.mapVersions) {
+        let m = out.get(mv.map);
+        if (m === undefined) {
+          m = { version: mv.prev, entries: new Map() };
+          out.set(mv.map, m);
+        }
+        m.version = mv.prev;
+      }
+      for (const c of record.changes) {
+        (out.get(c.map) as { entries: Map<KeyString, Entry | undefined> }).entries.set(c.key, c.prev);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Puts a fresh store in a snapshot's state: each map with its version and its entries, each entry
+   * with the version that wrote it. Throws ConflictError if the store already holds anything.
+   */
+  install(
+    version: number,
+    maps: Iterable<{ name: string; version: number; entries: Iterable<[KeyString, Entry]> }>,
+  ): void {
+    if (this.current !== 0 || this.maps.size > 0 || this.undo.length > 0) {
+      throw new ConflictError("a snapshot can only be installed in an empty store");
+    }
+    for (const m of maps) {
+      const state = new MapState();
+      for (const [key, entry] of m.entries) state.set(key, entry.value, entry.version);
+      state.version = m.version;
+      // Deletions before the snapshot are not known: no reader may ask about them.
+      state.tombstonesDroppedAt = version;
+      this.maps.set(m.name, state);
+    }
+    this.current = version;
+    this.compacted = version;
+  }
+
   /** Starts the store at a version with no history (snapshot install, recovery). */
   resetVersion(version: number): void {
     if (this.undo.length > 0)

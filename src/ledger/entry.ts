@@ -75,6 +75,62 @@ export function encodeEntry(args: EncodeEntryArgs): Buffer {
   return out;
 }
 
+/** An entry as the pieces a writer can stream: the fixed headers, the public domain, the ciphertext. */
+export interface EntryParts {
+  /** Entry header, GCM tag, IV and public domain length. */
+  prefix: Buffer;
+  publicDomain: Buffer;
+  privateCiphertext: Buffer;
+  /** Total size, entry header included. */
+  size: number;
+}
+
+/**
+ * Frames already-serialised domains as one entry without joining them: the private domain is
+ * encrypted under `secret` with the public domain as additional data. For snapshots the IV's
+ * snapshot bit is set (CCF encrypts them at TxID 0.seqno, so `view` is 0 there).
+ */
+export function encodeEntryParts(args: {
+  publicDomain: Buffer;
+  privateDomain: Buffer;
+  seqno: number;
+  view: number;
+  secret: LedgerSecret;
+  snapshot?: boolean;
+  flags?: number;
+}): EntryParts {
+  const iv = entryIv(args.seqno, args.view, args.snapshot ?? false);
+  const { ciphertext, tag } = cipherFor(args.secret).encrypt(
+    iv,
+    args.privateDomain,
+    args.publicDomain,
+  );
+  const size = GCM_TAG_SIZE + GCM_IV_SIZE + 8 + args.publicDomain.length + ciphertext.length;
+  if (size > MAX_ENTRY_SIZE) throw new FormatError("InvalidEntry", `entry of ${size} bytes`);
+  const prefix = Buffer.alloc(PREFIX_SIZE);
+  prefix[0] = ENTRY_FORMAT_VERSION;
+  prefix[1] = args.flags ?? 0;
+  prefix.writeUIntLE(size, 2, 6);
+  tag.copy(prefix, 8);
+  iv.copy(prefix, 8 + GCM_TAG_SIZE);
+  const o = 8 + GCM_TAG_SIZE + GCM_IV_SIZE;
+  prefix.writeUInt32LE(args.publicDomain.length >>> 0, o);
+  prefix.writeUInt32LE(Math.floor(args.publicDomain.length / 0x100000000), o + 4);
+  return {
+    prefix,
+    publicDomain: args.publicDomain,
+    privateCiphertext: Buffer.from(ciphertext),
+    size: ENTRY_HEADER_SIZE + size,
+  };
+}
+
+/** Checks an entry's GCM tag (over the public domain too) and returns its decrypted private domain. */
+export function decryptPrivateDomain(raw: RawEntry, secret: LedgerSecret): Buffer {
+  return Buffer.from(
+    cipherFor(secret).decrypt(raw.iv, raw.privateCiphertext, raw.tag, raw.publicDomain),
+  );
+}
+
 /** A framed entry split into its parts, without decrypting anything. */
 export interface RawEntry {
   /** The whole entry, header included: what the Merkle leaf's write-set digest covers. */

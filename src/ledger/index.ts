@@ -12,9 +12,12 @@ export {
   type DecodedEntry,
   decodeEntry,
   decryptEntry,
+  decryptPrivateDomain,
   type EncodeEntryArgs,
   EntryFlags,
+  type EntryParts,
   encodeEntry,
+  encodeEntryParts,
   entryIv,
   type RawEntry,
   splitEntry,
@@ -42,5 +45,27 @@ export {
   readLedger,
 } from "./reader.js";
 export { type LedgerSecret, LedgerSecrets } from "./secrets.js";
+export {
+  encryptPreviousSecret,
+  type HistoricalSecretWrite,
+  walkSecretChain,
+} from "./secret-chain.js";
 export { type AppendOptions, LedgerError, type LedgerStorage, MemoryLedger } from "./storage.js";
 export { type AppliedEntry, LedgerReplica, type ReplicaOptions } from "./replica.js";
+export {
+  type CommittedSnapshot,
+  commitSnapshotFile,
+  decodeSnapshotEntry,
+  encodeSnapshotEntry,
+  listCommittedSnapshots,
+  parseSnapshotFileName,
+  readSnapshotFile,
+  SNAPSHOT_EVIDENCE_KEY,
+  type SnapshotFile,
+  type SnapshotFileName,
+  snapshotDigest,
+  snapshotEvidenceValue,
+  snapshotFileName,
+  verifySnapshot,
+  writeSnapshotFile,
+} from "./snapshot-file.js";

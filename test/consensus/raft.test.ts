@@ -368,3 +368,61 @@ describe("consensus: reconfiguration", () => {
     assert.equal(c.node("n0").role, "Backup", "a retired node never stands for election");
   });
 });
+
+describe("consensus: a log that does not start at 1", () => {
+  it("a recovered node starts as primary in a later view over the old, committed entries", () => {
+    const old = [entry(1, 2), entry(2, 2, true), entry(3, 3), entry(4, 3, true)];
+    const n0 = new Raft(
+      options("n0", {
+        start: { idx: 0, term: 0, entries: old, commitIdx: 4 },
+        bootstrap: { configuration: ["n0"], primary: "n0", term: 5 },
+      }),
+    );
+    assert.equal(n0.role, "Primary");
+    assert.equal(n0.term, 5);
+    assert.equal(n0.lastIdx, 4);
+    assert.equal(n0.commitIdx, 4);
+    assert.deepEqual(
+      n0.viewHistory().map((v) => `${v.view}.${v.seqno}`),
+      ["2.1", "3.3"],
+    );
+    n0.step({ kind: "propose", entries: [entry(5, 5), entry(6, 5, true)] });
+    assert.equal(n0.commitIdx, 6);
+  });
+
+  it("a node that starts from a snapshot is sent only the entries after it", () => {
+    const c = new Cluster(["n0", "n1"]);
+    const log = [entry(1, 2), entry(2, 2, true), entry(3, 2), entry(4, 2, true)];
+    c.propose("n0", log);
+    c.deliverAll();
+    assert.equal(c.node("n0").commitIdx, 4);
+    // n2 joins from a snapshot at 4: it holds nothing before it and knows the configuration.
+    const n2 = new Raft(
+      options("n2", {
+        start: { idx: 4, term: 2, configuration: ["n0", "n1"], views: [{ view: 2, seqno: 1 }] },
+      }),
+    );
+    c.add(n2);
+    assert.equal(n2.lastIdx, 4);
+    assert.equal(n2.commitIdx, 4);
+    c.propose("n0", [entry(5, 2, false, ["n0", "n1", "n2"]), entry(6, 2, true)]);
+    c.deliverAll();
+    c.tick("n0", 2);
+    c.deliverAll();
+    assert.equal(n2.lastIdx, 6);
+    assert.equal(n2.commitIdx, 6);
+    assert.equal(n2.entryAt(3), undefined);
+    assert.equal(n2.entryAt(5)?.configuration?.length, 3);
+    const carried = c
+      .readiesOf("n0")
+      .flatMap((r) => r.messages)
+      .filter((m) => m.to === "n2" && m.message.type === "raft_append_entries")
+      .flatMap((m) => (m.message.type === "raft_append_entries" ? m.message.entries : []));
+    assert.ok(carried.length > 0);
+    assert.ok(carried.every((e) => e.idx > 4), "nothing before the snapshot was sent");
+    assert.deepEqual(
+      n2.viewHistory().map((v) => `${v.view}.${v.seqno}`),
+      ["2.1"],
+    );
+  });
+});

@@ -126,19 +126,47 @@ export function createIsolatedEngine(): Promise<Engine> {
 /**
  * Where the build's C stack ends (its initial stack pointer, the module's only global): the stack
  * lies just below, from `STACK_HIGH - 5 MiB`, and the heap starts here. Read from the WASM file
- * once; undefined if it cannot be read, and then captures simply include the whole stack.
+ * once, with the end of its initialised data; undefined if it cannot be read, and then captures
+ * simply include the whole stack.
  */
-const STACK_HIGH: number | undefined = readStackHigh();
-/** The stack region left out of captures: less than the build's 5 MiB, as a safety margin. */
-const UNCAPTURED_STACK_BYTES = 4 * 1024 * 1024;
+const LAYOUT = readLayout();
+const STACK_HIGH: number | undefined = LAYOUT?.stackHigh;
+/** The build's C stack (`-sSTACK_SIZE`): between entry points it holds nothing. */
+const STACK_BYTES = 5 * 1024 * 1024;
+/**
+ * Where captures stop below the stack. The stack's low end, `STACK_HIGH - 5 MiB`, when the WASM
+ * file confirms the layout (its initialised data ends below that, zero-initialised statics
+ * following up to the stack); otherwise less than 5 MiB of stack is left out, as a safety margin.
+ * Copying the dead stack would cost ~1 MiB per rewind, most of a small module's rewind time.
+ */
+const CAPTURE_GAP_FROM: number | undefined =
+  LAYOUT === undefined
+    ? undefined
+    : LAYOUT.dataEnd !== undefined && LAYOUT.dataEnd <= LAYOUT.stackHigh - STACK_BYTES
+      ? LAYOUT.stackHigh - STACK_BYTES
+      : LAYOUT.stackHigh - 4 * 1024 * 1024;
 
-function readStackHigh(): number | undefined {
+function readLayout(): { stackHigh: number; dataEnd: number | undefined } | undefined {
   try {
     const pkg = createRequire(import.meta.url).resolve("@jitl/quickjs-wasmfile-release-sync");
     const wasm = readFileSync(join(dirname(pkg), "emscripten-module.wasm"));
-    return firstGlobalI32(wasm);
+    const stackHigh = firstGlobalI32(wasm);
+    return stackHigh === undefined ? undefined : { stackHigh, dataEnd: dataSegmentsEnd(wasm) };
   } catch {
     return undefined;
+  }
+}
+
+/** Reads WASM's unsigned LEB128 at `at`; returns the value and the offset after it. */
+function readUleb(wasm: Uint8Array, at: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const byte = wasm[at++];
+    if (byte === undefined) throw new RangeError("truncated WASM file");
+    result += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if ((byte & 0x80) === 0) return [result, at];
   }
 }
 
@@ -180,6 +208,40 @@ export function firstGlobalI32(wasm: Uint8Array): number | undefined {
   return undefined;
 }
 
+/**
+ * The end of a WASM binary's active data segments (the highest `offset + length`), or undefined
+ * if a segment is not the plain kind (memory 0, `i32.const` offset) this build uses.
+ */
+export function dataSegmentsEnd(wasm: Uint8Array): number | undefined {
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at++];
+    let size: number;
+    [size, at] = readUleb(wasm, at);
+    const end = at + size;
+    if (id === 11) {
+      let count: number;
+      [count, at] = readUleb(wasm, at);
+      let max = 0;
+      for (let i = 0; i < count; i++) {
+        let flags: number;
+        [flags, at] = readUleb(wasm, at);
+        if (flags !== 0 || wasm[at] !== 0x41) return undefined;
+        let offset: number;
+        [offset, at] = readUleb(wasm, at + 1); // a positive i32 below 2^31 reads the same signed
+        if (wasm[at] !== 0x0b) return undefined;
+        let length: number;
+        [length, at] = readUleb(wasm, at + 1);
+        at += length;
+        max = Math.max(max, offset + length);
+      }
+      return max;
+    }
+    at = end;
+  }
+  return undefined;
+}
+
 /** The bytes of an isolated engine's memory that hold its state between entry points. */
 export interface MemoryImage {
   readonly segments: ReadonlyArray<{ readonly start: number; readonly bytes: Uint8Array }>;
@@ -195,7 +257,7 @@ export function captureMemory(engine: Engine, heapEnd: number): MemoryImage {
   if (!engine.isolated) throw new Error("only an isolated engine's memory can be captured");
   const view = engine.memoryView();
   const end = Math.min(heapEnd, view.length);
-  const skipFrom = STACK_HIGH === undefined ? end : STACK_HIGH - UNCAPTURED_STACK_BYTES;
+  const skipFrom = CAPTURE_GAP_FROM ?? end;
   const ranges: Array<[number, number]> =
     STACK_HIGH !== undefined && skipFrom > 0 && STACK_HIGH < end
       ? [
