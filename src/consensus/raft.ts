@@ -160,7 +160,7 @@ export class Raft {
 
   /** The entry at idx, which the caller knows to be held (base < idx <= lastIdx). */
   private at(idx: number): LogEntry {
-    return this.log[idx - this.base - 1] as LogEntry;
+    return this.log[idx - this.base - 1];
   }
 
   get retired(): boolean {

@@ -362,8 +362,7 @@ export function sipHash24Low32(
   const full = data.length - (data.length % 8);
   for (let i = 0; i < full; i += 8) {
     const lo = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0;
-    const hi =
-      (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24)) >>> 0;
+    const hi = (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24)) >>> 0;
     compress(v, hi, lo);
   }
   // The last block: the remaining bytes, and the length's low byte in the top byte.

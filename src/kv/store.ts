@@ -217,7 +217,10 @@ export class Store {
         m.version = mv.prev;
       }
       for (const c of record.changes) {
-        (out.get(c.map) as { entries: Map<KeyString, Entry | undefined> }).entries.set(c.key, c.prev);
+        (out.get(c.map) as { entries: Map<KeyString, Entry | undefined> }).entries.set(
+          c.key,
+          c.prev,
+        );
       }
     }
     return out;
@@ -252,5 +255,25 @@ export class Store {
       throw new ConflictError("cannot reset a store with uncompacted history");
     this.current = version;
     this.compacted = version;
+  }
+
+  /**
+   * Adds maps replayed from an older ledger (the private maps of a recovered service, decrypted
+   * once the ledger secrets are back): each must be absent or empty here, and every entry's version
+   * must be at or below the compacted version (they are history, not new transactions).
+   */
+  addReplayedMaps(maps: ReadonlyMap<string, MapState>): void {
+    for (const [name, state] of maps) {
+      const here = this.maps.get(name);
+      if (here !== undefined && here.entries.size > 0) {
+        throw new ConflictError(`map ${name} already holds entries: replayed maps cannot merge`);
+      }
+      if (state.version > this.compacted) {
+        throw new ConflictError(
+          `replayed map ${name} at version ${state.version} is past the compacted version ${this.compacted}`,
+        );
+      }
+    }
+    for (const [name, state] of maps) this.maps.set(name, state);
   }
 }

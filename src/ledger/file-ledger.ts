@@ -250,6 +250,28 @@ export class FileLedger implements LedgerStorage {
     for (const fd of this.fdsToClose.splice(0)) fs.closeSync(fd);
   }
 
+  /**
+   * Ends the open chunk now, so the next entry starts a new one (CCF's FORCE_LEDGER_CHUNK_BEFORE,
+   * set on a recovery's first transaction). The open chunk must end with a signature.
+   */
+  completeOpenChunk(): void {
+    if (this.open !== undefined && this.open.offsets.length > 0) this.completeChunk(this.open);
+  }
+
+  /**
+   * Starts an empty ledger after `seqno` (a node that starts from a snapshot at `seqno` holds no
+   * entry up to it): the first append is seqno + 1.
+   */
+  startAfter(seqno: number): void {
+    if (this.last !== 0 || this.open !== undefined || this.closed.length > 0) {
+      throw new LedgerError("LedgerNotEmpty", "only an empty ledger can start after a snapshot");
+    }
+    this.last = seqno;
+    this.written = seqno;
+    this.durable = seqno;
+    this.committed = seqno;
+  }
+
   /** Chunk files in seqno order (for tools and tests). */
   files(): string[] {
     const out = this.closed.map((c) => c.file);

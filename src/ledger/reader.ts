@@ -59,6 +59,13 @@ export interface ReadLedgerOptions {
   serviceCert?: string;
   /** Called for each entry after it is checked and applied. */
   onEntry?: (entry: LedgerEntry) => void;
+  /** Replay into this (empty) store and tree instead of new ones (a recovering node's own). */
+  into?: { store: Store; tree: MerkleTree };
+  /**
+   * Keep the store's history after the last signature, so the caller can roll the unsigned tail
+   * back (what recovery keeps is the ledger up to its last signature).
+   */
+  keepUnsignedTail?: boolean;
 }
 
 export interface LedgerEntry {
@@ -180,9 +187,12 @@ const COMPACT_EVERY = 1024;
 export function readLedger(dirs: string | string[], options: ReadLedgerOptions = {}): LedgerReport {
   const verify = options.verify ?? true;
   const chunks = listChunks(dirs, options.committedOnly ?? false);
-  const tree = new MerkleTree();
-  tree.append(Buffer.alloc(32));
-  const store = new Store();
+  const tree = options.into?.tree ?? new MerkleTree();
+  if (tree.size === 0) tree.append(Buffer.alloc(32));
+  const store = options.into?.store ?? new Store();
+  if (tree.size !== 1 || store.version !== 0) {
+    throw new CcfError("InvalidArgument", "a ledger replays into an empty store and tree");
+  }
   const keys = new KeyCache();
   const audit = new GovernanceAudit(keys);
   const report: LedgerReport = {
@@ -231,7 +241,9 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
         if (fault !== undefined) fail(le, fault.code, fault.detail);
       }
       store.apply(le.writeSet, seqno);
-      if (seqno % COMPACT_EVERY === 0) store.compact(seqno);
+      if (options.keepUnsignedTail === true) {
+        if (le.signature !== undefined) store.compact(seqno);
+      } else if (seqno % COMPACT_EVERY === 0) store.compact(seqno);
       tree.append(le.leaf);
       entryFiles.push(chunk.file);
       report.entries++;
@@ -265,7 +277,7 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
       );
     }
   }
-  store.compact(report.lastSeqno);
+  if (options.keepUnsignedTail !== true) store.compact(report.lastSeqno);
   if (verify && options.serviceCert !== undefined) {
     const fault = audit.identityFault(options.serviceCert);
     if (fault !== undefined) {

@@ -32,7 +32,10 @@ export interface HistoricalSecretWrite {
  * end-of-recovery transactions can store the same secret twice), and the walk stops at the first
  * write that holds no previous secret.
  */
-export function walkSecretChain(latestKey: Buffer, history: HistoricalSecretWrite[]): LedgerSecret[] {
+export function walkSecretChain(
+  latestKey: Buffer,
+  history: HistoricalSecretWrite[],
+): LedgerSecret[] {
   const last = history[history.length - 1];
   if (last === undefined) {
     throw new CcfError("NoLedgerSecretHistory", "the ledger holds no historical ledger secrets");
@@ -73,9 +76,7 @@ export function walkSecretChain(latestKey: Buffer, history: HistoricalSecretWrit
     byVersion.set(previous.version, secret);
     key = secret;
   }
-  return [...byVersion]
-    .sort(([a], [b]) => a - b)
-    .map(([version, k]) => ({ key: k, version }));
+  return [...byVersion].sort(([a], [b]) => a - b).map(([version, k]) => ({ key: k, version }));
 }
 
 /** The encrypted_data of a historical write: `previous` under `newerKey`, base64 (60 bytes). */

@@ -30,6 +30,19 @@ export class LedgerSecrets {
     this.secrets.push(secret);
   }
 
+  /**
+   * Puts back the secrets of an older ledger (a recovery: the recovered service's own secret came
+   * first, the previous ones return once members' shares unwrap them). All must be older than
+   * every secret held; a version already held is skipped.
+   */
+  addOlder(older: readonly LedgerSecret[]): void {
+    const first = this.secrets[0]?.version ?? Number.POSITIVE_INFINITY;
+    const fresh = older.filter((s) => s.version < first);
+    const merged = new LedgerSecrets(fresh);
+    for (const s of this.secrets) merged.add(s);
+    this.secrets.splice(0, this.secrets.length, ...merged.secrets);
+  }
+
   /** The secret that encrypts the entry at `seqno`. */
   forSeqno(seqno: number): LedgerSecret {
     for (let i = this.secrets.length - 1; i >= 0; i--) {

@@ -145,7 +145,11 @@ export async function commitSnapshotFile(
   return committed;
 }
 
-async function writeAll(fh: fs.promises.FileHandle, data: Buffer, position?: number): Promise<void> {
+async function writeAll(
+  fh: fs.promises.FileHandle,
+  data: Buffer,
+  position?: number,
+): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await fh.write(

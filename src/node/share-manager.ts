@@ -236,6 +236,12 @@ function combineSubmitted(submitted: Buffer[], threshold: number): Share {
     if (share.x === 0) return share;
     partial.push(share);
   }
+  if (!Number.isSafeInteger(threshold) || threshold < 1) {
+    throw new CcfError(
+      "InvalidRecoveryThreshold",
+      `Error combining recovery shares: recovery threshold ${threshold} is not a positive integer`,
+    );
+  }
   if (partial.length < threshold) {
     throw new CcfError(
       "InsufficientRecoveryShares",

@@ -75,7 +75,7 @@ describe("CCF recovery secret sharing", () => {
         const chosen = pick(n, t, order).map((i) => shares[i]);
         assert.deepEqual(combineShares(chosen, t), secret);
         // Shares beyond the first t are ignored, whatever they hold.
-        const junk: Share = { x: n + 1, y: Array(SHARE_LIMBS).fill(12345) };
+        const junk: Share = { x: n + 1, y: Array<number>(SHARE_LIMBS).fill(12345) };
         assert.deepEqual(combineShares([...chosen, junk], t), secret);
       }),
       { numRuns: 150 },
@@ -131,7 +131,8 @@ describe("CCF recovery secret sharing", () => {
     };
     // t = 2 per limb: a0 = 10 + limb, a1 = p - 1 (so y = a0 - x mod p).
     const bytes: number[] = [];
-    for (let limb = 0; limb < SHARE_LIMBS; limb++) bytes.push(...u64(10 + limb), ...u64(SHARE_PRIME - 1));
+    for (let limb = 0; limb < SHARE_LIMBS; limb++)
+      bytes.push(...u64(10 + limb), ...u64(SHARE_PRIME - 1));
     const { secret, shares } = sampleShares(scriptedRng(bytes), 3, 2);
     assert.equal(secret.y[0], 10);
     assert.deepEqual(
@@ -210,7 +211,7 @@ describe("CCF recovery secret sharing", () => {
   });
 
   it("refuses to serialise values that are not u32s", () => {
-    assert.throws(() => serialiseShare({ x: -1, y: Array(SHARE_LIMBS).fill(0) }), {
+    assert.throws(() => serialiseShare({ x: -1, y: Array<number>(SHARE_LIMBS).fill(0) }), {
       code: "InvalidShare",
     });
     assert.throws(() => serialiseShare({ x: 1, y: [1, 2] }), { code: "InvalidShare" });

@@ -75,9 +75,8 @@ function memberId(service: string, member: number): string {
 
 /** The member's raw share: its entry in recovery_shares, RSA-OAEP decrypted with its key. */
 function decryptShare(service: string, material: RecoveryMaterial, member: number): Buffer {
-  const encrypted = (
-    material.recoveryShares as { encrypted_shares: Record<string, string> }
-  ).encrypted_shares[memberId(service, member)];
+  const encrypted = (material.recoveryShares as { encrypted_shares: Record<string, string> })
+    .encrypted_shares[memberId(service, member)];
   assert.ok(encrypted !== undefined, `member${member} has a share`);
   const ciphertext = Buffer.from(encrypted, "base64");
   assert.equal(ciphertext.length, 256);
