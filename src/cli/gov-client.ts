@@ -2,7 +2,7 @@
 // it to a node's gov API. Used by `ccf-ts gov` and by the sandbox's bootstrap.
 
 import { Agent, request } from "undici";
-import { certificateId } from "../crypto/index.js";
+import { certificateId, rsaOaepUnwrap } from "../crypto/index.js";
 import { CcfError } from "../errors.js";
 import { type ProposalSummary, signGovMessage } from "../gov/index.js";
 
@@ -33,6 +33,13 @@ export class GovRequestError extends CcfError {
       `${what}: ${response.status} ${err?.message ?? response.text}`,
     );
   }
+}
+
+export interface RecoveryShareAnswer {
+  message: string;
+  submittedCount: number;
+  recoveryThreshold: number;
+  fullKeySubmitted: boolean;
 }
 
 export class GovClient {
@@ -113,6 +120,27 @@ export class GovClient {
       "state digest ack",
       204,
     );
+  }
+
+  /**
+   * CCF's share submission: fetch this member's encrypted share, decrypt it with the member's
+   * RSA key (OAEP, SHA-256) and send it back COSE-signed as {"share": base64}.
+   */
+  async submitShare(encryptionKeyPem: string): Promise<RecoveryShareAnswer> {
+    const fetched = this.expect(
+      await this.get(`/gov/recovery/encrypted-shares/${this.memberId}`),
+      "encrypted share",
+      200,
+    ) as { encryptedShare?: unknown };
+    if (typeof fetched.encryptedShare !== "string") {
+      throw new CcfError("InvalidResponse", "the service sent no encryptedShare");
+    }
+    const share = rsaOaepUnwrap(encryptionKeyPem, Buffer.from(fetched.encryptedShare, "base64"));
+    const res = await this.post(
+      `/gov/recovery/members/${this.memberId}:recover`,
+      this.sign("recovery_share", JSON.stringify({ share: share.toString("base64") })),
+    );
+    return this.expect(res, "recovery share", 200) as RecoveryShareAnswer;
   }
 
   private expect(res: GovResponse, what: string, status: number): unknown {

@@ -1,4 +1,4 @@
-// `ccf-ts gov propose|vote|withdraw|ack|show`: a member's governance in one step each (sign with
+// `ccf-ts gov propose|vote|withdraw|ack|submit-share|show`: a member's governance in one step each (sign with
 // the member's key, send, print the service's answer as JSON). Run from a sandbox workspace's
 // `sandbox_common` folder, the defaults (member0, service_cert.pem, https://127.0.0.1:8000) fit.
 
@@ -127,6 +127,21 @@ export function registerGov(program: Command): void {
         await c.activate();
         print({ memberId: c.memberId, status: "Active" });
       });
+    });
+
+  gov
+    .command("submit-share")
+    .description(
+      "recovery: fetch the member's encrypted share, decrypt it with its encryption key, submit it",
+    )
+    .option(
+      "--encryption-key <file>",
+      "the member's RSA private key (default: MEMBER_enc_privk.pem)",
+    )
+    .action(async (o: { encryptionKey?: string }) => {
+      const f = flags();
+      const key = readText(o.encryptionKey ?? `${f.member}_enc_privk.pem`, "--encryption-key");
+      await withClient(f, async (c) => print(await c.submitShare(key)));
     });
 
   gov

@@ -39,6 +39,10 @@ export async function main(argv: string[]): Promise<number> {
       "app: bundle.json or a folder (app.json + src/); default: the logging sample",
     )
     .option("--verbose", "debug logging in the nodes")
+    .option("--recover", "disaster recovery of a service from its ledger (and snapshots)")
+    .option("--ledger-dir <dir>", "with --recover: the old service's ledger directory")
+    .option("--common-dir <dir>", "with --recover: the old workspace's sandbox_common")
+    .option("--snapshots-dir <dir>", "with --recover: the old service's snapshots")
     .action(
       async (opts: {
         nodes: string;
@@ -47,9 +51,27 @@ export async function main(argv: string[]): Promise<number> {
         constitution: string[];
         jsAppBundle?: string;
         verbose?: boolean;
+        recover?: boolean;
+        ledgerDir?: string;
+        commonDir?: string;
+        snapshotsDir?: string;
       }) => {
         const { runSandbox } = await import("./sandbox.js");
+        let recover: { ledgerDir: string; commonDir: string; snapshotsDir?: string } | undefined;
+        if (opts.recover === true) {
+          if (opts.ledgerDir === undefined || opts.commonDir === undefined) {
+            throw new CcfError("InvalidArgument", "--recover needs --ledger-dir and --common-dir");
+          }
+          recover = {
+            ledgerDir: opts.ledgerDir,
+            commonDir: opts.commonDir,
+            ...(opts.snapshotsDir === undefined ? {} : { snapshotsDir: opts.snapshotsDir }),
+          };
+        } else if (opts.ledgerDir !== undefined || opts.commonDir !== undefined) {
+          throw new CcfError("InvalidArgument", "--ledger-dir and --common-dir go with --recover");
+        }
         exitCode = await runSandbox({
+          ...(recover === undefined ? {} : { recover }),
           nodes: parseIntArg("--nodes", opts.nodes),
           workspace: opts.workspace,
           port: parseIntArg("--port", opts.port),

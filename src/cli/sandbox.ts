@@ -9,7 +9,17 @@
 // as a runnable `ccf-ts cose-sign ... | curl ...` command.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
@@ -28,6 +38,8 @@ export interface SandboxOptions {
   /** bundle.json, or a folder (CCF's app.json + src/, or one holding bundle.json). */
   jsAppBundle?: string;
   verbose?: boolean;
+  /** Disaster recovery of an old service: its ledger, its identities (and snapshots). */
+  recover?: { ledgerDir: string; commonDir: string; snapshotsDir?: string };
 }
 
 /** The default constitution's files, in the order CCF concatenates them. */
@@ -62,11 +74,17 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   }
   const workspace = resolve(opts.workspace);
   const common = join(workspace, "sandbox_common");
+  const recover =
+    opts.recover === undefined ? undefined : checkRecoverDirs(opts.recover, workspace);
   rmSync(workspace, { recursive: true, force: true });
   mkdirSync(common, { recursive: true });
-  for (let i = 0; i < 3; i++) {
-    await keygen({ name: `member${i}`, genEncKey: true, dir: common, validityDays: 90 });
-    await keygen({ name: `user${i}`, dir: common, validityDays: 90 });
+  if (recover === undefined) {
+    for (let i = 0; i < 3; i++) {
+      await keygen({ name: `member${i}`, genEncKey: true, dir: common, validityDays: 90 });
+      await keygen({ name: `user${i}`, dir: common, validityDays: 90 });
+    }
+  } else {
+    copyIdentities(recover.commonDir, common);
   }
 
   const children: ChildProcess[] = [];
@@ -78,30 +96,39 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
   process.on("SIGTERM", stopAll);
 
   const addresses: string[] = [];
-  for (let i = 0; i < opts.nodes; i++) {
+  const startNode = async (i: number): Promise<string | undefined> => {
     const dir = join(workspace, `sandbox_${i}`);
     mkdirSync(dir, { recursive: true });
     const port = opts.port === 0 ? 0 : opts.port + i;
     const command =
-      i === 0
+      i === 0 && recover !== undefined
         ? {
-            type: "Start",
+            type: "Recover",
             service_certificate_file: join(common, "service_cert.pem"),
-            start: {
-              members: [0, 1, 2].map((m) => ({
-                certificate_file: join(common, `member${m}_cert.pem`),
-                encryption_public_key_file: join(common, `member${m}_enc_pubk.pem`),
-              })),
-              constitution_files: constitutions,
-              service_configuration: { recovery_threshold: 1 },
+            recover: {
+              previous_service_identity_file: join(recover.commonDir, "service_cert.pem"),
               initial_service_certificate_validity_days: 90,
             },
           }
-        : {
-            type: "Join",
-            service_certificate_file: join(common, "service_cert.pem"),
-            join: { target_rpc_address: addresses[0], retry_timeout: "200ms" },
-          };
+        : i === 0
+          ? {
+              type: "Start",
+              service_certificate_file: join(common, "service_cert.pem"),
+              start: {
+                members: [0, 1, 2].map((m) => ({
+                  certificate_file: join(common, `member${m}_cert.pem`),
+                  encryption_public_key_file: join(common, `member${m}_enc_pubk.pem`),
+                })),
+                constitution_files: constitutions,
+                service_configuration: { recovery_threshold: 1 },
+                initial_service_certificate_validity_days: 90,
+              },
+            }
+          : {
+              type: "Join",
+              service_certificate_file: join(common, "service_cert.pem"),
+              join: { target_rpc_address: addresses[0], retry_timeout: "200ms" },
+            };
     const config = {
       network: {
         node_to_node_interface: { bind_address: "127.0.0.1:0" },
@@ -110,7 +137,12 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
       node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1"], initial_validity_days: 90 },
       command,
       ledger: { directory: `${i}.ledger` },
-      snapshots: { directory: "snapshots" },
+      snapshots: {
+        directory: "snapshots",
+        ...(i === 0 && recover?.snapshotsDir !== undefined
+          ? { read_only_directory: recover.snapshotsDir }
+          : {}),
+      },
       ledger_signatures: { tx_count: 5000, delay: "100ms" },
       output_files: {
         node_certificate_file: `${i}.pem`,
@@ -119,6 +151,17 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
         node_to_node_address_file: `${i}.node_address.json`,
       },
     };
+    if (i === 0 && recover !== undefined) {
+      // As CCF's sandbox does, the recovering node works on a copy of the old ledger (open
+      // chunk included) in its own ledger directory; the old one is left as it was.
+      const ledger = join(dir, `${i}.ledger`);
+      mkdirSync(ledger, { recursive: true });
+      for (const f of readdirSync(recover.ledgerDir)) {
+        if (/^ledger_\d+(-\d+)?(\.committed)?$/.test(f)) {
+          copyFileSync(join(recover.ledgerDir, f), join(ledger, f));
+        }
+      }
+    }
     const configPath = join(dir, `${i}.config.json`);
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
     const logFd = openSync(join(dir, "out"), "a");
@@ -144,17 +187,39 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
     const address = await waitForNode(dir, i, join(common, "service_cert.pem"), exited);
     if (address === undefined) {
       process.stderr.write(`ccf-ts sandbox: node ${i} did not start; see ${join(dir, "out")}\n`);
-      stopAll();
-      await Promise.all(exits);
-      return 1;
+      return undefined;
     }
     addresses.push(address);
     void exited.then((code) => {
       process.stdout.write(`node ${i} exited (${code})\n`);
     });
+    return address;
+  };
+  const fail = async (): Promise<number> => {
+    stopAll();
+    await Promise.all(exits);
+    return 1;
+  };
+  // A recovered service opens before other nodes join it (they are then trusted by governance).
+  for (let i = 0; i < (recover === undefined ? opts.nodes : 1); i++) {
+    if ((await startNode(i)) === undefined) return fail();
   }
   try {
-    await setUpThroughGovernance(`https://${addresses[0]}`, common, bundle, opts.verbose === true);
+    if (recover === undefined) {
+      await setUpThroughGovernance(
+        `https://${addresses[0]}`,
+        common,
+        bundle,
+        opts.verbose === true,
+      );
+    } else {
+      await recoverThroughGovernance(`https://${addresses[0]}`, common, recover, bundle);
+      for (let i = 1; i < opts.nodes; i++) {
+        const joined = startNode(i);
+        await trustPendingNode(`https://${addresses[0]}`, common);
+        if ((await joined) === undefined) return fail();
+      }
+    }
   } catch (e) {
     process.stderr.write(
       `ccf-ts sandbox: setting up the service through governance failed: ${
@@ -223,7 +288,7 @@ async function isPartOfNetwork(address: string, ca: string): Promise<boolean> {
   try {
     const res = await request(`https://${address}/node/state`, { dispatcher: agent });
     const body = (await res.body.json()) as { state?: string };
-    return body.state === "PartOfNetwork";
+    return body.state === "PartOfNetwork" || body.state === "PartOfPublicNetwork";
   } catch {
     return false;
   } finally {
@@ -367,4 +432,238 @@ function coseCurl(
     " -H 'content-type: application/cose' --data-binary @-",
     output === undefined ? "" : ` -o ${output}`,
   ].join("");
+}
+
+/** The --recover folders, checked before the workspace is touched. */
+function checkRecoverDirs(
+  r: { ledgerDir: string; commonDir: string; snapshotsDir?: string },
+  workspace: string,
+): { ledgerDir: string; commonDir: string; snapshotsDir?: string } {
+  const out: { ledgerDir: string; commonDir: string; snapshotsDir?: string } = {
+    ledgerDir: resolve(r.ledgerDir),
+    commonDir: resolve(r.commonDir),
+  };
+  if (r.snapshotsDir !== undefined) out.snapshotsDir = resolve(r.snapshotsDir);
+  for (const [flag, dir] of [
+    ["--ledger-dir", out.ledgerDir],
+    ["--common-dir", out.commonDir],
+    ...(out.snapshotsDir === undefined ? [] : [["--snapshots-dir", out.snapshotsDir]]),
+  ] as Array<[string, string]>) {
+    if (!existsSync(dir)) throw new CcfError("InvalidArgument", `${flag} ${dir}: no such folder`);
+    if (dir === workspace || dir.startsWith(`${workspace}/`)) {
+      throw new CcfError(
+        "InvalidArgument",
+        `${flag} ${dir} is inside --workspace ${workspace}, which the sandbox clears: use another workspace`,
+      );
+    }
+  }
+  if (!existsSync(join(out.commonDir, "service_cert.pem"))) {
+    throw new CcfError(
+      "InvalidArgument",
+      `--common-dir ${out.commonDir} holds no service_cert.pem (the previous service identity)`,
+    );
+  }
+  return out;
+}
+
+/** Member and user identities of the old workspace (not its service certificate). */
+function copyIdentities(from: string, to: string): void {
+  for (const f of readdirSync(from)) {
+    if (/^(member|user)\d+_(cert|privk|enc_pubk|enc_privk)\.pem$/.test(f)) {
+      copyFileSync(join(from, f), join(to, f));
+    }
+  }
+}
+
+function memberNames(common: string): string[] {
+  return readdirSync(common)
+    .map((f) => /^(member\d+)_cert\.pem$/.exec(f)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .sort();
+}
+
+function memberClient(url: string, common: string, name: string, ca: string): GovClient {
+  return new GovClient(url, ca, {
+    certPem: readFileSync(join(common, `${name}_cert.pem`), "utf8"),
+    keyPem: readFileSync(join(common, `${name}_privk.pem`), "utf8"),
+  });
+}
+
+/** Proposes as the first member that may, and votes yes with each member until it is decided. */
+async function proposeAndAccept(clients: GovClient[], proposal: unknown): Promise<void> {
+  let state: Awaited<ReturnType<GovClient["propose"]>> | undefined;
+  let lastError: unknown;
+  for (const c of clients) {
+    try {
+      state = await c.propose(proposal);
+      break;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  if (state === undefined) throw lastError;
+  for (const c of clients) {
+    if (state.proposalState !== "Open") break;
+    try {
+      state = await c.vote(
+        state.proposalId,
+        "export function vote(proposal, proposerId) { return true; }",
+      );
+    } catch {
+      // A member that may not vote (not active) is skipped.
+    }
+  }
+  if (state.proposalState !== "Accepted") {
+    throw new CcfError(
+      "ProposalNotAccepted",
+      `proposal ${state.proposalId} is ${state.proposalState}${
+        state.failure === undefined ? "" : `: ${state.failure.reason}`
+      }`,
+    );
+  }
+}
+
+async function serviceStatus(url: string, ca: string): Promise<string | undefined> {
+  const agent = new Agent({ connect: { ca } });
+  try {
+    const res = await request(`${url}/node/network`, { dispatcher: agent });
+    return ((await res.body.json()) as { service_status?: string }).service_status;
+  } catch {
+    return undefined;
+  } finally {
+    await agent.close();
+  }
+}
+
+/**
+ * CCF's recovery steps, as its members would run them: open the recovered service with the
+ * previous identity (WaitingForRecoveryShares), then each recovery member fetches, decrypts and
+ * submits its share until the threshold starts the private recovery; then wait until it is Open.
+ * Users whose certificates expired are replaced, and the app deployed if the service has none.
+ */
+async function recoverThroughGovernance(
+  url: string,
+  common: string,
+  recover: { commonDir: string },
+  bundlePath: string,
+): Promise<void> {
+  const serviceCert = readFileSync(join(common, "service_cert.pem"), "utf8");
+  const previous = readFileSync(join(recover.commonDir, "service_cert.pem"), "utf8");
+  const names = memberNames(common);
+  const clients = names.map((n) => memberClient(url, common, n, serviceCert));
+  try {
+    process.stdout.write("Recovery: public ledger replayed; opening for recovery shares\n");
+    await proposeAndAccept(clients, {
+      actions: [
+        {
+          name: "transition_service_to_open",
+          args: { previous_service_identity: previous, next_service_identity: serviceCert },
+        },
+      ],
+    });
+    let started = false;
+    for (const [i, c] of clients.entries()) {
+      const key = join(common, `${names[i]}_enc_privk.pem`);
+      if (!existsSync(key)) continue;
+      let answer: Awaited<ReturnType<GovClient["submitShare"]>>;
+      try {
+        answer = await c.submitShare(readFileSync(key, "utf8"));
+      } catch (e) {
+        process.stdout.write(`Recovery: ${names[i]} could not submit a share (${String(e)})\n`);
+        continue;
+      }
+      process.stdout.write(`Recovery: ${names[i]}: ${answer.message.split("\n")[0]}\n`);
+      if (answer.message.includes("End of recovery procedure initiated")) {
+        started = true;
+        break;
+      }
+    }
+    if (!started)
+      throw new CcfError("RecoveryFailed", "the members' shares did not reach the threshold");
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while ((await serviceStatus(url, serviceCert)) !== "Open") {
+      if (Date.now() > deadline) throw new CcfError("RecoveryFailed", "the service did not open");
+      await sleep(100);
+    }
+    process.stdout.write("Recovery: private ledger recovered, service Open\n");
+    const actions: unknown[] = [];
+    for (const f of readdirSync(common)) {
+      const m = /^(user\d+)_cert\.pem$/.exec(f);
+      if (m === null) continue;
+      const cert = readFileSync(join(common, f), "utf8");
+      if (new Date(new X509Certificate(cert).validTo).getTime() > Date.now()) continue;
+      // An expired user cannot connect (TLS checks validity): a fresh identity replaces it.
+      await keygen({ name: m[1] as string, dir: common, validityDays: 90 });
+      actions.push({
+        name: "set_user",
+        args: { cert: readFileSync(join(common, f), "utf8") },
+      });
+    }
+    if (!existsSync(join(common, "user0_cert.pem"))) {
+      await keygen({ name: "user0", dir: common, validityDays: 90 });
+      actions.push({
+        name: "set_user",
+        args: { cert: readFileSync(join(common, "user0_cert.pem"), "utf8") },
+      });
+    }
+    if (!(await hasApp(url, serviceCert))) {
+      actions.push({ name: "set_js_app", args: { bundle: loadBundle(bundlePath) } });
+    }
+    if (actions.length > 0) await proposeAndAccept(clients, { actions });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+async function hasApp(url: string, ca: string): Promise<boolean> {
+  const agent = new Agent({ connect: { ca } });
+  try {
+    const res = await request(`${url}/gov/service/javascript-app?api-version=${GOV_API_VERSION}`, {
+      dispatcher: agent,
+    });
+    const body = (await res.body.json()) as { endpoints?: Record<string, unknown> };
+    return Object.keys(body.endpoints ?? {}).length > 0;
+  } catch {
+    return false;
+  } finally {
+    await agent.close();
+  }
+}
+
+/** A node that joined the open service is Pending: members trust it. */
+async function trustPendingNode(url: string, common: string): Promise<void> {
+  const ca = readFileSync(join(common, "service_cert.pem"), "utf8");
+  const agent = new Agent({ connect: { ca } });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let pending: string | undefined;
+  try {
+    while (pending === undefined) {
+      if (Date.now() > deadline) throw new CcfError("JoinFailed", "no node asked to join");
+      const res = await request(`${url}/node/network/nodes`, { dispatcher: agent });
+      const body = (await res.body.json()) as {
+        nodes?: Array<{ node_id: string; status: string }>;
+      };
+      pending = body.nodes?.find((n) => n.status === "Pending")?.node_id;
+      if (pending === undefined) await sleep(100);
+    }
+  } finally {
+    await agent.close();
+  }
+  const clients = memberNames(common).map((n) => memberClient(url, common, n, ca));
+  try {
+    await proposeAndAccept(clients, {
+      actions: [
+        {
+          name: "transition_node_to_trusted",
+          args: {
+            node_id: pending,
+            // CCF's X.509 time format: YYYYMMDDhhmmssZ.
+            valid_from: `${new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14)}Z`,
+          },
+        },
+      ],
+    });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
 }

@@ -3,7 +3,7 @@
 // Deterministic: no clock, randomness or I/O beyond the injected storage.
 
 import { sha256 } from "../crypto/index.js";
-import { keyToString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
+import { keyToString, SINGLETON_KEY, type Store, Tables, type WriteSet } from "../kv/index.js";
 import { decodePrimarySignature, leafDigest, type MerkleTree } from "../merkle/index.js";
 import { decodeEntry, decryptEntry } from "./entry.js";
 import type { LedgerSecrets } from "./secrets.js";
@@ -14,6 +14,8 @@ export interface ReplicaOptions {
   tree: MerkleTree;
   storage: LedgerStorage;
   secrets: LedgerSecrets;
+  /** Told of each applied entry's write set (a rekey's secret for this node is in one). */
+  onApplied?: (seqno: number, writeSet: WriteSet) => void;
 }
 
 export interface AppliedEntry {
@@ -75,6 +77,7 @@ export class LedgerReplica {
       ),
     );
     this.o.storage.append(seqno, bytes, { signature: isSignature });
+    this.o.onApplied?.(seqno, writeSet);
     return { seqno, view: entry.view, isSignature };
   }
 
@@ -83,6 +86,7 @@ export class LedgerReplica {
     this.o.store.rollback(seqno);
     this.o.tree.truncate(seqno + 1);
     this.o.storage.truncate(seqno);
+    this.o.secrets.rollback(seqno);
   }
 
   /** Entries up to `seqno` are committed: their undo history can go. */

@@ -43,6 +43,16 @@ export class LedgerSecrets {
     this.secrets.splice(0, this.secrets.length, ...merged.secrets);
   }
 
+  /**
+   * Consensus dropped the entries after `seqno`: a secret that a dropped rekey (at version - 1)
+   * brought in goes with it.
+   */
+  rollback(seqno: number): void {
+    while (this.secrets.length > 1 && (this.secrets.at(-1) as LedgerSecret).version > seqno + 1) {
+      this.secrets.pop();
+    }
+  }
+
   /** The secret that encrypts the entry at `seqno`. */
   forSeqno(seqno: number): LedgerSecret {
     for (let i = this.secrets.length - 1; i >= 0; i--) {

@@ -52,7 +52,10 @@ export class ConsensusHost {
   private commitValue = 0;
   private stopped = false;
 
-  constructor(private readonly o: ConsensusHostOptions) {}
+  constructor(private readonly o: ConsensusHostOptions) {
+    // A recovered ledger starts committed up to its last signature.
+    this.commitValue = o.raft.commitIdx;
+  }
 
   /** The writer while this node is primary, else undefined. */
   get pipeline(): TxPipeline | undefined {

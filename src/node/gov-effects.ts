@@ -1,15 +1,24 @@
 // What a constitution's `apply` can make this node do (GovEffects): open the service, force a
 // ledger chunk, refresh the app's interpreters, endorse node certificates and renew the service's.
-// Effects owned by later work (rekeying, recovery shares, snapshots) fail the proposal with a
-// message saying so.
+// Opening a new service issues its recovery shares and endorses its identity; opening a
+// recovered one moves it to WaitingForRecoveryShares. Rekeying, re-sharing and snapshots are the
+// node's (hooks).
 
-import { certificateDer } from "../crypto/index.js";
 import type { GovEffects } from "../gov/index.js";
 import { decodeValue, encodeValue, SINGLETON_KEY, Tables, type Tx } from "../kv/index.js";
+import { beginWaitingForShares, sameCertificate } from "./recovery.js";
 
 const UNAVAILABLE = "is not available in this version of ccf-ts";
 
 export interface NodeGovHooks {
+  /** A new service opens: recovery shares issued, the identity self-endorsed. */
+  onServiceOpen(tx: Tx, createTxId: string): void;
+  /** New recovery shares for the current secret (members or threshold changed). */
+  reshare(tx: Tx): void;
+  /** A new ledger secret from the next transaction on, sent to every trusted node. */
+  rekey(tx: Tx): void;
+  /** Ask for a snapshot at the next signature. */
+  triggerSnapshot?(): void;
   forceLedgerChunk(): void;
   refreshAppInterpreters(): void;
   latestLedgerSecretSeqno(): number;
@@ -21,22 +30,10 @@ export interface NodeGovHooks {
   removeJwtPublicSigningKeys?(tx: Tx, issuer: string): void;
 }
 
-function sameCertificate(a: string, b: string): boolean {
-  try {
-    return certificateDer(a).equals(certificateDer(b));
-  } catch {
-    return false;
-  }
-}
-
 export function nodeGovEffects(hooks: NodeGovHooks): GovEffects {
   return {
-    triggerLedgerRekey: () => {
-      throw new Error(`Ledger rekeying ${UNAVAILABLE}`);
-    },
-    triggerRecoverySharesRefresh: () => {
-      throw new Error(`Recovery shares ${UNAVAILABLE}`);
-    },
+    triggerLedgerRekey: (tx) => hooks.rekey(tx),
+    triggerRecoverySharesRefresh: (tx) => hooks.reshare(tx),
     transitionServiceToOpen: (tx, previous, next) => {
       const services = tx.map(Tables.SERVICE);
       const raw = services.get(SINGLETON_KEY);
@@ -45,19 +42,31 @@ export function nodeGovEffects(hooks: NodeGovHooks): GovEffects {
       if (typeof info.cert !== "string" || !sameCertificate(info.cert, next)) {
         throw new Error("Next service identity does not match the service's identity");
       }
-      if (previous !== undefined) {
-        throw new Error(`Opening a recovered service ${UNAVAILABLE}`);
+      if (info.status === "Recovering") {
+        if (previous === undefined) {
+          throw new Error("Opening a recovering service requires the previous service identity");
+        }
+        beginWaitingForShares(tx, previous);
+        return;
       }
       if (info.status === "Open") throw new Error("Service is already open");
       if (info.status !== "Opening") {
         throw new Error(`Service in state ${String(info.status)} cannot be opened`);
       }
+      info.previous_service_identity_version = services.getVersionOfPreviousWrite(SINGLETON_KEY);
       info.status = "Open";
       services.set(SINGLETON_KEY, encodeValue(Tables.SERVICE, info));
+      hooks.onServiceOpen(
+        tx,
+        typeof info.current_service_create_txid === "string"
+          ? info.current_service_create_txid
+          : "2.1",
+      );
     },
     triggerLedgerChunk: () => hooks.forceLedgerChunk(),
     triggerSnapshot: () => {
-      throw new Error(`Snapshots ${UNAVAILABLE}`);
+      if (hooks.triggerSnapshot === undefined) throw new Error(`Snapshots ${UNAVAILABLE}`);
+      hooks.triggerSnapshot();
     },
     generateEndorsedCertificate: (_tx, csrPem, validFrom, days) =>
       hooks.endorseCsr(csrPem, validFrom, days),

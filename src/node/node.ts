@@ -10,6 +10,7 @@ import {
   createEndorsedCertificate,
   createServiceCertificate,
   endorseCertificateSigningRequest,
+  certificateInfo,
   renewServiceCertificate,
   EcKeyPair,
   systemRng,
@@ -36,6 +37,7 @@ import {
 import {
   encodeMessage,
   type LocalView,
+  type LogEntry,
   NotPrimaryError,
   Raft,
   TooManyPendingTransactionsError,
@@ -60,10 +62,13 @@ import {
   Store,
   Tables,
   type Tx,
+  type WriteSet,
 } from "../kv/index.js";
 import {
   type CommitResult,
+  decodeEntry,
   FileLedger,
+  type LedgerSecret,
   LedgerReplica,
   MAX_ATTEMPTS,
   LedgerSecrets,
@@ -94,6 +99,35 @@ import {
 import { createNodeIdentity, type NodeIdentity } from "./identity.js";
 import { readConfigFile } from "./files.js";
 import { VERSION } from "./version.js";
+import { encryptedShareOf, issueRecoveryShares } from "./share-manager.js";
+import {
+  broadcastLedgerSecrets,
+  clearSubmittedShares,
+  gatherLedgerChunks,
+  ledgerSecretsFor,
+  type PublicRecovery,
+  recordSubmittedShare,
+  replayPrivateLedger,
+  replayPublicLedger,
+  secretsFromSubmittedShares,
+  writeEndOfRecovery,
+  writeRecoveryGenesis,
+  writeSelfEndorsement,
+} from "./recovery.js";
+import { govRecoveryEndpoints } from "../endpoints/gov-recovery.js";
+
+const SINGLETON_KEY_STRING = keyToString(SINGLETON_KEY);
+
+/** A recovering service's state on its first node, from public replay to the end of recovery. */
+interface RecoveryState {
+  replay: PublicRecovery;
+  previousServiceCert: string;
+  /** The recovered service's own secret (from L+1). */
+  secret: LedgerSecret;
+  /** Set once shares reached the threshold: the old secrets, oldest first. */
+  recovered?: LedgerSecret[];
+  privateReplay?: Promise<void>;
+}
 
 const FIRST_VIEW = 2;
 /** Tables whose change means the app's endpoints must be read again. */
@@ -219,9 +253,6 @@ export class Node implements NodeContext {
 
   /** Starts a new service (command type Start) with this node as its first, trusted node. */
   static async start(config: NodeConfig, log: Logger): Promise<Node> {
-    if (config.command.type === "Recover") {
-      throw new CcfError("NotAvailable", "command.type Recover is not available yet");
-    }
     const now = new Date();
     const identity = await createNodeIdentity({
       curve: config.node_certificate.curve_id === "Secp256R1" ? "secp256r1" : "secp384r1",
@@ -236,6 +267,7 @@ export class Node implements NodeContext {
     });
     const node = new Node(config, identity, log);
     if (config.command.type === "Join") await node.joinService(now);
+    else if (config.command.type === "Recover") await node.recoverService(now);
     else await node.startService(now);
     return node;
   }
@@ -453,12 +485,289 @@ export class Node implements NodeContext {
     this.goLive(serviceCert, n2nAddress);
   }
 
+  /**
+   * Disaster recovery (command type Recover): a new service identity over the old ledger. The
+   * public domain is replayed and verified, cut at its last signature L, and the recovery genesis
+   * (L+1, view V+2) puts the service in Recovering; members then open it for their shares.
+   */
+  private async recoverService(now: Date): Promise<void> {
+    const config = this.config;
+    const recover = config.command.recover;
+    if (recover === undefined) throw new CcfError("InvalidConfig", "command.recover is required");
+    const previousServiceCert = readConfigFile(
+      recover.previous_service_identity_file,
+      "command.recover.previous_service_identity_file",
+    ) as string;
+    this.nodeState = "ReadingPublicLedger";
+    const copied = gatherLedgerChunks(config.ledger.directory, config.ledger.read_only_directories);
+    this.storage = FileLedger.open(config.ledger.directory, {
+      chunkSize: config.ledger.chunk_size,
+    });
+    if (this.storage.lastSeqno === 0) {
+      throw new CcfError(
+        "InvalidConfig",
+        `no ledger to recover in ${[config.ledger.directory, ...config.ledger.read_only_directories].join(", ")}`,
+      );
+    }
+    this.log.info(
+      { entries: this.storage.lastSeqno, copied_chunks: copied },
+      "recovery: replaying the public ledger",
+    );
+    const replay = replayPublicLedger(config.ledger.directory, this.storage, {
+      store: this.store,
+      tree: this.tree,
+      serviceCert: previousServiceCert,
+      onProgress: (seqno) => this.log.info({ seqno }, "recovery: public replay progress"),
+    });
+    const L = replay.lastSignedSeqno;
+    const firstView = replay.lastSignedView + 2;
+    this.log.info(
+      { last_signed_seqno: L, last_view: replay.lastSignedView },
+      "recovery: public ledger replayed",
+    );
+    const serviceKey = EcKeyPair.generate("secp384r1");
+    const serviceCert = await createServiceCertificate(serviceKey, {
+      subjectName: certificateInfo(previousServiceCert).subject,
+      validFrom: now,
+      validityDays: recover.initial_service_certificate_validity_days,
+    });
+    const endorsedCert = await createEndorsedCertificate({
+      subjectPublicKey: this.identity.key.publicKey,
+      subjectName: this.identity.subjectName,
+      sans: this.identity.sans,
+      issuerKey: serviceKey,
+      issuerCertPem: serviceCert,
+      validFrom: now,
+      validityDays: config.node_certificate.initial_validity_days,
+    });
+    await this.createCsr();
+    this.serviceCertPem = serviceCert;
+    const secret: LedgerSecret = { key: Buffer.from(systemRng.bytes(32)), version: L + 1 };
+    this.recovery = { replay, previousServiceCert, secret };
+    this.lastSignatureSeqno = L;
+    this.commitSeqno = L;
+    this.createHost(new LedgerSecrets([secret]), serviceKey, endorsedCert, true, {
+      entries: replay.entries,
+      commitIdx: L,
+      firstView,
+    });
+    this.host.startAsBootstrapPrimary();
+    this.configurationKey = this.nodeId;
+    this.createApp();
+    const n2nAddress = await this.listenAll(endorsedCert, serviceCert);
+    const nodeInfo = this.nodeInfoRecord(n2nAddress, "Trusted");
+    this.pipeline.execute((tx) =>
+      writeRecoveryGenesis(tx, {
+        serviceCert,
+        previousServiceCert,
+        replay,
+        view: firstView,
+        node: {
+          id: this.nodeId,
+          info: nodeInfo,
+          endorsedCert,
+          hostData: this.identity.hostData,
+          measurement: this.identity.measurement,
+        },
+      }),
+    );
+    const genesisSignature = this.pipeline.emitSignature().seqno;
+    await new Promise<void>((resolve) => {
+      if (this.commitSeqno >= genesisSignature) resolve();
+      else this.commitWaiters.push({ seqno: genesisSignature, resolve });
+    });
+    this.goLive(serviceCert, n2nAddress);
+    this.nodeState = "PartOfPublicNetwork";
+    this.log.info({ txid: `${firstView}.${L + 1}` }, "recovery: service Recovering");
+  }
+
+  private recovery: RecoveryState | undefined;
+  /** Rekeys written by this primary whose secret it has yet to take (see onAppend). */
+  private pendingRekeys = 0;
+
+  /**
+   * A rekey or a recovery sends ledger secrets to the trusted nodes (encrypted_ledger_secrets):
+   * this node takes what is addressed to it. A rekey's secret (version null) encrypts from the
+   * next seqno; a recovery's come with their versions.
+   */
+  private learnLedgerSecrets(seqno: number, writeSet: WriteSet): void {
+    const value = writeSet.get(Tables.ENCRYPTED_LEDGER_SECRETS)?.get(SINGLETON_KEY_STRING);
+    if (value === undefined || value === null) return;
+    let mine: Array<{ key: Buffer; version: number | null }>;
+    try {
+      mine = ledgerSecretsFor(value, this.nodeId, this.identity.encryptionKey.privateKeyPem);
+    } catch (err) {
+      this.log.error({ err, seqno }, "ledger secrets sent to this node could not be read");
+      return;
+    }
+    const older: LedgerSecret[] = [];
+    for (const s of mine) {
+      if (s.version === null) this.secrets.add({ key: s.key, version: seqno + 1 });
+      else older.push({ key: s.key, version: s.version });
+    }
+    if (older.length > 0) this.secrets.addOlder(older);
+  }
+
+  /** Governance opened a new service: recovery shares for its secret, its identity endorsed. */
+  private onServiceOpen(tx: Tx, createTxId: string): void {
+    issueRecoveryShares(tx, systemRng, {
+      latest: this.secrets.latest(),
+      history: { nextVersion: this.secrets.latest().version },
+    });
+    writeSelfEndorsement(tx, this.serviceKey, createTxId, Math.floor(Date.now() / 1000));
+  }
+
+  private serviceStatusIn(tx: Tx): string | undefined {
+    const raw = tx.map(Tables.SERVICE).get(SINGLETON_KEY);
+    if (raw === undefined) return undefined;
+    return (decodeValue(Tables.SERVICE, raw) as { status?: string }).status;
+  }
+
+  /** New shares for the current secret, once the service is open (before, opening issues them). */
+  private reshare(tx: Tx): void {
+    if (this.serviceStatusIn(tx) !== "Open") return;
+    issueRecoveryShares(tx, systemRng, { latest: this.secrets.latest() });
+  }
+
+  /**
+   * CCF's rekey: a new secret, sent RSA-wrapped to every trusted node, takes over from the next
+   * seqno; the current one is chained under it and, once the service is open, shares re-issued.
+   */
+  private rekey(tx: Tx): void {
+    const current = this.secrets.latest();
+    const next: LedgerSecret = { key: Buffer.from(systemRng.bytes(32)), version: 0 };
+    broadcastLedgerSecrets(tx, [{ secret: next, version: null }]);
+    if (this.serviceStatusIn(tx) === "Open") {
+      issueRecoveryShares(tx, systemRng, { latest: next, history: { previous: current } });
+    }
+    this.pendingRekeys++;
+  }
+
+  /** A member's share on a service waiting for shares; at the threshold, the secrets come back. */
+  private recordRecoveryShare(tx: Tx, memberId: string, share: Buffer): EndpointResponse {
+    const status = this.serviceStatusIn(tx);
+    if (status !== "WaitingForRecoveryShares" || this.recovery === undefined) {
+      throw new HttpError(
+        403,
+        "ServiceNotWaitingForRecoveryShares",
+        "Service is not waiting for recovery shares",
+      );
+    }
+    const recovery = this.recovery;
+    if (recovery.recovered !== undefined) {
+      throw new HttpError(
+        403,
+        "NodeAlreadyRecovering",
+        "Node is already recovering private ledger",
+      );
+    }
+    const s = recordSubmittedShare(tx, memberId, share, recovery.secret, systemRng);
+    let message = s.fullKeySubmitted
+      ? "Full recovery key successfully submitted"
+      : `${s.submittedCount}/${s.recoveryThreshold} recovery shares successfully submitted`;
+    if (s.fullKeySubmitted || s.submittedCount >= s.recoveryThreshold) {
+      let secrets: LedgerSecret[];
+      try {
+        secrets = secretsFromSubmittedShares(
+          tx,
+          recovery.secret,
+          s.recoveryThreshold,
+          recovery.replay.history,
+        );
+      } catch (err) {
+        this.log.warn({ err }, "recovery: the submitted shares do not recover the ledger secrets");
+        clearSubmittedShares(tx);
+        return {
+          status: 500,
+          headers: { "content-type": "application/json" },
+          body: {
+            error: { code: "InternalError", message: "Failed to initiate private recovery." },
+          },
+        };
+      }
+      const history = recovery.replay.history;
+      broadcastLedgerSecrets(
+        tx,
+        secrets.map((secret) => ({ secret, version: secret.version })),
+      );
+      message += "\nEnd of recovery procedure initiated";
+      const response = shareResponse(message, s);
+      this.recoveryStarts.set(response, { secrets, lastHistorical: history.at(-1)?.seqno });
+      return response;
+    }
+    return shareResponse(message, s);
+  }
+
+  /** Share submissions that reached the threshold, until their transaction commits. */
+  private readonly recoveryStarts = new WeakMap<
+    EndpointResponse,
+    { secrets: LedgerSecret[]; lastHistorical: number | undefined }
+  >();
+
+  /** The submission that reached the threshold is written: the private recovery starts. */
+  private startPrivateRecovery(response: EndpointResponse): void {
+    const start = this.recoveryStarts.get(response);
+    const recovery = this.recovery;
+    if (start === undefined || recovery === undefined || recovery.recovered !== undefined) return;
+    recovery.recovered = start.secrets;
+    recovery.privateReplay = this.finishRecovery(start.lastHistorical).catch((err: unknown) => {
+      this.log.error({ err }, "recovery: private recovery failed");
+      recovery.recovered = undefined;
+    });
+  }
+
+  /**
+   * Private recovery: once the share submission committed, the old ledger's private domain is
+   * decrypted and replayed (every GCM tag must verify), its maps join the store, and the
+   * end-of-recovery transaction opens the service.
+   */
+  private async finishRecovery(previousStoredVersion: number | undefined): Promise<void> {
+    const recovery = this.recovery;
+    if (recovery?.recovered === undefined) return;
+    await this.waitForSeqnoCommitted(this.pipeline.lastSeqno);
+    this.nodeState = "ReadingPrivateLedger";
+    const L = recovery.replay.lastSignedSeqno;
+    const old = new LedgerSecrets(recovery.recovered);
+    this.log.info({ entries: L }, "recovery: replaying the private ledger");
+    const maps = replayPrivateLedger(this.storage, L, old, (seqno) =>
+      this.log.info({ seqno }, "recovery: private replay progress"),
+    );
+    this.store.addReplayedMaps(maps);
+    this.secrets.addOlder(recovery.recovered);
+    const previous = recovery.recovered.at(-1) as LedgerSecret;
+    await this.pipeline.executeAsync((tx) => {
+      writeEndOfRecovery(tx, {
+        latest: recovery.secret,
+        previous,
+        ...(previousStoredVersion === undefined ? {} : { previousStoredVersion }),
+        replay: recovery.replay,
+        serviceKey: this.serviceKey,
+        previousServiceCert: recovery.previousServiceCert,
+        rng: systemRng,
+        iat: Math.floor(Date.now() / 1000),
+      });
+      return Promise.resolve();
+    });
+    this.refreshAppIfChanged(true);
+    this.nodeState = "PartOfNetwork";
+    this.recovery = undefined;
+    this.log.info("recovery: private ledger recovered, service open");
+  }
+
+  private waitForSeqnoCommitted(seqno: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.commitSeqno >= seqno) resolve();
+      else this.commitWaiters.push({ seqno, resolve });
+    });
+  }
+
   /** Consensus over this node's store, tree and ledger; `bootstrap` for a service's first node. */
   private createHost(
     secrets: LedgerSecrets,
     serviceKey: EcKeyPair,
     endorsedCert: string,
     bootstrap: boolean,
+    recovered?: { entries: LogEntry[]; commitIdx: number; firstView: number },
   ): void {
     this.secrets = secrets;
     this.serviceKey = serviceKey;
@@ -468,7 +777,25 @@ export class Node implements NodeContext {
     const electionTicks = ticks(this.config.consensus.election_timeout);
     const raft = new Raft({
       id: this.nodeId,
-      ...(bootstrap ? { bootstrap: { configuration: [this.nodeId], primary: this.nodeId } } : {}),
+      ...(bootstrap
+        ? {
+            bootstrap: {
+              configuration: [this.nodeId],
+              primary: this.nodeId,
+              ...(recovered === undefined ? {} : { term: recovered.firstView }),
+            },
+          }
+        : {}),
+      ...(recovered === undefined
+        ? {}
+        : {
+            start: {
+              idx: 0,
+              term: 0,
+              entries: recovered.entries,
+              commitIdx: recovered.commitIdx,
+            },
+          }),
       heartbeatTicks: ticks(this.config.consensus.message_timeout),
       electionTimeoutTicks: electionTicks,
       chooseElectionTimeout: () =>
@@ -483,6 +810,7 @@ export class Node implements NodeContext {
       tree: this.tree,
       storage: this.storage,
       secrets,
+      onApplied: (seqno, writeSet) => this.learnLedgerSecrets(seqno, writeSet),
     });
     this.host = new ConsensusHost({
       raft,
@@ -524,6 +852,13 @@ export class Node implements NodeContext {
           clock: systemClock,
           onAppend: (seqno, v, entry, signature) => {
             if (signature) this.lastSignatureSeqno = seqno;
+            else if (this.pendingRekeys > 0) {
+              const ws = decodeEntry(entry).writeSet;
+              if (ws.has(Tables.ENCRYPTED_LEDGER_SECRETS)) {
+                this.pendingRekeys--;
+                this.learnLedgerSecrets(seqno, ws);
+              }
+            }
             onAppend(seqno, v, entry, signature);
           },
         });
@@ -716,9 +1051,12 @@ export class Node implements NodeContext {
     const proposals = new Proposals(
       new ConstitutionRunner({
         effects: nodeGovEffects({
+          onServiceOpen: (tx, createTxId) => this.onServiceOpen(tx, createTxId),
+          reshare: (tx) => this.reshare(tx),
+          rekey: (tx) => this.rekey(tx),
           forceLedgerChunk: () => this.pipeline.forceChunkAtNextSignature(),
           refreshAppInterpreters: () => this.app.flush(),
-          latestLedgerSecretSeqno: () => 1,
+          latestLedgerSecretSeqno: () => this.secrets.latest().version,
           endorseCsr: (csrPem, validFrom, validityDays) =>
             endorseCertificateSigningRequest({
               csrPem,
@@ -751,6 +1089,17 @@ export class Node implements NodeContext {
         transact: (fn) => this.runGovWrite(fn),
         rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
       }).map((e): Endpoint => ({ ...e, forwarding: "always", redirection: "to_primary" })),
+      ...govRecoveryEndpoints({
+        read: () => this.store.begin(),
+        encryptedShare: (tx, memberId) => encryptedShareOf(tx, memberId),
+        submit: async (fn) => {
+          this.admitWrite();
+          const res = await this.pipeline.executeAsync(fn, { apply: () => true });
+          if (res.wrote) this.startPrivateRecovery(res.result);
+          return res.result;
+        },
+        recordShare: (tx, memberId, share) => this.recordRecoveryShare(tx, memberId, share),
+      }),
       ...commonEndpoints("/gov", "CCF Governance API", this, this.metrics, () => this.govGroup),
     ].map((e) => this.metrics.wrap(e));
     this.jwtRefresher = new JwtKeyRefresher({
@@ -873,6 +1222,11 @@ export class Node implements NodeContext {
   }
 
   private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
+    if (this.nodeState !== "PartOfNetwork") {
+      throw HttpErrors.FrontendNotOpen(
+        "The application is not open: the service is recovering its private ledger",
+      );
+    }
     if (ep.mode === "readwrite") this.admitWrite();
     let historical: HistoricalState | undefined;
     if (ep.mode === "historical") {
@@ -1315,8 +1669,9 @@ export class Node implements NodeContext {
     return out;
   }
 
-  isReady(_frontend: "app" | "gov"): boolean {
-    return this.nodeState === "PartOfNetwork";
+  isReady(frontend: "app" | "gov"): boolean {
+    if (this.nodeState === "PartOfNetwork") return true;
+    return frontend === "gov" && this.nodeState === "PartOfPublicNetwork";
   }
 
   /** The service's status as the KV has it. */
@@ -1356,4 +1711,20 @@ function forwardingOf(value: string): "always" | "sometimes" | "never" {
 
 function redirectionOf(value: string): "none" | "to_primary" | "to_backup" {
   return value === "none" || value === "to_backup" ? value : "to_primary";
+}
+
+function shareResponse(
+  message: string,
+  s: { submittedCount: number; recoveryThreshold: number; fullKeySubmitted: boolean },
+): EndpointResponse {
+  return {
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: {
+      message,
+      submittedCount: s.submittedCount,
+      recoveryThreshold: s.recoveryThreshold,
+      fullKeySubmitted: s.fullKeySubmitted,
+    },
+  };
 }
