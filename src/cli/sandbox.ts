@@ -592,8 +592,11 @@ async function recoverThroughGovernance(
       if (m === null) continue;
       const cert = readFileSync(join(common, f), "utf8");
       if (new Date(new X509Certificate(cert).validTo).getTime() > Date.now()) continue;
-      // An expired user cannot connect (TLS checks validity): a fresh identity replaces it.
-      await keygen({ name: m[1] as string, dir: common, validityDays: 90 });
+      // An expired user cannot connect (TLS checks validity): a fresh identity replaces it
+      // (keygen refuses to overwrite, so the expired copies go first).
+      rmSync(join(common, f), { force: true });
+      rmSync(join(common, `${m[1]}_privk.pem`), { force: true });
+      await keygen({ name: m[1], dir: common, validityDays: 90 });
       actions.push({
         name: "set_user",
         args: { cert: readFileSync(join(common, f), "utf8") },

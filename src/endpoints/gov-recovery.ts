@@ -62,7 +62,7 @@ export function govRecoveryEndpoints(deps: RecoveryShareDeps): Endpoint[] {
         const bad = checkApiVersion(req);
         if (bad !== undefined) return bad;
         const memberId = memberIdParam(req);
-        return deps.submit(async (tx) => {
+        return deps.submit((tx) => {
           const msg = verifyGovMessage(req.body, { tx, expectedType: "recovery_share" });
           if (msg.memberId !== memberId) {
             throw new HttpError(
@@ -81,7 +81,7 @@ export function govRecoveryEndpoints(deps: RecoveryShareDeps): Endpoint[] {
               'The recovery share must be JSON {"share": "<base64 of the decrypted share>"}',
             );
           }
-          return deps.recordShare(tx, memberId, share);
+          return Promise.resolve(deps.recordShare(tx, memberId, share));
         });
       },
     },

@@ -164,6 +164,13 @@ export class MerkleTree {
     return out;
   }
 
+  /** Takes over another tree's state (a node starting from a snapshot loads its tree in place). */
+  adopt(other: MerkleTree): void {
+    this.levels = other.levels;
+    this.flushedCount = other.flushedCount;
+    this.edge = undefined;
+  }
+
   /** The tree from merklecpp's serialisation (see serialise); FormatError if malformed. */
   static deserialise(bytes: Uint8Array): MerkleTree {
     if (bytes.length < HEADER_SIZE) {

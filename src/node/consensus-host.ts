@@ -30,6 +30,10 @@ export interface ConsensusHostOptions {
   configurationOf?(seqno: number): readonly NodeId[] | undefined;
   /** Told of every commit advance (a signature seqno). */
   onCommit?(seqno: number): void;
+  /** Told of a commit advance before the store forgets the history up to it (snapshots). */
+  beforeCommit?(seqno: number): void;
+  /** Told when the log is rolled back to `seqno`. */
+  onRollback?(seqno: number): void;
   onRoleChange?(role: Role, view: number, leader: NodeId | undefined): void;
   /** Something failed that leaves this node unable to go on (a replicated entry refused...). */
   onFatal(error: unknown): void;
@@ -158,6 +162,7 @@ export class ConsensusHost {
     if (ready.rollbackTo !== undefined) {
       this.proposals = this.proposals.filter((p) => p.idx <= (ready.rollbackTo as number));
       this.o.replica.rollback(ready.rollbackTo);
+      this.o.onRollback?.(ready.rollbackTo);
     }
     if (ready.appends.length > 0) {
       for (const e of ready.appends) this.applyEntry(e);
@@ -166,6 +171,7 @@ export class ConsensusHost {
     for (const out of ready.messages) this.o.transport.send(out.to, encodeMessage(out.message));
     if (ready.commitIdx !== undefined && ready.commitIdx > this.commitValue) {
       this.commitValue = ready.commitIdx;
+      this.o.beforeCommit?.(ready.commitIdx);
       this.o.replica.committed(ready.commitIdx);
       this.o.onCommit?.(ready.commitIdx);
     }

@@ -3,7 +3,7 @@
 // consensus (CCF's Raft, through the ConsensusHost): a signature on a majority of disks. Until
 // joining exists a service has one node, its own majority.
 
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import {
   createCertificateSigningRequest,
@@ -38,6 +38,7 @@ import {
   encodeMessage,
   type LocalView,
   type LogEntry,
+  type RaftOptions,
   NotPrimaryError,
   Raft,
   TooManyPendingTransactionsError,
@@ -56,6 +57,7 @@ import {
 } from "../gov/index.js";
 import {
   decodeValue,
+  installSnapshot,
   keyFromString,
   keyToString,
   SINGLETON_KEY,
@@ -115,6 +117,10 @@ import {
   writeSelfEndorsement,
 } from "./recovery.js";
 import { govRecoveryEndpoints } from "../endpoints/gov-recovery.js";
+import { snapshotEndpoints } from "../endpoints/snapshot.js";
+import { type PreparedSnapshot, Snapshotter } from "./snapshotter.js";
+import { fetchLatestSnapshot, loadSnapshot } from "./snapshot-fetch.js";
+import { SNAPSHOT_EVIDENCE_KEY } from "../ledger/index.js";
 
 const SINGLETON_KEY_STRING = keyToString(SINGLETON_KEY);
 
@@ -266,6 +272,7 @@ export class Node implements NodeContext {
         : { measurement: config.attestation.virtual_measurement }),
     });
     const node = new Node(config, identity, log);
+    mkdirSync(config.snapshots.directory, { recursive: true });
     if (config.command.type === "Join") await node.joinService(now);
     else if (config.command.type === "Recover") await node.recoverService(now);
     else await node.startService(now);
@@ -286,6 +293,7 @@ export class Node implements NodeContext {
       "command.service_certificate_file",
     ) as string;
     this.openLedger(true);
+    const snapshotPath = await this.fetchStartupSnapshot(join, serviceCertPem);
     await this.createCsr();
     this.createApp();
     const n2nAddress = await this.listenAll(this.identity.selfSignedCert, serviceCertPem);
@@ -324,7 +332,11 @@ export class Node implements NodeContext {
     const info = answer.network_info;
     const secrets = new LedgerSecrets(secretsFrom(info));
     const endorsedCert = info.endorsed_certificate;
-    this.createHost(secrets, serviceKeyFrom(info), endorsedCert, false);
+    const start =
+      snapshotPath === undefined
+        ? undefined
+        : this.startFromSnapshot(snapshotPath, info.service_certificate, secrets);
+    this.createHost(secrets, serviceKeyFrom(info), endorsedCert, false, undefined, start);
     this.serviceCertPem = info.service_certificate;
     for (const i of this.interfaces) {
       i.server.setCertificate(this.identity.key.privateKeyPem, endorsedCert);
@@ -338,6 +350,82 @@ export class Node implements NodeContext {
     this.log.info({ node_id: this.nodeId, now: now.toISOString() }, "joined the service");
     this.goLive(info.service_certificate, n2nAddress);
   }
+
+  /**
+   * CCF's joiner asks its target for the latest committed snapshot (command.join.
+   * fetch_recent_snapshot) so that it replicates only what follows it. Failing that, it joins
+   * from the start of the ledger.
+   */
+  private async fetchStartupSnapshot(
+    join: NonNullable<NodeConfig["command"]["join"]>,
+    serviceCertPem: string,
+  ): Promise<string | undefined> {
+    if (!join.fetch_recent_snapshot) return undefined;
+    for (let attempt = 1; attempt <= join.fetch_snapshot_max_attempts; attempt++) {
+      try {
+        const path = await fetchLatestSnapshot({
+          target: join.target_rpc_address,
+          serviceCertPem,
+          destDir: this.config.snapshots.directory,
+          maxSize: join.fetch_snapshot_max_size,
+        });
+        if (path !== undefined) this.log.info({ path }, "join: fetched a snapshot");
+        return path;
+      } catch (err) {
+        this.log.warn({ err, attempt }, "join: the snapshot could not be fetched");
+        await new Promise((r) => setTimeout(r, join.fetch_snapshot_retry_interval));
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Puts the store and the tree in a verified snapshot's state (its receipt checked against the
+   * service certificate); consensus then starts after it and the ledger holds only what follows.
+   */
+  private startFromSnapshot(
+    path: string,
+    serviceCertPem: string,
+    secrets: LedgerSecrets,
+  ): NonNullable<RaftOptions["start"]> {
+    const loaded = loadSnapshot(path, serviceCertPem, secrets);
+    const parsed = loaded.parsed;
+    installSnapshot(this.store, parsed);
+    const treeBytes = this.store.get(Tables.SERIALISED_MERKLE_TREE, SINGLETON_KEY_STRING);
+    if (treeBytes === undefined || parsed.hashAtSnapshot === undefined) {
+      throw new CcfError("InvalidSnapshot", `snapshot ${path} holds no Merkle tree`);
+    }
+    const tree = MerkleTree.deserialise(treeBytes);
+    tree.append(parsed.hashAtSnapshot);
+    if (tree.size !== loaded.seqno + 1) {
+      throw new CcfError(
+        "InvalidSnapshot",
+        `snapshot ${path} at ${loaded.seqno} holds a tree of ${tree.size} leaves`,
+      );
+    }
+    this.tree.adopt(tree);
+    this.storage.startAfter(loaded.seqno);
+    const views: Array<{ view: number; seqno: number }> = [];
+    const vh = parsed.viewHistory;
+    for (let i = 0; i < vh.length; i++) {
+      if (i + 1 < vh.length && vh[i + 1] <= vh[i]) continue;
+      if (vh[i] > loaded.seqno || vh[i] === 0) continue;
+      views.push({ view: i + 1, seqno: vh[i] });
+    }
+    const term = views.at(-1)?.view ?? 2;
+    this.commitSeqno = loaded.seqno;
+    this.lastSignatureSeqno = loaded.seqno;
+    this.startupSeqnoValue = loaded.seqno;
+    this.log.info({ seqno: loaded.seqno, path }, "join: starting from the snapshot");
+    return {
+      idx: loaded.seqno,
+      term,
+      views,
+      configuration: this.trustedNodes(),
+    };
+  }
+
+  private startupSeqnoValue = 0;
 
   /** The CSR in this node's nodes.info record, for governance to endorse (renewals, trust). */
   private async createCsr(): Promise<void> {
@@ -768,10 +856,22 @@ export class Node implements NodeContext {
     endorsedCert: string,
     bootstrap: boolean,
     recovered?: { entries: LogEntry[]; commitIdx: number; firstView: number },
+    fromSnapshot?: RaftOptions["start"],
   ): void {
+    const snapshotStart = fromSnapshot?.idx;
     this.secrets = secrets;
     this.serviceKey = serviceKey;
     this.nodeCertPem = endorsedCert;
+    this.snapshotter = new Snapshotter({
+      dir: this.config.snapshots.directory,
+      txCount: this.config.snapshots.tx_count,
+      store: this.store,
+      tree: this.tree,
+      secrets: () => this.secrets,
+      viewHistory: () => this.host.raft.viewHistory(),
+      startSeqno: snapshotStart ?? 0,
+      log: (msg, err) => this.log.warn({ err }, `snapshot: ${msg}`),
+    });
     const ticks = (ms: number) =>
       Math.max(1, Math.round(ms / Math.max(1, this.config.tick_interval)));
     const electionTicks = ticks(this.config.consensus.election_timeout);
@@ -786,6 +886,7 @@ export class Node implements NodeContext {
             },
           }
         : {}),
+      ...(fromSnapshot === undefined ? {} : { start: fromSnapshot }),
       ...(recovered === undefined
         ? {}
         : {
@@ -810,7 +911,12 @@ export class Node implements NodeContext {
       tree: this.tree,
       storage: this.storage,
       secrets,
-      onApplied: (seqno, writeSet) => this.learnLedgerSecrets(seqno, writeSet),
+      onApplied: (seqno, writeSet) => {
+        this.learnLedgerSecrets(seqno, writeSet);
+        if (writeSet.get(Tables.SIGNATURES)?.has(SINGLETON_KEY_STRING) === true) {
+          this.snapshotter.recordCommittable(seqno);
+        }
+      },
     });
     this.host = new ConsensusHost({
       raft,
@@ -851,8 +957,10 @@ export class Node implements NodeContext {
           },
           clock: systemClock,
           onAppend: (seqno, v, entry, signature) => {
-            if (signature) this.lastSignatureSeqno = seqno;
-            else if (this.pendingRekeys > 0) {
+            if (signature) {
+              this.lastSignatureSeqno = seqno;
+              this.snapshotter.recordCommittable(seqno);
+            } else if (this.pendingRekeys > 0) {
               const ws = decodeEntry(entry).writeSet;
               if (ws.has(Tables.ENCRYPTED_LEDGER_SECRETS)) {
                 this.pendingRekeys--;
@@ -864,6 +972,13 @@ export class Node implements NodeContext {
         });
       },
       onCommit: (seqno) => this.onCommit(seqno),
+      beforeCommit: (seqno) => {
+        const p = this.snapshotter.commit(seqno, raft.role === "Primary");
+        if (p !== undefined) this.preparedSnapshots.push(p);
+      },
+      onRollback: (seqno) => {
+        this.snapshotWork = this.snapshotWork.then(() => this.snapshotter.rollback(seqno));
+      },
       onRoleChange: (role, view, leader) =>
         this.log.info({ role, view, leader: leader ?? null }, "consensus role changed"),
       onFatal: (err) => {
@@ -1038,6 +1153,15 @@ export class Node implements NodeContext {
         write: async (fn) =>
           (await this.pipeline.executeAsync((tx) => Promise.resolve(fn(tx)))).result,
       }),
+      ...snapshotEndpoints({
+        snapshotDir: this.config.snapshots.directory,
+        selfAddress: () => this.interfaces[0]?.address,
+        primaryAddress: () => {
+          const leader = this.host.raft.leader;
+          if (leader === undefined || leader === this.nodeId) return undefined;
+          return this.addressOf("primary_rpc_interface", "primary");
+        },
+      }),
       ...nodeEndpoints(this),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
@@ -1055,6 +1179,7 @@ export class Node implements NodeContext {
           reshare: (tx) => this.reshare(tx),
           rekey: (tx) => this.rekey(tx),
           forceLedgerChunk: () => this.pipeline.forceChunkAtNextSignature(),
+          triggerSnapshot: () => this.snapshotter.requestSnapshot(),
           refreshAppInterpreters: () => this.app.flush(),
           latestLedgerSecretSeqno: () => this.secrets.latest().version,
           endorseCsr: (csrPem, validFrom, validityDays) =>
@@ -1511,8 +1636,53 @@ export class Node implements NodeContext {
   }
 
   /** Consensus committed up to a signature: history before it is final. */
+  private snapshotter!: Snapshotter;
+  private preparedSnapshots: PreparedSnapshot[] = [];
+  /** Snapshot file work, one step at a time. */
+  private snapshotWork: Promise<void> = Promise.resolve();
+
+  /**
+   * After a commit: the primary writes the evidence of each snapshot captured at this commit (its
+   * claims digest is the snapshot's digest) and the pending file; snapshots whose evidence a
+   * committed signature now covers get their receipt and become `.committed`.
+   */
+  private advanceSnapshots(commit: number): void {
+    const prepared = this.preparedSnapshots;
+    this.preparedSnapshots = [];
+    this.snapshotWork = this.snapshotWork
+      .then(async () => {
+        for (const p of prepared) {
+          const pipeline = this.host.pipeline;
+          if (pipeline === undefined) {
+            this.snapshotter.abandon(p);
+            continue;
+          }
+          let evidence: number;
+          try {
+            evidence = pipeline.execute(
+              (tx) => tx.map(Tables.SNAPSHOT_EVIDENCE).set(SNAPSHOT_EVIDENCE_KEY, p.evidenceValue),
+              { claimsDigest: p.digest },
+            ).txId.seqno;
+          } catch (err) {
+            this.log.warn({ err, seqno: p.seqno }, "snapshot: evidence not written");
+            this.snapshotter.abandon(p);
+            continue;
+          }
+          await this.snapshotter.writePending(p, evidence);
+        }
+        await this.snapshotter.onCommit(commit, (evidenceSeqno) => {
+          const view = this.viewOf(evidenceSeqno);
+          if (view === undefined) return undefined;
+          const r = this.receipt({ view, seqno: evidenceSeqno });
+          return typeof r === "object" && !Buffer.isBuffer(r) ? r : undefined;
+        });
+      })
+      .catch((err: unknown) => this.log.error({ err }, "snapshot: writing failed"));
+  }
+
   private onCommit(seqno: number): void {
     this.commitSeqno = seqno;
+    this.advanceSnapshots(seqno);
     this.adoptRenewedCertificates();
     const due = this.commitWaiters.filter((w) => w.seqno <= seqno);
     this.commitWaiters = this.commitWaiters.filter((w) => w.seqno > seqno);
@@ -1591,7 +1761,7 @@ export class Node implements NodeContext {
   }
 
   startupSeqno(): number {
-    return 0;
+    return this.startupSeqnoValue;
   }
 
   /** The view a local seqno was written in, as consensus knows it. */
