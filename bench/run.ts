@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<void>> = {
   sandbox: async () => (await import("./sandbox.js")).run(),
   audit: async () => (await import("./audit.js")).run(),
   replication: async () => (await import("./replication.js")).run(),
+  recovery: async () => (await import("./recovery.js")).run(),
 };
 
 const name = process.argv[2];

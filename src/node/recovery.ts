@@ -23,10 +23,11 @@ import {
   type LedgerSecret,
   type LedgerSecrets,
   listChunks,
+  parseChunk,
   parseChunkName,
-  decodeEntry,
-  decryptEntry,
+  decryptPrivateDomain,
   readLedger,
+  splitEntry,
 } from "../ledger/index.js";
 import type { HistoricalSecretWrite } from "../ledger/secret-chain.js";
 import {
@@ -36,6 +37,7 @@ import {
   isPublicMap,
   keyToString,
   MapState,
+  parsePrivateDomain,
   SINGLETON_KEY,
   type Store,
   Tables,
@@ -153,6 +155,7 @@ export function replayPublicLedger(
 /**
  * The private maps of entries 1..upTo, decrypted with the recovered secrets: each entry's GCM tag
  * (over its public domain too) must verify, so a wrong secret fails here, before anything changes.
+ * Chunk files are read whole, in order, and only private domains are parsed.
  */
 export function replayPrivateLedger(
   storage: FileLedger,
@@ -161,14 +164,14 @@ export function replayPrivateLedger(
   onProgress?: (seqno: number) => void,
 ): Map<string, MapState> {
   const maps = new Map<string, MapState>();
-  for (let seqno = 1; seqno <= upTo; seqno++) {
-    const bytes = storage.read(seqno);
-    if (bytes === undefined) {
-      throw new CcfError("RecoveryFailed", `ledger entry ${seqno} is missing`);
-    }
+  let seqno = 0;
+  const apply = (bytes: Buffer): void => {
+    seqno++;
     let ws: WriteSet;
     try {
-      ws = decryptEntry(decodeEntry(bytes), secrets.forSeqno(seqno));
+      const raw = splitEntry(bytes);
+      // The tag covers the public domain too: every entry is checked, private writes or not.
+      ws = parsePrivateDomain(decryptPrivateDomain(raw, secrets.forSeqno(seqno)));
     } catch (e) {
       throw new CcfError(
         "RecoveryFailed",
@@ -187,7 +190,19 @@ export function replayPrivateLedger(
       for (const [key, value] of writes) state.set(key, value, seqno);
     }
     if (seqno % 10000 === 0) onProgress?.(seqno);
+  };
+  for (const chunk of listChunks(storage.dir)) {
+    if (seqno >= upTo) break;
+    if (chunk.name.start !== seqno + 1) {
+      throw new CcfError("RecoveryFailed", `ledger entry ${seqno + 1} is missing`);
+    }
+    const buf = fs.readFileSync(chunk.path);
+    for (const { offset, size } of parseChunk(buf).entries) {
+      if (seqno >= upTo) break;
+      apply(buf.subarray(offset, offset + size));
+    }
   }
+  if (seqno < upTo) throw new CcfError("RecoveryFailed", `ledger entry ${seqno + 1} is missing`);
   // Removals before the end of the old ledger are history: only live entries remain.
   for (const state of maps.values()) {
     for (const [key, e] of [...state.entries]) {
