@@ -275,6 +275,8 @@ export async function createEndorsedCertificate(opts: {
   validFrom: Date;
   validityDays: number;
   rng?: Rng;
+  /** A CA certificate (the endorsement of a previous service identity), not a node's. */
+  ca?: boolean;
 }): Promise<string> {
   const subjectKey =
     typeof opts.subjectPublicKey === "string"
@@ -306,7 +308,7 @@ export async function createEndorsedCertificate(opts: {
     validFrom: opts.validFrom,
     validityDays: opts.validityDays,
     extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.BasicConstraintsExtension(opts.ca === true, undefined, true),
       new x509.SubjectKeyIdentifierExtension(keyIdentifier(subjectSpki)),
       new x509.AuthorityKeyIdentifierExtension(issuerSki),
       ...sanExtension(opts.sans ?? []),

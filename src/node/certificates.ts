@@ -37,6 +37,14 @@ function sameCertificate(a: string, b: string): boolean {
   }
 }
 
+function publicKeyOf(pem: string): Buffer {
+  try {
+    return certificateInfo(pem).publicKeyDer;
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
 function certifiesKey(pem: string, publicKeyDer: Buffer): boolean {
   try {
     return certificateInfo(pem).publicKeyDer.equals(publicKeyDer);
@@ -75,13 +83,14 @@ export function renewedCertificates(
   const service = committedValue(store, Tables.SERVICE, SINGLETON_KEY, commitSeqno);
   if (service !== undefined) {
     const pem = (decodeValue(Tables.SERVICE, service) as { cert?: unknown }).cert;
-    if (typeof pem === "string" && !sameCertificate(pem, current.service)) {
-      try {
-        certificateDer(pem);
-        out.service = pem;
-      } catch {
-        // Not a certificate: peers could not be checked against it, so keep the current one.
-      }
+    // A renewal keeps the service key. Another key is another service: the one a recovered
+    // ledger's older entries name (a node replaying them must keep the current identity).
+    if (
+      typeof pem === "string" &&
+      !sameCertificate(pem, current.service) &&
+      certifiesKey(pem, publicKeyOf(current.service))
+    ) {
+      out.service = pem;
     }
   }
   return out;

@@ -42,6 +42,11 @@ export interface HistoricalSource {
   now(): number;
   /** A background fetch failed (the caller keeps being told to retry). */
   onError?(err: unknown, seqno: number): void;
+  /**
+   * Certificates linking a node certificate of an earlier service identity to the current one
+   * (CCF's service_endorsements after a recovery); undefined when none is needed or known.
+   */
+  serviceEndorsements?(nodeCertPem: string): string[] | undefined;
 }
 
 export interface HistoricalOptions {
@@ -208,6 +213,11 @@ export class HistoricalStates {
     return this.handles.delete(handle);
   }
 
+  /** Forgets the cached single states (their receipts change: a new service endorsement). */
+  dropAll(): void {
+    this.states.clear();
+  }
+
   /** Number of states held (cache and handles), for metrics and tests. */
   get size(): number {
     let n = this.states.size;
@@ -356,15 +366,22 @@ export class HistoricalStates {
     const { entry, writeSetDigest } = this.decodeChecked(seqno, bytes);
     const secret = this.src.secrets().forSeqno(seqno);
     const writeSet = decryptEntry(entry, secret);
+    const endorsements = this.src.serviceEndorsements?.(sig.cert);
     const signature = { sig: sig.sig, node: sig.node, cert: sig.cert };
-    const common = { signature: sig.sig, cert: sig.cert, node_id: sig.node };
+    const extra = endorsements === undefined ? {} : { serviceEndorsements: endorsements };
+    const common = {
+      signature: sig.sig,
+      cert: sig.cert,
+      node_id: sig.node,
+      ...(endorsements === undefined ? {} : { service_endorsements: endorsements }),
+    };
     if (seqno === sig.seqno) {
       return new HistoricalState(
         seqno,
         entry.view,
         writeSet,
         true,
-        buildReceipt({ proof: [], signature, root: sig.root }),
+        buildReceipt({ proof: [], signature, root: sig.root, ...extra }),
         { ...common, is_signature_transaction: true, root_hex: sig.root },
         undefined,
       );
@@ -401,6 +418,7 @@ export class HistoricalStates {
       buildReceipt({
         proof,
         signature,
+        ...extra,
         leafComponents: {
           writeSetDigest,
           commitEvidence: evidence,

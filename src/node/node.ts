@@ -3,6 +3,7 @@
 // consensus (CCF's Raft, through the ConsensusHost): a signature on a majority of disks. Until
 // joining exists a service has one node, its own majority.
 
+import { createPublicKey } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import {
@@ -12,6 +13,7 @@ import {
   endorseCertificateSigningRequest,
   certificateInfo,
   renewServiceCertificate,
+  verifyCertificateIssued,
   EcKeyPair,
   systemRng,
 } from "../crypto/index.js";
@@ -224,6 +226,7 @@ export class Node implements NodeContext {
       now: () => Date.now(),
       onError: (err, seqno) =>
         this.log.error({ err, seqno }, "historical entry could not be read from the ledger"),
+      serviceEndorsements: (cert) => this.serviceEndorsementsFor(cert),
     });
     const role = () => (this.host?.raft.role === "Primary" ? "primary" : "backup");
     // A request forwarded here runs through the same checks (a backup refuses to forward it on).
@@ -346,7 +349,8 @@ export class Node implements NodeContext {
       keyPem: this.identity.key.privateKeyPem,
       serviceCertPem: info.service_certificate,
     });
-    this.transport?.setPeers(new Map(Object.entries(info.nodes)));
+    this.seedPeers = new Map(Object.entries(info.nodes));
+    this.transport?.setPeers(this.seedPeers);
     this.log.info({ node_id: this.nodeId, now: now.toISOString() }, "joined the service");
     this.goLive(info.service_certificate, n2nAddress);
   }
@@ -1492,17 +1496,33 @@ export class Node implements NodeContext {
     });
     this.transport.onMessage((from, payload) => {
       if (payload.length === 0) return;
-      if (payload[0] === NODE_CHANNEL.consensus) this.host?.receive(from, payload.subarray(1));
-      else if (payload[0] === NODE_CHANNEL.forwarding) this.forwarder.onFrame(from, payload);
+      if (payload[0] === NODE_CHANNEL.consensus) {
+        try {
+          this.host?.receive(from, payload.subarray(1));
+        } catch (err) {
+          this.log.fatal({ err, from }, "consensus refused a message; the node stops");
+          void this.stop();
+        }
+      } else if (payload[0] === NODE_CHANNEL.forwarding) this.forwarder.onFrame(from, payload);
     });
     return this.transport.address;
   }
 
   /** Peers are the other nodes of nodes.info with their published node-to-node addresses. */
+  /**
+   * The nodes the join answer named: reachable until this node's store has their records (a node
+   * joining a recovered service first replays the old ledger, whose nodes are all gone).
+   */
+  private seedPeers = new Map<string, string>();
+
   private refreshPeers(): void {
     if (this.transport === undefined) return;
     const peers = new Map<string, string>();
-    for (const { id, info } of this.nodeRecords()) {
+    const records = this.nodeRecords();
+    for (const [id, address] of this.seedPeers) {
+      if (!records.some((r) => r.id === id)) peers.set(id, address);
+    }
+    for (const { id, info } of records) {
       const address = info.node_to_node_interface?.published_address;
       // Retired nodes stay reachable until an operator deletes their records: consensus keeps
       // telling a retiring node the commit index for a while, so that it learns it is retired.
@@ -1678,6 +1698,50 @@ export class Node implements NodeContext {
         });
       })
       .catch((err: unknown) => this.log.error({ err }, "snapshot: writing failed"));
+  }
+
+  /** The current identity's endorsement of the previous one (a CA certificate), once made. */
+  private previousIdentityEndorsement: { previous: string; endorsement?: string } | undefined;
+
+  /**
+   * CCF's service_endorsements: a receipt signed by a node of the previous service identity
+   * carries a certificate of that identity's key issued by the current one, so it verifies
+   * against the current service certificate. (One recovery back: older identities are not
+   * followed.)
+   */
+  private serviceEndorsementsFor(nodeCertPem: string): string[] | undefined {
+    if (verifyCertificateIssued(nodeCertPem, this.serviceCertPem)) return undefined;
+    const raw = this.store.get(Tables.PREVIOUS_SERVICE_IDENTITY, SINGLETON_KEY_STRING);
+    if (raw === undefined) return undefined;
+    const previous = decodeValue(Tables.PREVIOUS_SERVICE_IDENTITY, raw) as string;
+    if (!verifyCertificateIssued(nodeCertPem, previous)) return undefined;
+    const known = this.previousIdentityEndorsement;
+    if (known?.previous === previous) {
+      return known.endorsement === undefined ? undefined : [known.endorsement];
+    }
+    const made: { previous: string; endorsement?: string } = { previous };
+    this.previousIdentityEndorsement = made;
+    const info = certificateInfo(this.serviceCertPem);
+    createEndorsedCertificate({
+      subjectPublicKey: createPublicKey(previous),
+      subjectName: certificateInfo(previous).subject,
+      issuerKey: this.serviceKey,
+      issuerCertPem: this.serviceCertPem,
+      validFrom: info.validFrom,
+      validityDays: Math.max(
+        1,
+        Math.round((info.validTo.getTime() - info.validFrom.getTime()) / 86_400_000),
+      ),
+      ca: true,
+    })
+      .then((pem) => {
+        made.endorsement = pem;
+        this.historical.dropAll();
+      })
+      .catch((err: unknown) =>
+        this.log.error({ err }, "the previous service identity could not be endorsed"),
+      );
+    return undefined;
   }
 
   private onCommit(seqno: number): void {

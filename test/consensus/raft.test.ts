@@ -419,7 +419,10 @@ describe("consensus: a log that does not start at 1", () => {
       .filter((m) => m.to === "n2" && m.message.type === "raft_append_entries")
       .flatMap((m) => (m.message.type === "raft_append_entries" ? m.message.entries : []));
     assert.ok(carried.length > 0);
-    assert.ok(carried.every((e) => e.idx > 4), "nothing before the snapshot was sent");
+    assert.ok(
+      carried.every((e) => e.idx > 4),
+      "nothing before the snapshot was sent",
+    );
     assert.deepEqual(
       n2.viewHistory().map((v) => `${v.view}.${v.seqno}`),
       ["2.1"],
