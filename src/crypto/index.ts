@@ -1,14 +1,7 @@
 // The crypto layer's public surface: hashing, randomness, keys, ECDSA, X.509, ids, AES-GCM, RSA-OAEP,
 // recovery secret sharing, COSE.
 export { fromHex, hmacSha256, sha256, sha384, toHex } from "./hash.js";
-export {
-  bytesFromWords,
-  HmacSha256,
-  hashPair,
-  sha256Utf8,
-  sha256Short,
-  wordsFromBytes,
-} from "./sha256.js";
+export { bytesFromWords, HmacSha256, hashPair, wordsFromBytes } from "./sha256.js";
 export { type Rng, seededRng, systemRng } from "./rng.js";
 export {
   curveByteLength,

@@ -81,3 +81,14 @@ describe("sha256 and keyed HMAC", () => {
     );
   });
 });
+
+describe("HMAC from prepared pad states", () => {
+  it("HMAC at every message length around the block boundaries", () => {
+    const key = Buffer.from("a commit secret of thirty-two b!");
+    const mac = new HmacSha256(key);
+    for (let n = 0; n <= 260; n++) {
+      const msg = Buffer.alloc(n, n & 0xff);
+      assert.deepEqual(mac.mac(msg), createHmac("sha256", key).update(msg).digest(), `${n}`);
+    }
+  });
+});

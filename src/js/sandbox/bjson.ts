@@ -57,9 +57,16 @@ export const UNSUPPORTED: unique symbol = Symbol("unsupported");
 const SCRATCH_BYTES = 4096;
 const SCRATCH_LIMIT_BYTES = 1024 * 1024;
 
+/** Any UTF-16 code unit above Latin-1: such a string is written wide. */
+const WIDE_CHAR = /[^\u0000-\u00ff]/;
+/** From this length a string's Latin-1 bytes are written by node (native) rather than per char. */
+const NATIVE_STRING_MIN = 32;
+
 class Writer {
   bytes = new Uint8Array(SCRATCH_BYTES);
   view = new DataView(this.bytes.buffer);
+  /** `bytes` as a Buffer, for node's native Latin-1 writer. */
+  buffer = Buffer.from(this.bytes.buffer);
   length = 0;
 
   /** Empties the writer, dropping a buffer a large value grew so it is not kept forever. */
@@ -68,6 +75,7 @@ class Writer {
     if (this.bytes.length > SCRATCH_LIMIT_BYTES) {
       this.bytes = new Uint8Array(SCRATCH_BYTES);
       this.view = new DataView(this.bytes.buffer);
+      this.buffer = Buffer.from(this.bytes.buffer);
     }
   }
 
@@ -79,6 +87,7 @@ class Writer {
     grown.set(this.bytes.subarray(0, this.length));
     this.bytes = grown;
     this.view = new DataView(grown.buffer);
+    this.buffer = Buffer.from(grown.buffer);
   }
 
   byte(b: number): void {
@@ -104,6 +113,20 @@ class Writer {
 
   string(s: string): void {
     const n = s.length;
+    if (n >= NATIVE_STRING_MIN) {
+      // Long strings (a caller's certificate PEM in every request): scanned and copied natively.
+      const wide = WIDE_CHAR.test(s);
+      if (!wide) {
+        this.leb(n * 2);
+        this.reserve(n);
+        this.buffer.write(s, this.length, n, "latin1");
+        this.length += n;
+        return;
+      }
+      this.leb(n * 2 + 1);
+      this.writeWide(s);
+      return;
+    }
     let wide = false;
     for (let i = 0; i < n; i++) {
       if (s.charCodeAt(i) > 0xff) {
@@ -113,14 +136,20 @@ class Writer {
     }
     this.leb(n * 2 + (wide ? 1 : 0));
     if (wide) {
-      this.reserve(n * 2);
-      for (let i = 0; i < n; i++) this.view.setUint16(this.length + i * 2, s.charCodeAt(i), true);
-      this.length += n * 2;
+      this.writeWide(s);
     } else {
       this.reserve(n);
       for (let i = 0; i < n; i++) this.bytes[this.length + i] = s.charCodeAt(i);
       this.length += n;
     }
+  }
+
+  /** UTF-16LE code units (the engine's wide strings). */
+  private writeWide(s: string): void {
+    const n = s.length;
+    this.reserve(n * 2);
+    for (let i = 0; i < n; i++) this.view.setUint16(this.length + i * 2, s.charCodeAt(i), true);
+    this.length += n * 2;
   }
 }
 

@@ -42,6 +42,16 @@ describe("QuickJS binary object format", () => {
       [[1, [true], "x"], '[1, [true], "x"]'],
       [{ length: 1, name: { length: 2 } }, "{ length: 1, name: { length: 2 } }"],
       [new Uint8Array([1, 2, 3]).buffer, "new Uint8Array([1, 2, 3]).buffer"],
+      // Strings from 32 chars are written natively: Latin-1, NUL, wide and lone surrogates.
+      ["x".repeat(31), '"x".repeat(31)'],
+      ["x".repeat(32), '"x".repeat(32)'],
+      ["\u00ff\u0000é".repeat(40), '"\\u00ff\\u0000\\u00e9".repeat(40)'],
+      ["a".repeat(40) + "\u20ac", '"a".repeat(40) + "\\u20ac"'],
+      ["\ud800".repeat(33), '"\\ud800".repeat(33)'],
+      [
+        { pem: "-----BEGIN CERTIFICATE-----\n".repeat(30) },
+        '{ pem: "-----BEGIN CERTIFICATE-----\\n".repeat(30) }',
+      ],
     ];
     for (const [host, guest] of cases) {
       assert.deepEqual(encodeHostValue(host), engineBytes(context, guest), guest);
