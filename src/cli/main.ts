@@ -39,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
       "app: bundle.json or a folder (app.json + src/); default: the logging sample",
     )
     .option("--verbose", "debug logging in the nodes")
+    .option("--snapshot-tx-interval <n>", "transactions between snapshots (default 10000)")
     .option("--recover", "disaster recovery of a service from its ledger (and snapshots)")
     .option("--ledger-dir <dir>", "with --recover: the old service's ledger directory")
     .option("--common-dir <dir>", "with --recover: the old workspace's sandbox_common")
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
         ledgerDir?: string;
         commonDir?: string;
         snapshotsDir?: string;
+        snapshotTxInterval?: string;
       }) => {
         const { runSandbox } = await import("./sandbox.js");
         let recover: { ledgerDir: string; commonDir: string; snapshotsDir?: string } | undefined;
@@ -71,6 +73,11 @@ export async function main(argv: string[]): Promise<number> {
           throw new CcfError("InvalidArgument", "--ledger-dir and --common-dir go with --recover");
         }
         exitCode = await runSandbox({
+          ...(opts.snapshotTxInterval === undefined
+            ? {}
+            : {
+                snapshotTxInterval: parseIntArg("--snapshot-tx-interval", opts.snapshotTxInterval),
+              }),
           ...(recover === undefined ? {} : { recover }),
           nodes: parseIntArg("--nodes", opts.nodes),
           workspace: opts.workspace,

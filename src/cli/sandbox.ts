@@ -38,6 +38,8 @@ export interface SandboxOptions {
   /** bundle.json, or a folder (CCF's app.json + src/, or one holding bundle.json). */
   jsAppBundle?: string;
   verbose?: boolean;
+  /** Transactions between snapshots (CCF's --snapshot-tx-interval; default 10000). */
+  snapshotTxInterval?: number;
   /** Disaster recovery of an old service: its ledger, its identities (and snapshots). */
   recover?: { ledgerDir: string; commonDir: string; snapshotsDir?: string };
 }
@@ -139,6 +141,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
       ledger: { directory: `${i}.ledger` },
       snapshots: {
         directory: "snapshots",
+        ...(opts.snapshotTxInterval === undefined ? {} : { tx_count: opts.snapshotTxInterval }),
         ...(i === 0 && recover?.snapshotsDir !== undefined
           ? { read_only_directory: recover.snapshotsDir }
           : {}),
@@ -214,6 +217,8 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
       );
     } else {
       await recoverThroughGovernance(`https://${addresses[0]}`, common, recover, bundle);
+      // Nodes join from the recovered service's first snapshot (its ledger may begin with one).
+      if (opts.nodes > 1) await waitForSnapshot(`https://${addresses[0]}`, common);
       for (let i = 1; i < opts.nodes; i++) {
         const joined = startNode(i);
         await trustPendingNode(`https://${addresses[0]}`, common);
@@ -668,5 +673,24 @@ async function trustPendingNode(url: string, common: string): Promise<void> {
     });
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/** Until the node serves a committed snapshot (HEAD /node/snapshot redirects to it). */
+async function waitForSnapshot(url: string, common: string): Promise<void> {
+  const agent = new Agent({
+    connect: { ca: readFileSync(join(common, "service_cert.pem"), "utf8") },
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  try {
+    for (;;) {
+      const res = await request(`${url}/node/snapshot`, { dispatcher: agent, method: "HEAD" });
+      await res.body.dump();
+      if (res.statusCode === 308) return;
+      if (Date.now() > deadline) throw new CcfError("RecoveryFailed", "no snapshot was written");
+      await sleep(100);
+    }
+  } finally {
+    await agent.close();
   }
 }

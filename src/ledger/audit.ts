@@ -78,6 +78,15 @@ export class GovernanceAudit {
 
   constructor(readonly keys: KeyCache) {}
 
+  /** Starts from a state (a snapshot's): its service status and certificate. */
+  startFrom(store: Store, seqno: number, file: string): void {
+    const raw = store.get(Tables.SERVICE, SINGLETON);
+    if (raw === undefined) return;
+    const info = decodeValue(Tables.SERVICE, raw) as { status?: unknown; cert?: unknown };
+    if (typeof info.status === "string") this.status = info.status;
+    if (typeof info.cert === "string") this.service = { cert: info.cert, seqno, file };
+  }
+
   /**
    * Checks one transaction's writes against the state before it (`store`), then follows them.
    * Returns the first fault.

@@ -412,6 +412,12 @@ export class FileLedger implements LedgerStorage {
       .sort((a, b) => (a.n?.start ?? 0) - (b.n?.start ?? 0));
     for (const { f, n } of names) {
       if (n === undefined) continue;
+      // A ledger may begin after seqno 1 (a node that started from a snapshot holds no earlier
+      // entry): the first chunk sets where it starts.
+      if (this.last === 0 && this.closed.length === 0 && this.open === undefined && n.start > 1) {
+        this.last = n.start - 1;
+        this.committed = n.start - 1;
+      }
       if (n.start !== this.last + 1) {
         throw new LedgerError(
           "LedgerGap",

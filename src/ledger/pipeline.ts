@@ -309,7 +309,8 @@ export class TxPipeline {
     }
     tx.map(Tables.SERIALISED_MERKLE_TREE).set(
       SINGLETON_KEY,
-      tree.serialise(this.lastSignatureSeqno),
+      // A tree that starts at a snapshot holds nothing before it.
+      tree.serialise(Math.max(this.lastSignatureSeqno, tree.minIndex)),
     );
     const { version } = this.o.store.commit(tx);
     const force = this.chunkAfterNextSignature;

@@ -62,6 +62,11 @@ export interface ReadLedgerOptions {
   /** Replay into this (empty) store and tree instead of new ones (a recovering node's own). */
   into?: { store: Store; tree: MerkleTree };
   /**
+   * Start after this seqno: `into` already holds the state and tree up to it (a snapshot), and
+   * only later entries are read (earlier chunks may be absent).
+   */
+  from?: number;
+  /**
    * Keep the store's history after the last signature, so the caller can roll the unsigned tail
    * back (what recovery keeps is the ledger up to its last signature).
    */
@@ -112,7 +117,12 @@ interface ChunkFile {
 }
 
 /** Chunk files of the directories in seqno order; refuses gaps and overlaps. */
-export function listChunks(dirs: string | string[], committedOnly = false): ChunkFile[] {
+export function listChunks(
+  dirs: string | string[],
+  committedOnly = false,
+  /** Only chunks holding seqnos after this one (a replay that starts from a snapshot). */
+  after = 0,
+): ChunkFile[] {
   const all: ChunkFile[] = [];
   const dirList = Array.isArray(dirs) ? dirs : [dirs];
   for (const dir of dirList) {
@@ -132,6 +142,7 @@ export function listChunks(dirs: string | string[], committedOnly = false): Chun
       const name = parseChunkName(file);
       if (name === undefined || name.ignored || name.recovery) continue;
       if (committedOnly && !name.committed) continue;
+      if (name.end !== undefined && name.end <= after) continue;
       all.push({ file, path: join(dir, file), name });
     }
   }
@@ -146,8 +157,14 @@ export function listChunks(dirs: string | string[], committedOnly = false): Chun
     );
   }
   let next = first.name.start;
-  if (next !== 1)
-    throw new LedgerVerificationError("LedgerGap", first.file, 1, "no chunk starts at seqno 1");
+  if (next > after + 1) {
+    throw new LedgerVerificationError(
+      "LedgerGap",
+      first.file,
+      after + 1,
+      after === 0 ? "no chunk starts at seqno 1" : `no chunk holds seqno ${after + 1}`,
+    );
+  }
   all.forEach((c, i) => {
     if (c.name.start > next) {
       throw new LedgerVerificationError(
@@ -186,22 +203,28 @@ const COMPACT_EVERY = 1024;
 /** Reads, verifies and replays a ledger. Throws LedgerVerificationError on the first fault. */
 export function readLedger(dirs: string | string[], options: ReadLedgerOptions = {}): LedgerReport {
   const verify = options.verify ?? true;
-  const chunks = listChunks(dirs, options.committedOnly ?? false);
+  const from = options.from ?? 0;
+  const chunks = listChunks(dirs, options.committedOnly ?? false, from);
   const tree = options.into?.tree ?? new MerkleTree();
   if (tree.size === 0) tree.append(Buffer.alloc(32));
   const store = options.into?.store ?? new Store();
-  if (tree.size !== 1 || store.version !== 0) {
-    throw new CcfError("InvalidArgument", "a ledger replays into an empty store and tree");
+  if (tree.size !== from + 1 || store.version !== from) {
+    throw new CcfError(
+      "InvalidArgument",
+      `a ledger replayed from ${from} needs the state and tree at ${from}`,
+    );
   }
   const keys = new KeyCache();
   const audit = new GovernanceAudit(keys);
+  if (from > 0) audit.startFrom(store, from, "snapshot");
   const report: LedgerReport = {
     files: chunks.map((c) => c.file),
     entries: 0,
-    lastSeqno: 0,
+    lastSeqno: from,
     lastView: 0,
-    lastSignedSeqno: 0,
-    lastSignedRoot: undefined,
+    // A snapshot is taken at a signature, which signed the root of the leaves before it.
+    lastSignedSeqno: from,
+    lastSignedRoot: from === 0 ? undefined : tree.rootAt(from).toString("hex"),
     signatures: 0,
     coseSignatures: 0,
     governanceMessages: 0,
@@ -220,7 +243,9 @@ export function readLedger(dirs: string | string[], options: ReadLedgerOptions =
       if (repaired) fs.truncateSync(chunk.path, layout.tornTail.offset);
       report.tornTail = { file: chunk.file, ...layout.tornTail, repaired };
     }
+    let inChunk = chunk.name.start - 1;
     for (const { offset, size } of layout.entries) {
+      if (++inChunk <= from) continue;
       const seqno = report.lastSeqno + 1;
       const bytes = buf.subarray(offset, offset + size);
       const le = readEntry(chunk.file, seqno, bytes, options.secrets);
@@ -482,7 +507,8 @@ function rootSignatureVerifies(
   root: Buffer,
   derSignature: Buffer,
 ): boolean {
-  if (tree.size >= 2) {
+  // (A tree started from a snapshot holds no leaf 0: the prehashed check below serves.)
+  if (tree.size >= 2 && tree.minIndex === 0) {
     // The path of leaf 0 climbs the left edge: folding all but its last step gives the root's
     // left child, and the last step is its right child.
     const steps = tree.path(0);

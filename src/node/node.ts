@@ -107,6 +107,7 @@ import { encryptedShareOf, issueRecoveryShares } from "./share-manager.js";
 import {
   broadcastLedgerSecrets,
   clearSubmittedShares,
+  findRecoverySnapshot,
   gatherLedgerChunks,
   ledgerSecretsFor,
   type PublicRecovery,
@@ -121,7 +122,12 @@ import {
 import { govRecoveryEndpoints } from "../endpoints/gov-recovery.js";
 import { snapshotEndpoints } from "../endpoints/snapshot.js";
 import { type PreparedSnapshot, Snapshotter } from "./snapshotter.js";
-import { fetchLatestSnapshot, loadSnapshot } from "./snapshot-fetch.js";
+import {
+  fetchLatestSnapshot,
+  loadSnapshot,
+  treeAtSnapshot,
+  viewStartsOf,
+} from "./snapshot-fetch.js";
 import { SNAPSHOT_EVIDENCE_KEY } from "../ledger/index.js";
 
 const SINGLETON_KEY_STRING = keyToString(SINGLETON_KEY);
@@ -394,28 +400,11 @@ export class Node implements NodeContext {
   ): NonNullable<RaftOptions["start"]> {
     const loaded = loadSnapshot(path, serviceCertPem, secrets);
     const parsed = loaded.parsed;
+    const tree = treeAtSnapshot(parsed, loaded.seqno);
     installSnapshot(this.store, parsed);
-    const treeBytes = this.store.get(Tables.SERIALISED_MERKLE_TREE, SINGLETON_KEY_STRING);
-    if (treeBytes === undefined || parsed.hashAtSnapshot === undefined) {
-      throw new CcfError("InvalidSnapshot", `snapshot ${path} holds no Merkle tree`);
-    }
-    const tree = MerkleTree.deserialise(treeBytes);
-    tree.append(parsed.hashAtSnapshot);
-    if (tree.size !== loaded.seqno + 1) {
-      throw new CcfError(
-        "InvalidSnapshot",
-        `snapshot ${path} at ${loaded.seqno} holds a tree of ${tree.size} leaves`,
-      );
-    }
     this.tree.adopt(tree);
     this.storage.startAfter(loaded.seqno);
-    const views: Array<{ view: number; seqno: number }> = [];
-    const vh = parsed.viewHistory;
-    for (let i = 0; i < vh.length; i++) {
-      if (i + 1 < vh.length && vh[i + 1] <= vh[i]) continue;
-      if (vh[i] > loaded.seqno || vh[i] === 0) continue;
-      views.push({ view: i + 1, seqno: vh[i] });
-    }
+    const views = viewStartsOf(parsed.viewHistory, loaded.seqno);
     const term = views.at(-1)?.view ?? 2;
     this.commitSeqno = loaded.seqno;
     this.lastSignatureSeqno = loaded.seqno;
@@ -605,10 +594,21 @@ export class Node implements NodeContext {
       { entries: this.storage.lastSeqno, copied_chunks: copied },
       "recovery: replaying the public ledger",
     );
+    const snapshot = findRecoverySnapshot(
+      [config.snapshots.directory, config.snapshots.read_only_directory].filter(
+        (d): d is string => d !== undefined,
+      ),
+      previousServiceCert,
+      (msg, err) => this.log.warn({ err }, `recovery: ${msg}`),
+    );
+    if (snapshot !== undefined) {
+      this.log.info({ seqno: snapshot.seqno, path: snapshot.path }, "recovery: from a snapshot");
+    }
     const replay = replayPublicLedger(config.ledger.directory, this.storage, {
       store: this.store,
       tree: this.tree,
       serviceCert: previousServiceCert,
+      ...(snapshot === undefined ? {} : { snapshot }),
       onProgress: (seqno) => this.log.info({ seqno }, "recovery: public replay progress"),
     });
     const L = replay.lastSignedSeqno;
@@ -639,10 +639,12 @@ export class Node implements NodeContext {
     this.lastSignatureSeqno = L;
     this.commitSeqno = L;
     this.createHost(new LedgerSecrets([secret]), serviceKey, endorsedCert, true, {
+      base: replay.base,
       entries: replay.entries,
       commitIdx: L,
       firstView,
     });
+    this.startupSeqnoValue = replay.base.seqno;
     this.host.startAsBootstrapPrimary();
     this.configurationKey = this.nodeId;
     this.createApp();
@@ -821,8 +823,13 @@ export class Node implements NodeContext {
     const L = recovery.replay.lastSignedSeqno;
     const old = new LedgerSecrets(recovery.recovered);
     this.log.info({ entries: L }, "recovery: replaying the private ledger");
-    const maps = replayPrivateLedger(this.storage, L, old, (seqno) =>
-      this.log.info({ seqno }, "recovery: private replay progress"),
+    const snapshot = recovery.replay.snapshotPath;
+    const maps = replayPrivateLedger(
+      this.storage,
+      L,
+      old,
+      (seqno) => this.log.info({ seqno }, "recovery: private replay progress"),
+      snapshot === undefined ? undefined : { seqno: recovery.replay.base.seqno, path: snapshot },
     );
     this.store.addReplayedMaps(maps);
     this.secrets.addOlder(recovery.recovered);
@@ -843,6 +850,8 @@ export class Node implements NodeContext {
     this.refreshAppIfChanged(true);
     this.nodeState = "PartOfNetwork";
     this.recovery = undefined;
+    // As CCF: a snapshot of the recovered service, which nodes joining it start from.
+    this.snapshotter.requestSnapshot();
     this.log.info("recovery: private ledger recovered, service open");
   }
 
@@ -859,10 +868,15 @@ export class Node implements NodeContext {
     serviceKey: EcKeyPair,
     endorsedCert: string,
     bootstrap: boolean,
-    recovered?: { entries: LogEntry[]; commitIdx: number; firstView: number },
+    recovered?: {
+      base: PublicRecovery["base"];
+      entries: LogEntry[];
+      commitIdx: number;
+      firstView: number;
+    },
     fromSnapshot?: RaftOptions["start"],
   ): void {
-    const snapshotStart = fromSnapshot?.idx;
+    const snapshotStart = fromSnapshot?.idx ?? recovered?.base.seqno;
     this.secrets = secrets;
     this.serviceKey = serviceKey;
     this.nodeCertPem = endorsedCert;
@@ -895,8 +909,9 @@ export class Node implements NodeContext {
         ? {}
         : {
             start: {
-              idx: 0,
-              term: 0,
+              idx: recovered.base.seqno,
+              term: recovered.base.view,
+              views: recovered.base.views,
               entries: recovered.entries,
               commitIdx: recovered.commitIdx,
             },

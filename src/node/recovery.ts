@@ -25,8 +25,11 @@ import {
   listChunks,
   parseChunk,
   parseChunkName,
+  decodeSnapshotEntry,
   decryptPrivateDomain,
+  listCommittedSnapshots,
   readLedger,
+  readSnapshotFile,
   splitEntry,
 } from "../ledger/index.js";
 import type { HistoricalSecretWrite } from "../ledger/secret-chain.js";
@@ -34,9 +37,11 @@ import {
   decodeValue,
   encodeValue,
   idKey,
+  installSnapshot,
   isPublicMap,
   keyToString,
   MapState,
+  type ParsedSnapshot,
   parsePrivateDomain,
   SINGLETON_KEY,
   type Store,
@@ -50,6 +55,12 @@ import {
   issueRecoveryShares,
   recoverLedgerSecrets,
 } from "./share-manager.js";
+import {
+  type LoadedSnapshot,
+  loadSnapshot,
+  treeAtSnapshot,
+  viewStartsOf,
+} from "./snapshot-fetch.js";
 
 const SINGLETON = keyToString(SINGLETON_KEY);
 
@@ -78,14 +89,42 @@ export function gatherLedgerChunks(mainDir: string, readOnlyDirs: readonly strin
   return copied;
 }
 
+/**
+ * The latest committed snapshot in `dirs` whose receipt verifies against the previous service's
+ * certificate (a recovery may start from it instead of seqno 1), if any.
+ */
+export function findRecoverySnapshot(
+  dirs: readonly string[],
+  previousServiceCert: string,
+  log?: (msg: string, err: unknown) => void,
+): LoadedSnapshot | undefined {
+  const found: Array<{ seqno: number; path: string }> = [];
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    for (const s of listCommittedSnapshots(dir)) found.push(s);
+  }
+  found.sort((a, b) => b.seqno - a.seqno);
+  for (const s of found) {
+    try {
+      return loadSnapshot(s.path, previousServiceCert);
+    } catch (err) {
+      log?.(`snapshot ${s.path} is not usable`, err);
+    }
+  }
+  return undefined;
+}
+
 export interface PublicRecovery {
+  /** The snapshot the replay started from (0: none, the ledger from seqno 1). */
+  base: { seqno: number; view: number; views: Array<{ view: number; seqno: number }> };
+  snapshotPath?: string;
   /** L: the last signature kept; everything after it is dropped. */
   lastSignedSeqno: number;
   /** The view of the entry at L (V_old). */
   lastSignedView: number;
   /** Hex Merkle root signed at L. */
   lastSignedRoot: string;
-  /** Entries 1..L for consensus (committed; replicated to nodes that join later). */
+  /** Entries base+1..L for consensus (committed; replicated to nodes that join later). */
   entries: LogEntry[];
   /** Every write to historical_encrypted_ledger_secret up to L, in order. */
   history: HistoricalSecretWrite[];
@@ -99,6 +138,8 @@ export interface PublicReplayOptions {
   /** The previous service's certificate: the ledger must end with this identity. */
   serviceCert?: string;
   onProgress?: (seqno: number) => void;
+  /** Start from this snapshot (verified): only the ledger after it is replayed. */
+  snapshot?: LoadedSnapshot;
 }
 
 /**
@@ -112,8 +153,25 @@ export function replayPublicLedger(
 ): PublicRecovery {
   const entries: LogEntry[] = [];
   const history: HistoricalSecretWrite[] = [];
+  const snap = o.snapshot;
+  const from = snap?.seqno ?? 0;
+  let base: PublicRecovery["base"] = { seqno: 0, view: 0, views: [] };
+  if (snap !== undefined) {
+    const tree = treeAtSnapshot(snap.parsed, snap.seqno);
+    installSnapshot(o.store, snap.parsed);
+    o.tree.adopt(tree);
+    const views = viewStartsOf(snap.parsed.viewHistory, snap.seqno);
+    base = { seqno: snap.seqno, view: views.at(-1)?.view ?? 2, views };
+    // The snapshot holds the latest write to the secret chain: the secrets in force at and after
+    // the snapshot are reachable from it and the writes after it.
+    const h = o.store.mapState(Tables.HISTORICAL_ENCRYPTED_LEDGER_SECRET)?.entries.get(SINGLETON);
+    if (h !== undefined && h.value !== null) {
+      history.push(historicalSecretWrite(h.version, h.value));
+    }
+  }
   const report = readLedger(dir, {
     into: { store: o.store, tree: o.tree },
+    from,
     keepUnsignedTail: true,
     repairTornTail: true,
     ...(o.serviceCert === undefined ? {} : { serviceCert: o.serviceCert }),
@@ -135,7 +193,7 @@ export function replayPublicLedger(
   }
   o.store.rollback(last);
   o.tree.truncate(last + 1);
-  entries.length = last;
+  entries.length = last - from;
   storage.truncate(last);
   storage.commit(last);
   storage.completeOpenChunk();
@@ -143,8 +201,10 @@ export function replayPublicLedger(
   const keptHistory = history.filter((h) => h.seqno <= last);
   const serviceInfoVersion = o.store.mapState(Tables.SERVICE)?.entries.get(SINGLETON)?.version ?? 0;
   return {
+    base,
+    ...(o.snapshot === undefined ? {} : { snapshotPath: o.snapshot.path }),
     lastSignedSeqno: last,
-    lastSignedView: entries[last - 1].term,
+    lastSignedView: entries.at(-1)?.term ?? base.view,
     lastSignedRoot: report.lastSignedRoot,
     entries,
     history: keptHistory,
@@ -162,9 +222,35 @@ export function replayPrivateLedger(
   upTo: number,
   secrets: LedgerSecrets,
   onProgress?: (seqno: number) => void,
+  /** The snapshot the public replay started from: its private maps come first. */
+  snapshot?: { seqno: number; path: string },
 ): Map<string, MapState> {
   const maps = new Map<string, MapState>();
-  let seqno = 0;
+  let seqno = snapshot?.seqno ?? 0;
+  const from = seqno;
+  if (snapshot !== undefined) {
+    let parsed: ParsedSnapshot;
+    try {
+      parsed = decodeSnapshotEntry(
+        readSnapshotFile(snapshot.path).entry,
+        secrets.forSeqno(snapshot.seqno),
+      );
+    } catch (e) {
+      throw new CcfError(
+        "RecoveryFailed",
+        `the snapshot at ${snapshot.seqno} does not decrypt with the recovered ledger secrets`,
+        500,
+        { cause: e },
+      );
+    }
+    for (const m of parsed.maps.values()) {
+      if (isPublicMap(m.name)) continue;
+      const state = new MapState();
+      for (const e of m.entries) if (e.value !== null) state.set(e.key, e.value, e.version);
+      state.version = m.version;
+      maps.set(m.name, state);
+    }
+  }
   const apply = (bytes: Buffer): void => {
     seqno++;
     let ws: WriteSet;
@@ -191,13 +277,15 @@ export function replayPrivateLedger(
     }
     if (seqno % 10000 === 0) onProgress?.(seqno);
   };
-  for (const chunk of listChunks(storage.dir)) {
+  for (const chunk of listChunks(storage.dir, false, from)) {
     if (seqno >= upTo) break;
-    if (chunk.name.start !== seqno + 1) {
+    if (chunk.name.start > seqno + 1) {
       throw new CcfError("RecoveryFailed", `ledger entry ${seqno + 1} is missing`);
     }
     const buf = fs.readFileSync(chunk.path);
+    let inChunk = chunk.name.start - 1;
     for (const { offset, size } of parseChunk(buf).entries) {
+      if (++inChunk <= from) continue;
       if (seqno >= upTo) break;
       apply(buf.subarray(offset, offset + size));
     }

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import { basename, join } from "node:path";
 import { Agent, request } from "undici";
 import { CcfError, FormatError } from "../errors.js";
-import type { ParsedSnapshot } from "../kv/index.js";
+import { keyToString, type ParsedSnapshot, SINGLETON_KEY, Tables } from "../kv/index.js";
 import {
   decodeSnapshotEntry,
   type LedgerSecrets,
@@ -19,7 +19,9 @@ import {
   readSnapshotFile,
   verifySnapshot,
 } from "../ledger/index.js";
-import type { Receipt } from "../merkle/index.js";
+import { MerkleTree, type Receipt } from "../merkle/index.js";
+
+const SINGLETON_KEY_STRING = keyToString(SINGLETON_KEY);
 
 /** CCF's joiner asks for 4 MiB at a time. */
 export const SNAPSHOT_FETCH_RANGE = 4 * 1024 * 1024;
@@ -158,6 +160,8 @@ export async function fetchLatestSnapshot(opts: FetchSnapshotOptions): Promise<s
 }
 
 export interface LoadedSnapshot {
+  /** The file it was read from. */
+  path: string;
   /** The snapshot's seqno. */
   seqno: number;
   /** The evidence transaction's seqno, from the receipt's commit evidence. */
@@ -192,9 +196,46 @@ export function loadSnapshot(
     secrets === undefined ? undefined : secrets.forSeqno(file.seqno),
   );
   return {
+    path,
     seqno: file.seqno,
     evidenceSeqno,
     parsed,
     receipt: JSON.parse(file.receiptBytes.toString("utf8")) as Receipt,
   };
+}
+
+/**
+ * The Merkle tree at a snapshot: the tree its signature transaction serialised (the leaves before
+ * it) and the snapshot's own leaf (its "hash at snapshot"). FormatError if the snapshot has none.
+ */
+export function treeAtSnapshot(parsed: ParsedSnapshot, seqno: number): MerkleTree {
+  const serialised = parsed.maps
+    .get(Tables.SERIALISED_MERKLE_TREE)
+    ?.entries.find((e) => e.key === SINGLETON_KEY_STRING)?.value;
+  if (serialised === undefined || serialised === null || parsed.hashAtSnapshot === undefined) {
+    throw new FormatError("InvalidSnapshot", `the snapshot at ${seqno} holds no Merkle tree`);
+  }
+  const tree = MerkleTree.deserialise(serialised);
+  tree.append(parsed.hashAtSnapshot);
+  if (tree.size !== seqno + 1) {
+    throw new FormatError(
+      "InvalidSnapshot",
+      `the snapshot at ${seqno} holds a tree of ${tree.size} leaves`,
+    );
+  }
+  return tree;
+}
+
+/** CCF's view history (element i: first seqno of view i+1) as consensus's view starts up to `seqno`. */
+export function viewStartsOf(
+  viewHistory: readonly number[],
+  seqno: number,
+): Array<{ view: number; seqno: number }> {
+  const views: Array<{ view: number; seqno: number }> = [];
+  for (let i = 0; i < viewHistory.length; i++) {
+    if (i + 1 < viewHistory.length && viewHistory[i + 1] <= viewHistory[i]) continue;
+    if (viewHistory[i] > seqno || viewHistory[i] === 0) continue;
+    views.push({ view: i + 1, seqno: viewHistory[i] });
+  }
+  return views;
 }
