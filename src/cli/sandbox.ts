@@ -187,7 +187,11 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
       ),
     );
     exits.push(exited);
+    // A long ledger takes a while to replay: show the recovering node's progress.
+    const progress =
+      i === 0 && recover !== undefined ? showReplayProgress(join(dir, "out")) : undefined;
     const address = await waitForNode(dir, i, join(common, "service_cert.pem"), exited);
+    if (progress !== undefined) clearInterval(progress);
     if (address === undefined) {
       process.stderr.write(`ccf-ts sandbox: node ${i} did not start; see ${join(dir, "out")}\n`);
       return undefined;
@@ -693,4 +697,24 @@ async function waitForSnapshot(url: string, common: string): Promise<void> {
   } finally {
     await agent.close();
   }
+}
+
+/** Prints the replay progress lines a recovering node logs, as they come. */
+function showReplayProgress(logFile: string): NodeJS.Timeout {
+  let printed = 0;
+  return setInterval(() => {
+    let lines: string[];
+    try {
+      lines = readFileSync(logFile, "utf8").split("\n");
+    } catch {
+      return;
+    }
+    const progress = lines.filter((l) => l.includes("recovery: public replay progress"));
+    for (const l of progress.slice(printed)) {
+      const seqno = /"seqno":(\d+)/.exec(l)?.[1];
+      if (seqno !== undefined)
+        process.stdout.write(`Recovery: public ledger replayed up to ${seqno}\n`);
+    }
+    printed = progress.length;
+  }, 500);
 }

@@ -4,7 +4,9 @@
 // commit, and a receipt issued before the disaster still verifies against the old identity.
 // (b) A recovering node driven by hand through the recovery-share API: what it refuses (a share
 // before the service waits for shares, a non-member, a corrupted share, one share short of the
-// threshold, malformed share fetches), and that a correct submission still recovers.
+// threshold, malformed share fetches), and that a correct submission still recovers. (c) A
+// service with snapshots recovers from its latest one (only the ledger after it is replayed), and
+// a node joining the recovered service starts from the recovered service's own snapshot.
 
 import assert from "node:assert/strict";
 import {
@@ -457,5 +459,97 @@ describe("disaster recovery", () => {
       if (node.exitCode === null) node.kill("SIGTERM");
     }
     await waitFor("the node to exit", () => node.exitCode ?? node.signalCode ?? undefined);
+  });
+
+  it("recovers from the latest snapshot and replays only the ledger after it", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "ccf-ts-recovery-snapshot-"));
+    const old = startCcfTs(
+      [
+        "sandbox",
+        "--port",
+        "0",
+        "--nodes",
+        "1",
+        "--workspace",
+        "ws",
+        "--snapshot-tx-interval",
+        "20",
+      ],
+      cwd,
+    );
+    const common = join(cwd, "ws", "sandbox_common");
+    const snapshots = join(cwd, "ws", "sandbox_0", "snapshots");
+    let user: Agent | undefined;
+    let snapshotSeqno = 0;
+    try {
+      const [base] = (await sandboxUp(old, 1)) as [string];
+      user = userAgent(common, readFileSync(join(common, "service_cert.pem"), "utf8"));
+      let last = "";
+      for (let i = 1; i <= 45; i++) {
+        const r = await call(user, `${base}/app/log/private`, "POST", {
+          id: i,
+          msg: `record ${i}`,
+        });
+        assert.equal(r.status, 200, r.text);
+        last = r.txId;
+      }
+      await committed(user, base, last);
+      snapshotSeqno = await waitFor("a committed snapshot", () => {
+        const seqnos = readdirSync(snapshots)
+          .map((f) => /^snapshot_(\d+)_\d+\.committed$/.exec(f)?.[1])
+          .filter((x) => x !== undefined)
+          .map(Number);
+        return seqnos.length > 0 ? Math.max(...seqnos) : undefined;
+      });
+    } finally {
+      await user?.close();
+      old.kill("SIGTERM");
+    }
+    await waitFor("the old service to stop", () => old.exitCode ?? old.signalCode ?? undefined);
+
+    const recovering = startCcfTs(
+      [
+        "sandbox",
+        "--port",
+        "0",
+        "--nodes",
+        "2",
+        "--workspace",
+        "ws2",
+        "--recover",
+        "--ledger-dir",
+        join(cwd, "ws", "sandbox_0", "0.ledger"),
+        "--common-dir",
+        common,
+        "--snapshots-dir",
+        snapshots,
+      ],
+      cwd,
+    );
+    const common2 = join(cwd, "ws2", "sandbox_common");
+    try {
+      const bases = await sandboxUp(recovering, 2);
+      const cert = readFileSync(join(common2, "service_cert.pem"), "utf8");
+      user = userAgent(common2, cert);
+      const log0 = readFileSync(join(cwd, "ws2", "sandbox_0", "out"), "utf8");
+      assert.match(log0, /recovery: from a snapshot/);
+      const state0 = (await call(user, `${bases[0]}/node/state`)).json();
+      assert.equal(state0.startup_seqno, snapshotSeqno, "the recovery started at the snapshot");
+      // The second node joined from the recovered service's own snapshot.
+      const state1 = (await call(user, `${bases[1]}/node/state`)).json();
+      assert.ok((state1.startup_seqno as number) > snapshotSeqno);
+      for (const b of bases) {
+        for (const id of [1, 20, 45]) {
+          const got = await waitFor(`record ${id} on ${b}`, async () => {
+            const r = await call(user as Agent, `${b}/app/log/private?id=${id}`);
+            return r.status === 200 ? r : undefined;
+          });
+          assert.deepEqual(got.json(), { msg: `record ${id}` });
+        }
+      }
+    } finally {
+      await user?.close();
+      if (recovering.exitCode === null) recovering.kill("SIGTERM");
+    }
   });
 });
