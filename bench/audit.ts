@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type LedgerSecrets, readLedger } from "../src/ledger/index.js";
-import { startService } from "../test/ledger/service-fixture.js";
+import { writeBenchLedger } from "./ledger-fixture.js";
 
 const TOTAL = Number(process.env.BENCH_TXS ?? 100_000);
 // CCF's default ledger_signatures.tx_count, as a node writes its ledger (each signature costs a
@@ -14,27 +14,6 @@ const TOTAL = Number(process.env.BENCH_TXS ?? 100_000);
 const SIGNATURE_EVERY = Number(process.env.BENCH_SIGNATURE_EVERY ?? 5000);
 const RUNS = 3;
 const AIM = 50_000;
-
-async function writeLedger(dir: string): Promise<LedgerSecrets> {
-  // The tests' one-node service (identities, genesis records, a clock that never triggers a
-  // timed signature): signatures come every SIGNATURE_EVERY transactions only.
-  const { pipeline, storage, secrets } = await startService({
-    seed: 7,
-    dir,
-    txCount: SIGNATURE_EVERY,
-  });
-  const value = Buffer.alloc(100, 0x61);
-  for (let i = 0; i < TOTAL; i++) {
-    const key = Buffer.from(String(i % 10_000));
-    pipeline.execute((tx) => tx.map("public:records").set(key, value));
-    if (i % 5000 === 4999) await pipeline.flush();
-  }
-  pipeline.emitSignature();
-  await pipeline.flush();
-  pipeline.committed(pipeline.lastSignedSeqno);
-  await storage.close();
-  return secrets;
-}
 
 /**
  * Best of RUNS full verifications, by wall time and by this process's CPU time (the box is shared:
@@ -58,7 +37,11 @@ function timeVerify(dir: string, secrets?: LedgerSecrets): { wall: number; cpu: 
 export async function run(): Promise<void> {
   const dir = join(mkdtempSync(join(tmpdir(), "ccf-ts-bench-audit-")), "ledger");
   try {
-    const secrets = await writeLedger(dir);
+    const secrets = await writeBenchLedger(dir, {
+      seed: 7,
+      total: TOTAL,
+      signatureEvery: SIGNATURE_EVERY,
+    });
     console.log(`ledger: ${TOTAL} transactions, a signature every ${SIGNATURE_EVERY}`);
     const plain = timeVerify(dir);
     console.log(`audit: ${plain.wall} tx/s`);

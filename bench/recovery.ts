@@ -8,41 +8,26 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Store } from "../src/kv/index.js";
-import { FileLedger, type LedgerSecrets } from "../src/ledger/index.js";
+import { FileLedger } from "../src/ledger/index.js";
 import { MerkleTree } from "../src/merkle/index.js";
 import { replayPrivateLedger, replayPublicLedger } from "../src/node/recovery.js";
-import { startService } from "../test/ledger/service-fixture.js";
+import { writeBenchLedger } from "./ledger-fixture.js";
 
 const TOTAL = Number(process.env.BENCH_TXS ?? 100_000);
 const SIGNATURE_EVERY = 5000;
 const RUNS = 3;
 const AIM = 30_000;
 
-async function writeLedger(dir: string): Promise<LedgerSecrets> {
-  const { pipeline, storage, secrets } = await startService({
-    seed: 11,
-    dir,
-    txCount: SIGNATURE_EVERY,
-  });
-  const value = Buffer.alloc(100, 0x61);
-  for (let i = 0; i < TOTAL; i++) {
-    const key = Buffer.from(String(i % 10_000));
-    const map = i % 2 === 0 ? "records" : "public:records";
-    pipeline.execute((tx) => tx.map(map).set(key, value));
-    if (i % 5000 === 4999) await pipeline.flush();
-  }
-  pipeline.emitSignature();
-  await pipeline.flush();
-  pipeline.committed(pipeline.lastSignedSeqno);
-  await storage.close();
-  return secrets;
-}
-
 export async function run(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "ccf-ts-bench-recovery-"));
   const source = join(root, "ledger");
   try {
-    const secrets = await writeLedger(source);
+    const secrets = await writeBenchLedger(source, {
+      seed: 11,
+      total: TOTAL,
+      signatureEvery: SIGNATURE_EVERY,
+      privateEvery: 2,
+    });
     console.log(
       `ledger: ${TOTAL} transactions (half private), a signature every ${SIGNATURE_EVERY}`,
     );

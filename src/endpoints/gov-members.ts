@@ -11,7 +11,7 @@ import {
   type VerifiedGovMessage,
   verifyGovMessage,
 } from "../gov/index.js";
-import type { Tx } from "../kv/index.js";
+import { decodeValue, idKey, Tables, type Tx } from "../kv/index.js";
 import { checkApiVersion } from "./gov.js";
 import type { Endpoint, EndpointRequest, EndpointResponse } from "./types.js";
 
@@ -24,6 +24,8 @@ export interface GovWriteDeps {
   transact(fn: (tx: Tx) => Promise<EndpointResponse>): Promise<EndpointResponse>;
   /** The Merkle root over the first `seqno` transactions. */
   rootAt(seqno: number): Uint8Array;
+  /** A member became Active (recovery shares are re-issued to include it). */
+  onMemberActive?(tx: Tx, memberId: string): void;
 }
 
 function ok(body: unknown): EndpointResponse {
@@ -43,6 +45,14 @@ function requireCose(req: EndpointRequest, msgType: string): void {
     type === undefined
       ? "Missing content-type header"
       : "Content type is not set to application/cose",
+  );
+}
+
+function memberIsActive(tx: Tx, memberId: string): boolean {
+  const raw = tx.map(Tables.MEMBER_INFO).get(idKey(memberId));
+  return (
+    raw !== undefined &&
+    (decodeValue(Tables.MEMBER_INFO, raw) as { status?: unknown }).status === "Active"
   );
 }
 
@@ -116,7 +126,10 @@ export function govMemberWriteEndpoints(deps: GovWriteDeps): Endpoint[] {
       ok(updateStateDigest(tx, msg, param(req, "memberId"))),
     ),
     signed("/gov/members/state-digests/{memberId}:ack", "ack", (req, tx, msg) => {
-      ackStateDigest(tx, msg, param(req, "memberId"));
+      const memberId = param(req, "memberId");
+      const wasActive = memberIsActive(tx, memberId);
+      ackStateDigest(tx, msg, memberId);
+      if (!wasActive) deps.onMemberActive?.(tx, memberId);
       return { status: 204 };
     }),
   ];

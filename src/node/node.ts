@@ -448,21 +448,11 @@ export class Node implements NodeContext {
     const config = this.config;
     const start = config.command.start;
     if (start === undefined) throw new CcfError("InvalidConfig", "command.start is required");
-    const serviceKey = EcKeyPair.generate("secp384r1");
-    const serviceCert = await createServiceCertificate(serviceKey, {
-      subjectName: start.service_subject_name,
-      validFrom: now,
-      validityDays: start.initial_service_certificate_validity_days,
-    });
-    const endorsedCert = await createEndorsedCertificate({
-      subjectPublicKey: this.identity.key.publicKey,
-      subjectName: this.identity.subjectName,
-      sans: this.identity.sans,
-      issuerKey: serviceKey,
-      issuerCertPem: serviceCert,
-      validFrom: now,
-      validityDays: config.node_certificate.initial_validity_days,
-    });
+    const { serviceKey, serviceCert, endorsedCert } = await this.newServiceIdentity(
+      now,
+      start.service_subject_name,
+      start.initial_service_certificate_validity_days,
+    );
     this.openLedger(false);
     await this.createCsr();
     this.serviceCertPem = serviceCert;
@@ -548,22 +538,47 @@ export class Node implements NodeContext {
         members,
         configuration: serviceConfig,
         constitution,
-        node: {
-          id: this.nodeId,
-          info: nodeInfo,
-          endorsedCert,
-          hostData: this.identity.hostData,
-          measurement: this.identity.measurement,
-        },
+        node: this.firstNodeRecord(nodeInfo, endorsedCert),
       }),
     );
-    const genesisSignature = this.pipeline.emitSignature().seqno;
-    await new Promise<void>((resolve) => {
-      if (this.commitSeqno >= genesisSignature) resolve();
-      else this.commitWaiters.push({ seqno: genesisSignature, resolve });
-    });
+    await this.waitForSeqnoCommitted(this.pipeline.emitSignature().seqno);
 
     this.goLive(serviceCert, n2nAddress);
+  }
+
+  /** A service identity (key, self-signed certificate) and this node's certificate endorsed by it. */
+  private async newServiceIdentity(
+    now: Date,
+    subjectName: string,
+    validityDays: number,
+  ): Promise<{ serviceKey: EcKeyPair; serviceCert: string; endorsedCert: string }> {
+    const serviceKey = EcKeyPair.generate("secp384r1");
+    const serviceCert = await createServiceCertificate(serviceKey, {
+      subjectName,
+      validFrom: now,
+      validityDays,
+    });
+    const endorsedCert = await createEndorsedCertificate({
+      subjectPublicKey: this.identity.key.publicKey,
+      subjectName: this.identity.subjectName,
+      sans: this.identity.sans,
+      issuerKey: serviceKey,
+      issuerCertPem: serviceCert,
+      validFrom: now,
+      validityDays: this.config.node_certificate.initial_validity_days,
+    });
+    return { serviceKey, serviceCert, endorsedCert };
+  }
+
+  /** This node as a service's first transaction records it (genesis, recovery genesis). */
+  private firstNodeRecord(info: Record<string, unknown>, endorsedCert: string) {
+    return {
+      id: this.nodeId,
+      info,
+      endorsedCert,
+      hostData: this.identity.hostData,
+      measurement: this.identity.measurement,
+    };
   }
 
   /**
@@ -617,21 +632,12 @@ export class Node implements NodeContext {
       { last_signed_seqno: L, last_view: replay.lastSignedView },
       "recovery: public ledger replayed",
     );
-    const serviceKey = EcKeyPair.generate("secp384r1");
-    const serviceCert = await createServiceCertificate(serviceKey, {
-      subjectName: certificateInfo(previousServiceCert).subject,
-      validFrom: now,
-      validityDays: recover.initial_service_certificate_validity_days,
-    });
-    const endorsedCert = await createEndorsedCertificate({
-      subjectPublicKey: this.identity.key.publicKey,
-      subjectName: this.identity.subjectName,
-      sans: this.identity.sans,
-      issuerKey: serviceKey,
-      issuerCertPem: serviceCert,
-      validFrom: now,
-      validityDays: config.node_certificate.initial_validity_days,
-    });
+    // The new identity keeps the previous one's subject, as CCF's does.
+    const { serviceKey, serviceCert, endorsedCert } = await this.newServiceIdentity(
+      now,
+      certificateInfo(previousServiceCert).subject,
+      recover.initial_service_certificate_validity_days,
+    );
     await this.createCsr();
     this.serviceCertPem = serviceCert;
     const secret: LedgerSecret = { key: Buffer.from(systemRng.bytes(32)), version: L + 1 };
@@ -656,20 +662,10 @@ export class Node implements NodeContext {
         previousServiceCert,
         replay,
         view: firstView,
-        node: {
-          id: this.nodeId,
-          info: nodeInfo,
-          endorsedCert,
-          hostData: this.identity.hostData,
-          measurement: this.identity.measurement,
-        },
+        node: this.firstNodeRecord(nodeInfo, endorsedCert),
       }),
     );
-    const genesisSignature = this.pipeline.emitSignature().seqno;
-    await new Promise<void>((resolve) => {
-      if (this.commitSeqno >= genesisSignature) resolve();
-      else this.commitWaiters.push({ seqno: genesisSignature, resolve });
-    });
+    await this.waitForSeqnoCommitted(this.pipeline.emitSignature().seqno);
     this.goLive(serviceCert, n2nAddress);
     this.nodeState = "PartOfPublicNetwork";
     this.log.info({ txid: `${firstView}.${L + 1}` }, "recovery: service Recovering");
@@ -1232,6 +1228,8 @@ export class Node implements NodeContext {
         proposals,
         transact: (fn) => this.runGovWrite(fn),
         rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
+        // CCF re-shares when a recovery member becomes active on an open service.
+        onMemberActive: (tx) => this.reshare(tx),
       }).map((e): Endpoint => ({ ...e, forwarding: "always", redirection: "to_primary" })),
       ...govRecoveryEndpoints({
         read: () => this.store.begin(),

@@ -23,7 +23,7 @@ import { describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { verifyReceiptBytes } from "../../src/audit/index.js";
 import { GovClient, GovRequestError } from "../../src/cli/gov-client.js";
-import { certificateDer, rsaOaepUnwrap } from "../../src/crypto/index.js";
+import { certificateDer, certificateId, rsaOaepUnwrap } from "../../src/crypto/index.js";
 import { decodeValue, keyToString, SINGLETON_KEY, Tables } from "../../src/kv/index.js";
 import { readLedger } from "../../src/ledger/index.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
@@ -116,6 +116,13 @@ function passProposal(common: string, base: string, name: string, actions: unkno
     gov(common, base, "--member", "member1", "vote", proposalId).proposalState,
     "Accepted",
   );
+}
+
+function committedSnapshotSeqnos(dir: string): number[] {
+  return readdirSync(dir)
+    .map((f) => /^snapshot_(\d+)_\d+\.committed$/.exec(f)?.[1])
+    .filter((x) => x !== undefined)
+    .map(Number);
 }
 
 /** Writes to a singleton table in a ledger, with their seqnos. */
@@ -495,10 +502,7 @@ describe("disaster recovery", () => {
       }
       await committed(user, base, last);
       snapshotSeqno = await waitFor("a committed snapshot", () => {
-        const seqnos = readdirSync(snapshots)
-          .map((f) => /^snapshot_(\d+)_\d+\.committed$/.exec(f)?.[1])
-          .filter((x) => x !== undefined)
-          .map(Number);
+        const seqnos = committedSnapshotSeqnos(snapshots);
         return seqnos.length > 0 ? Math.max(...seqnos) : undefined;
       });
     } finally {
@@ -506,6 +510,8 @@ describe("disaster recovery", () => {
       old.kill("SIGTERM");
     }
     await waitFor("the old service to stop", () => old.exitCode ?? old.signalCode ?? undefined);
+    // Snapshots may have been written until it stopped: the recovery takes the latest.
+    snapshotSeqno = Math.max(snapshotSeqno, ...committedSnapshotSeqnos(snapshots));
 
     const recovering = startCcfTs(
       [
@@ -550,6 +556,52 @@ describe("disaster recovery", () => {
     } finally {
       await user?.close();
       if (recovering.exitCode === null) recovering.kill("SIGTERM");
+    }
+  });
+
+  it("re-issues recovery shares when a new recovery member becomes active", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "ccf-ts-recovery-member-"));
+    const sandbox = startCcfTs(
+      ["sandbox", "--port", "0", "--nodes", "1", "--workspace", "ws"],
+      cwd,
+    );
+    const common = join(cwd, "ws", "sandbox_common");
+    try {
+      const [base] = (await sandboxUp(sandbox, 1)) as [string];
+      const ca = readFileSync(join(common, "service_cert.pem"), "utf8");
+      const client = new Agent({ connect: { ca } });
+      const keys = runCcfTs(["keygen", "--name", "member9", "--gen-enc-key"], common);
+      assert.equal(keys.status, 0, keys.stderr);
+      const id = certificateId(readFileSync(join(common, "member9_cert.pem"), "utf8"));
+      const shareOf = async () =>
+        (await call(client, `${base}/gov/recovery/encrypted-shares/${id}?${GOV}`)).status;
+      passProposal(common, base, "add_member9", [
+        {
+          name: "set_member",
+          args: {
+            cert: readFileSync(join(common, "member9_cert.pem"), "utf8"),
+            encryption_pub_key: readFileSync(join(common, "member9_enc_pubk.pem"), "utf8"),
+          },
+        },
+      ]);
+      assert.equal(await shareOf(), 404, "no share while the new member is only Accepted");
+      const ack = runCcfTs(["gov", "--url", base, "--member", "member9", "ack"], common);
+      assert.equal(ack.status, 0, ack.stderr);
+      await waitFor("a share for the new member", async () =>
+        (await shareOf()) === 200 ? true : undefined,
+      );
+      // Its share is a real one: it decrypts to a 44-byte share with its key.
+      const fetched = (
+        await call(client, `${base}/gov/recovery/encrypted-shares/${id}?${GOV}`)
+      ).json() as { encryptedShare: string };
+      const share = rsaOaepUnwrap(
+        readFileSync(join(common, "member9_enc_privk.pem"), "utf8"),
+        Buffer.from(fetched.encryptedShare, "base64"),
+      );
+      assert.equal(share.length, 44);
+      await client.close();
+    } finally {
+      if (sandbox.exitCode === null) sandbox.kill("SIGTERM");
     }
   });
 });
