@@ -559,7 +559,7 @@ describe("disaster recovery", () => {
     }
   });
 
-  it("re-issues recovery shares when a new recovery member becomes active", async () => {
+  it("re-issues recovery shares when a recovery member becomes active; rekeys when one is removed", async () => {
     const cwd = mkdtempSync(join(tmpdir(), "ccf-ts-recovery-member-"));
     const sandbox = startCcfTs(
       ["sandbox", "--port", "0", "--nodes", "1", "--workspace", "ws"],
@@ -599,7 +599,45 @@ describe("disaster recovery", () => {
         Buffer.from(fetched.encryptedShare, "base64"),
       );
       assert.equal(share.length, 44);
+      // Removing an active recovery member rekeys the ledger: its share goes, and the service
+      // goes on writing and reading private records under the new secret.
+      const secretsBefore = (await call(client, `${base}/node/network`)).json();
+      // Four active members now: three votes pass it.
+      writeFileSync(
+        join(common, "remove_member9.json"),
+        JSON.stringify({ actions: [{ name: "remove_member", args: { member_id: id } }] }),
+      );
+      const { proposalId } = gov(common, base, "propose", "remove_member9.json");
+      for (const m of ["member0", "member1", "member2"]) {
+        const state = gov(common, base, "--member", m, "vote", proposalId).proposalState;
+        if (m === "member2") assert.equal(state, "Accepted");
+      }
+      assert.equal(await shareOf(), 404, "the removed member holds no share");
+      const user = userAgent(common, ca);
+      const w = await call(user, `${base}/app/log/private`, "POST", { id: 7, msg: "rekeyed" });
+      assert.equal(w.status, 200, w.text);
+      await committed(user, base, w.txId);
+      assert.deepEqual((await call(user, `${base}/app/log/private?id=7`)).json(), {
+        msg: "rekeyed",
+      });
+      assert.equal(secretsBefore.service_status, "Open");
+      await user.close();
       await client.close();
+      // The ledger shows the rekey: a second write to the secret chain, after the opening's.
+      sandbox.kill("SIGTERM");
+      await waitFor(
+        "the sandbox to stop",
+        () => sandbox.exitCode ?? sandbox.signalCode ?? undefined,
+      );
+      const chain = singletonWrites(
+        join(cwd, "ws", "sandbox_0", "0.ledger"),
+        Tables.HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+      );
+      assert.equal(chain.length, 2, JSON.stringify(chain));
+      assert.ok(
+        (chain[1]?.value as { previous_ledger_secret?: unknown }).previous_ledger_secret !==
+          undefined,
+      );
     } finally {
       if (sandbox.exitCode === null) sandbox.kill("SIGTERM");
     }
