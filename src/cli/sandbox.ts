@@ -248,8 +248,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
           `  node ${i}: https://${a} (log: ${join(workspace, `sandbox_${i}`, "out")}, ledger: ${join(workspace, `sandbox_${i}`, `${i}.ledger`)})`,
       ),
       `Identities and the service certificate are in ${common}:`,
-      "  service_cert.pem, member{0,1,2}_{cert,privk}.pem, member{0,1,2}_enc_{pubk,privk}.pem,",
-      "  user{0,1,2}_{cert,privk}.pem",
+      ...identityListing(common),
       `Try: curl --cacert ${join(common, "service_cert.pem")} https://${addresses[0]}/node/network`,
       "Press Ctrl+C to stop.",
       "",
@@ -717,4 +716,23 @@ function showReplayProgress(logFile: string): NodeJS.Timeout {
     }
     printed = progress.length;
   }, 500);
+}
+
+/** The identity files of a workspace, grouped as CCF's sandbox prints them. */
+function identityListing(common: string): string[] {
+  const files = readdirSync(common);
+  const indices = (prefix: string, suffix: string) =>
+    files
+      .map((f) => new RegExp(`^${prefix}(\\d+)${suffix}$`).exec(f)?.[1])
+      .filter((x) => x !== undefined)
+      .sort();
+  const members = indices("member", "_cert\\.pem");
+  const encrypted = indices("member", "_enc_pubk\\.pem");
+  const users = indices("user", "_cert\\.pem");
+  const group = (xs: string[]) => (xs.length === 1 ? xs[0] : `{${xs.join(",")}}`);
+  const parts = ["service_cert.pem"];
+  if (members.length > 0) parts.push(`member${group(members)}_{cert,privk}.pem`);
+  if (encrypted.length > 0) parts.push(`member${group(encrypted)}_enc_{pubk,privk}.pem`);
+  if (users.length > 0) parts.push(`user${group(users)}_{cert,privk}.pem`);
+  return [`  ${parts.join(", ")}`];
 }
