@@ -157,6 +157,15 @@ export async function admitJoiner(tx: Tx, body: unknown, ctx: AdmitContext): Pro
       service === undefined
         ? undefined
         : (decodeValue(Tables.SERVICE, service) as { status?: string }).status;
+    if (serviceStatus === "Recovering" || serviceStatus === "WaitingForRecoveryShares") {
+      // A node would need the old ledger secrets, which come back only with the members'
+      // shares: it joins once the service is open (the joiner retries on 503).
+      throw new HttpError(
+        503,
+        "ServiceRecovering",
+        "The service is recovering its private ledger: nodes can join once it is open",
+      );
+    }
     status = serviceStatus === "Opening" ? "Trusted" : "Pending";
     nodes.set(idKey(nodeId), encodeValue(Tables.NODES, { ...req.node_info, status }));
     if (status === "Trusted") {
