@@ -59,6 +59,7 @@ import {
 } from "../gov/index.js";
 import {
   decodeValue,
+  idKey,
   installSnapshot,
   keyFromString,
   keyToString,
@@ -1237,7 +1238,9 @@ export class Node implements NodeContext {
         transact: (fn) => this.runGovWrite(fn),
         rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
         // CCF re-shares when a recovery member becomes active on an open service.
-        onMemberActive: (tx) => this.reshare(tx),
+        onMemberActive: (tx, memberId) => {
+          if (isRecoveryMember(tx, memberId)) this.reshare(tx);
+        },
       }).map((e): Endpoint => ({ ...e, forwarding: "always", redirection: "to_primary" })),
       ...govRecoveryEndpoints({
         read: () => this.store.begin(),
@@ -1982,4 +1985,13 @@ function shareResponse(
       fullKeySubmitted: s.fullKeySubmitted,
     },
   };
+}
+
+/** A member that holds a recovery share once active: it has an encryption key and takes part. */
+function isRecoveryMember(tx: Tx, memberId: string): boolean {
+  if (tx.map(Tables.MEMBER_ENCRYPTION_KEYS).get(idKey(memberId)) === undefined) return false;
+  const raw = tx.map(Tables.MEMBER_INFO).get(idKey(memberId));
+  if (raw === undefined) return false;
+  const role = (decodeValue(Tables.MEMBER_INFO, raw) as { recovery_role?: unknown }).recovery_role;
+  return role !== "NonParticipant";
 }
