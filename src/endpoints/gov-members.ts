@@ -33,7 +33,7 @@ function ok(body: unknown): EndpointResponse {
 }
 
 /** CCF's COSE policies refuse (401) a request that is not COSE before looking at its body. */
-function requireCose(req: EndpointRequest, msgType: string): void {
+export function requireCose(req: EndpointRequest, msgType: string): void {
   const type = req.headers["content-type"];
   if (type?.split(";")[0]?.trim().toLowerCase() === "application/cose") return;
   const policy =
@@ -79,10 +79,11 @@ export function govMemberWriteEndpoints(deps: GovWriteDeps): Endpoint[] {
     method: "POST",
     path,
     handler: async (req) => {
+      // An HttpError thrown from here on is the answer (the front end renders it). As CCF, the
+      // authentication policy comes first: a request that is not COSE is a 401 before anything.
+      requireCose(req, msgType);
       const bad = checkApiVersion(req);
       if (bad !== undefined) return bad;
-      // An HttpError thrown from here on is the answer (the front end renders it).
-      requireCose(req, msgType);
       const proposalId = proposalIdParam ? param(req, "proposalId") : undefined;
       return deps.transact(async (tx) => {
         const msg = verifyGovMessage(req.body, {

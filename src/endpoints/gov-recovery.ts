@@ -6,6 +6,7 @@ import { HttpError, HttpErrors } from "../errors.js";
 import { verifyGovMessage } from "../gov/index.js";
 import type { Tx } from "../kv/index.js";
 import { checkApiVersion } from "./gov.js";
+import { requireCose } from "./gov-members.js";
 import type { Endpoint, EndpointRequest, EndpointResponse } from "./types.js";
 
 export interface RecoveryShareDeps {
@@ -59,6 +60,9 @@ export function govRecoveryEndpoints(deps: RecoveryShareDeps): Endpoint[] {
       path: "/gov/recovery/members/{memberId}:recover",
       forwarding: "always",
       handler: async (req) => {
+        // active_member_cose_sign1: a body that is not COSE is a 401 (before the api-version
+        // check, as CCF), as for the other member writes.
+        requireCose(req, "recovery_share");
         const bad = checkApiVersion(req);
         if (bad !== undefined) return bad;
         const memberId = memberIdParam(req);

@@ -1383,6 +1383,9 @@ export class Node implements NodeContext {
     if (ep.mode === "readwrite") this.admitWrite();
     let historical: HistoricalState | undefined;
     if (ep.mode === "historical") {
+      // As CCF: the caller is authenticated before the transaction id is looked at (an
+      // unauthenticated caller must not start ledger reads, nor learn about transaction ids).
+      authenticate(ep.authnPolicies, req, this.store.begin());
       const found = this.historicalTarget(req);
       if (!(found instanceof HistoricalState)) return found;
       historical = found;
