@@ -7,14 +7,8 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
-import {
-  createEndorsedCertificate,
-  createServiceCertificate,
-  EcKeyPair,
-  nodeIdFromPublicKey,
-  seededRng,
-  sha256,
-} from "../../src/crypto/index.js";
+import { nodeIdFromPublicKey, sha256 } from "../../src/crypto/index.js";
+import { seededIdentity } from "../helpers/service-identity.js";
 import {
   installSnapshot,
   keyToString,
@@ -50,7 +44,6 @@ import {
   type TxReceipt,
 } from "../../src/merkle/index.js";
 
-const VALID_FROM = new Date("2026-01-01T00:00:00Z");
 const SECRET_MARKER = "very-private-value-0123456789";
 
 interface Service {
@@ -65,29 +58,9 @@ interface Service {
 }
 
 async function service(): Promise<Service> {
-  const rng = seededRng(7);
-  const nodeKey = EcKeyPair.generate("secp384r1", rng);
-  const serviceKey = EcKeyPair.generate("secp384r1", rng);
-  const otherKey = EcKeyPair.generate("secp384r1", rng);
-  const serviceCert = await createServiceCertificate(serviceKey, {
-    validFrom: VALID_FROM,
-    validityDays: 90,
-    rng,
-  });
-  const otherServiceCert = await createServiceCertificate(otherKey, {
-    validFrom: VALID_FROM,
-    validityDays: 90,
-    rng,
-  });
-  const nodeCert = await createEndorsedCertificate({
-    subjectPublicKey: nodeKey.publicKey,
-    subjectName: "CN=CCF Node",
-    issuerKey: serviceKey,
-    issuerCertPem: serviceCert,
-    validFrom: VALID_FROM,
-    validityDays: 90,
-    rng,
-  });
+  const id = await seededIdentity(7, { other: true });
+  const { rng, nodeKey, serviceKey, serviceCert, nodeCert } = id;
+  const otherServiceCert = (id.other as { cert: string }).cert;
   const store = new Store();
   const storage = new MemoryLedger();
   const tree = new MerkleTree();

@@ -8,13 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  createEndorsedCertificate,
   createServiceCertificate,
   EcKeyPair,
   nodeIdFromPublicKey,
-  seededRng,
   sha256,
 } from "../../src/crypto/index.js";
+import { seededIdentity, VALID_FROM } from "../helpers/service-identity.js";
 import { snapshotEndpoints } from "../../src/endpoints/snapshot.js";
 import { installSnapshot, keyToString, SINGLETON_KEY, Store, Tables } from "../../src/kv/index.js";
 import {
@@ -36,8 +35,6 @@ import { fetchLatestSnapshot, loadSnapshot } from "../../src/node/snapshot-fetch
 import { type PreparedSnapshot, Snapshotter } from "../../src/node/snapshotter.js";
 import { serviceEndorsed, startServer } from "../rpc/tls-fixture.js";
 
-const VALID_FROM = new Date("2026-01-01T00:00:00Z");
-
 interface Harness {
   store: Store;
   tree: MerkleTree;
@@ -53,23 +50,7 @@ interface Harness {
 }
 
 async function harness(txCount: number): Promise<Harness> {
-  const rng = seededRng(11);
-  const nodeKey = EcKeyPair.generate("secp384r1", rng);
-  const serviceKey = EcKeyPair.generate("secp384r1", rng);
-  const serviceCert = await createServiceCertificate(serviceKey, {
-    validFrom: VALID_FROM,
-    validityDays: 90,
-    rng,
-  });
-  const nodeCert = await createEndorsedCertificate({
-    subjectPublicKey: nodeKey.publicKey,
-    subjectName: "CN=CCF Node",
-    issuerKey: serviceKey,
-    issuerCertPem: serviceCert,
-    validFrom: VALID_FROM,
-    validityDays: 90,
-    rng,
-  });
+  const { rng, nodeKey, serviceKey, serviceCert, nodeCert } = await seededIdentity(11);
   const store = new Store();
   const storage = new MemoryLedger();
   const tree = new MerkleTree();
