@@ -354,13 +354,22 @@ function parseSanList(text: string | undefined): SubjectAltName[] {
 
 export function certificateInfo(pem: string): CertificateInfo {
   const cert = parseCertificate(pem);
+  // node:crypto parses the key only when asked: a certificate can parse with a key that does not.
+  let publicKeyDer: Buffer;
+  try {
+    publicKeyDer = cert.publicKey.export({ type: "spki", format: "der" });
+  } catch (e) {
+    throw new FormatError("InvalidCertificate", "cannot parse the certificate's public key", {
+      cause: e,
+    });
+  }
   return {
     subject: cert.subject,
     issuer: cert.issuer,
     validFrom: new Date(cert.validFrom),
     validTo: new Date(cert.validTo),
     sans: parseSanList(cert.subjectAltName),
-    publicKeyDer: cert.publicKey.export({ type: "spki", format: "der" }),
+    publicKeyDer,
     isCa: cert.ca,
   };
 }
