@@ -621,6 +621,21 @@ describe("access table: every endpoint, four kinds of caller", () => {
       return out;
     }
 
+    /** The app's attempt `name` threw the runtime's error for `method` on a `table` so marked. */
+    async function refused(name: string, method: string, table: string, kind: string) {
+      const r = await attempt(name);
+      assert.equal(r.status, 200, r.text);
+      const body = r.json();
+      assert.equal(body.threw, true, `${name}: ${r.text}`);
+      assert.match(
+        String(body.message),
+        new RegExp(
+          `^Cannot call ${method} on table named ${table.replace(/\./g, "\\.")}\\. This table is ${kind}`,
+        ),
+        name,
+      );
+    }
+
     it("refuses writes to public governance and internal tables, and changes nothing", async () => {
       const before = await govState();
       for (const [name, method, table] of [
@@ -629,17 +644,7 @@ describe("access table: every endpoint, four kinds of caller", () => {
         ["users_certs_clear", "clear", "public:ccf.gov.users.certs"],
         ["signatures_set", "set", "public:ccf.internal.signatures"],
       ] as const) {
-        const r = await attempt(name);
-        assert.equal(r.status, 200, r.text);
-        const body = r.json();
-        assert.equal(body.threw, true, `${name}: ${r.text}`);
-        assert.match(
-          String(body.message),
-          new RegExp(
-            `^Cannot call ${method} on table named ${table.replace(/\./g, "\\.")}\\. This table is read-only`,
-          ),
-          name,
-        );
+        await refused(name, method, table, "read-only");
       }
       // The handler answered 200 after each attempt, so any write would have been applied.
       assert.deepEqual(await govState(), before);
@@ -668,17 +673,7 @@ describe("access table: every endpoint, four kinds of caller", () => {
         ["private_gov_get", "get", "ccf.gov.members.info"],
         ["private_gov_has", "has", "ccf.gov.users.certs"],
       ] as const) {
-        const r = await attempt(name);
-        assert.equal(r.status, 200, r.text);
-        const body = r.json();
-        assert.equal(body.threw, true, `${name}: ${r.text}`);
-        assert.match(
-          String(body.message),
-          new RegExp(
-            `^Cannot call ${method} on table named ${table.replace(/\./g, "\\.")}\\. This table is inaccessible`,
-          ),
-          name,
-        );
+        await refused(name, method, table, "inaccessible");
       }
     });
 

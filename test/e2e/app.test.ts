@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
@@ -50,14 +50,7 @@ describe("the logging app on a node", () => {
   before(async () => {
     assert.ok(existsSync(BUNDLE), `the sample app is built by npm ci: ${BUNDLE}`);
     makeMemberAndUser(dir);
-    const config = singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: BUNDLE,
-        open_service: true,
-      },
-      signatures: { tx_count: 10, delay: "50ms" },
-    });
+    const config = openAppNodeConfig(dir, BUNDLE, { tx_count: 10, delay: "50ms" });
     ({ node, base } = await startNode(dir, config));
     const ca = readFileSync(join(dir, "service_cert.pem"), "utf8");
     user = clientAgent(dir, ca);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
@@ -34,14 +34,7 @@ describe("back-pressure on uncommitted transactions", () => {
 
   before(async () => {
     makeMemberAndUser(dir);
-    const config = singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: BUNDLE,
-        open_service: true,
-      },
-      signatures: { tx_count: 1000, delay: "1000s" },
-    });
+    const config = openAppNodeConfig(dir, BUNDLE, { tx_count: 1000, delay: "1000s" });
     config.consensus = { max_uncommitted_tx_count: 3 };
     config.ledger_signatures = { tx_count: 1000, delay: "1000s", sign_when_idle: false };
     ({ node, base } = await startNode(dir, config));

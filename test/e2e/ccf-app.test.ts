@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as x509 from "@peculiar/x509";
 import { Agent, request } from "undici";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { makeMemberAndUser } from "../helpers/identities.js";
 
@@ -388,14 +388,7 @@ describe("@microsoft/ccf-app crypto, converters and typed KV, from a rollup-buil
   before(async () => {
     assert.ok(existsSync(BUNDLE), `the test app is built by npm ci (build:samples): ${BUNDLE}`);
     makeMemberAndUser(dir);
-    const config = singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: BUNDLE,
-        open_service: true,
-      },
-      signatures: { tx_count: 10, delay: "50ms" },
-    });
+    const config = openAppNodeConfig(dir, BUNDLE, { tx_count: 10, delay: "50ms" });
     ({ node, base } = await startNode(dir, config));
     user = new Agent({
       connect: {

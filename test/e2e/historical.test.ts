@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
 import { verifyReceiptBytes } from "../../src/audit/index.js";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
@@ -92,14 +92,7 @@ describe("historical queries and receipts on a node", () => {
 
   before(async () => {
     makeMemberAndUser(dir);
-    const config = singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: BUNDLE,
-        open_service: true,
-      },
-      signatures: { tx_count: 10, delay: "50ms" },
-    });
+    const config = openAppNodeConfig(dir, BUNDLE, { tx_count: 10, delay: "50ms" });
     ({ node, base } = await startNode(dir, config));
     serviceCert = readFileSync(join(dir, "service_cert.pem"), "utf8");
     user = clientAgent(dir, serviceCert);

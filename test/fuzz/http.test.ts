@@ -15,7 +15,7 @@ import fc from "fast-check";
 import { Tag } from "cbor-x";
 import { type Agent, errors } from "undici";
 import { cborEncode } from "../../src/crypto/cose.js";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 
@@ -397,14 +397,7 @@ describe("fuzzing a node's HTTP front end", () => {
 
   before(async () => {
     makeMemberAndUser(dir);
-    const config = singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: BUNDLE,
-        open_service: true,
-      },
-      signatures: { tx_count: 10, delay: "50ms" },
-    });
+    const config = openAppNodeConfig(dir, BUNDLE, { tx_count: 10, delay: "50ms" });
     ({ node, base } = await startNode(dir, config));
     origin = new URL(base).origin;
     user = clientAgent(dir, readFileSync(join(dir, "service_cert.pem"), "utf8"));

@@ -48,3 +48,22 @@ export function singleNodeConfig(dir: string, o: SingleNodeOptions): Record<stri
     },
   };
 }
+
+/**
+ * The one-node service most end-to-end tests run: user0 (from `dir`), an app bundle, opened at
+ * genesis (ccf-ts's sandbox convenience).
+ */
+export function openAppNodeConfig(
+  dir: string,
+  bundle: string,
+  signatures: SingleNodeOptions["signatures"],
+): Record<string, unknown> {
+  return singleNodeConfig(dir, {
+    start: {
+      users: [{ certificate_file: join(dir, "user0_cert.pem") }],
+      js_app_bundle: bundle,
+      open_service: true,
+    },
+    signatures,
+  });
+}
