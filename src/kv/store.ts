@@ -109,6 +109,36 @@ export class Store {
     return [...this.maps.keys()].sort();
   }
 
+  /**
+   * Whether a key k with from <= k < to (a bound left out is unbounded) of the map was written (set
+   * or removed) by a version after `since`: what a range scan read at `since` conflicts with. From
+   * the undo log, which holds every version after the compacted one; for an older `since`, from the
+   * entries' versions, conservatively true once tombstones written after `since` were dropped (a
+   * removal in the range can no longer be told from one outside it).
+   */
+  writtenInRange(
+    name: string,
+    from: KeyString | undefined,
+    to: KeyString | undefined,
+    since: number,
+  ): boolean {
+    const state = this.maps.get(name);
+    if (state === undefined || state.version <= since) return false;
+    const inRange = (k: KeyString) =>
+      (from === undefined || k >= from) && (to === undefined || k < to);
+    if (since >= this.compacted) {
+      for (let i = this.undo.length - 1; i >= 0; i--) {
+        const record = this.undo[i];
+        if (record.version <= since) break;
+        for (const c of record.changes) if (c.map === name && inRange(c.key)) return true;
+      }
+      return false;
+    }
+    if (state.tombstonesDroppedAt > since) return true;
+    for (const [k, e] of state.entries) if (e.version > since && inRange(k)) return true;
+    return false;
+  }
+
   /** Latest committed value of a key, outside any transaction. */
   get(map: string, key: KeyString): Uint8Array | undefined {
     const e = this.maps.get(map)?.entries.get(key);

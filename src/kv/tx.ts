@@ -2,15 +2,29 @@
 // so that commit can detect a conflicting commit (optimistic concurrency, as CCF's KV).
 
 import { ConflictError } from "../errors.js";
-import { type KeyString, keyFromString, keyToString } from "./keys.js";
+import { type KeyString, keyFromString, keyToString, lowerBound } from "./keys.js";
 import type { MapState, Store } from "./store.js";
 import type { MapWrites, WriteSet } from "./write-set.js";
 
 interface MapReads {
   /** Keys read individually. */
   keys: Set<KeyString>;
+  /** Key ranges [from, to) scanned (beyond CCF); a bound left out is unbounded. */
+  ranges: KeyRange[];
   /** The whole map was observed (iteration, size). */
   whole: boolean;
+}
+
+interface KeyRange {
+  from: KeyString | undefined;
+  to: KeyString | undefined;
+}
+
+/** How `TxMap.range` walks a range: backwards (from the top) and/or stopping after `limit` entries. */
+export interface RangeOptions {
+  reverse?: boolean;
+  /** At most this many entries (a non-negative integer); unlimited if left out. */
+  limit?: number;
 }
 
 export class Tx {
@@ -58,6 +72,11 @@ export class Tx {
         continue;
       }
       for (const key of r.keys) this.committedEntry(state, name, key);
+      for (const range of r.ranges) {
+        if (this.store.writtenInRange(name, range.from, range.to, this.readVersion)) {
+          this.conflict(name);
+        }
+      }
     }
   }
 
@@ -78,13 +97,36 @@ export class Tx {
 
   /** @internal */
   recordRead(name: string, key: KeyString | undefined): void {
-    let r = this.reads.get(name);
-    if (r === undefined) {
-      r = { keys: new Set(), whole: false };
-      this.reads.set(name, r);
-    }
+    const r = this.mapReads(name);
     if (key === undefined) r.whole = true;
     else r.keys.add(key);
+  }
+
+  /**
+   * Records that the keys in [from, to) were observed (a range scan), so that a later write of any
+   * key in it (set, removal or insertion of a new key: a phantom) conflicts; and, since the store
+   * holds only the latest state, throws at once if such a write has already happened after the
+   * read version (what the scan saw would not be the state at the read version).
+   * @internal
+   */
+  readRange(name: string, from: KeyString | undefined, to: KeyString | undefined): void {
+    if (from !== undefined && to !== undefined && from >= to) return;
+    if (from === undefined && to === undefined) {
+      this.recordRead(name, undefined);
+    } else {
+      const r = this.mapReads(name);
+      if (!r.whole) r.ranges.push({ from, to });
+    }
+    if (this.store.writtenInRange(name, from, to, this.readVersion)) this.conflict(name);
+  }
+
+  private mapReads(name: string): MapReads {
+    let r = this.reads.get(name);
+    if (r === undefined) {
+      r = { keys: new Set(), ranges: [], whole: false };
+      this.reads.set(name, r);
+    }
+    return r;
   }
 
   /**
@@ -162,13 +204,23 @@ export class TxMap {
     for (const k of this.liveKeys()) fn(this.getByString(k) as Uint8Array, keyFromString(k));
   }
 
-  /** Entries with from <= key < to (beyond CCF: ordered range scans), in key byte order. */
-  range(from?: Uint8Array, to?: Uint8Array): Array<[Uint8Array, Uint8Array]> {
+  /**
+   * Entries with from <= key < to (beyond CCF: ordered range scans), this transaction's own writes
+   * included, in key byte order (unsigned, lexicographic; a prefix sorts first), or in reverse
+   * order with `reverse`. A bound left out is unbounded; from >= to is an empty range. Only the
+   * part of the range the scan covered joins the read set: all of it, or, when `limit` cut the
+   * scan short, up to and including the last key returned (down to it, in reverse).
+   */
+  range(
+    from?: Uint8Array,
+    to?: Uint8Array,
+    options: RangeOptions = {},
+  ): Array<[Uint8Array, Uint8Array]> {
     const lo = from === undefined ? undefined : keyToString(from);
     const hi = to === undefined ? undefined : keyToString(to);
     const out: Array<[Uint8Array, Uint8Array]> = [];
-    for (const k of this.liveKeys(lo, hi)) {
-      out.push([keyFromString(k), this.getByString(k) as Uint8Array]);
+    for (const k of this.rangeKeys(lo, hi, options)) {
+      out.push([keyFromString(k), this.valueOf(k) as Uint8Array]);
     }
     return out;
   }
@@ -187,6 +239,67 @@ export class TxMap {
 
   removeByString(key: KeyString): void {
     (this.tx.mapWrites(this.name, true) as MapWrites).set(key, null);
+  }
+
+  /** The value a key has in this transaction, without recording a read (the caller has). */
+  private valueOf(key: KeyString): Uint8Array | undefined {
+    const own = this.tx.mapWrites(this.name, false)?.get(key);
+    if (own !== undefined) return own ?? undefined;
+    return this.tx.state(this.name)?.entries.get(key)?.value ?? undefined;
+  }
+
+  /**
+   * Live keys of [from, to) merged with this transaction's writes, in order (or reversed), at most
+   * `limit` of them; the range they cover is read (recorded, and checked at once).
+   */
+  private rangeKeys(
+    from: KeyString | undefined,
+    to: KeyString | undefined,
+    { reverse = false, limit = Number.POSITIVE_INFINITY }: RangeOptions,
+  ): KeyString[] {
+    const out: KeyString[] = [];
+    if ((from !== undefined && to !== undefined && from >= to) || limit <= 0) return out;
+    const committed = this.tx.state(this.name)?.sortedKeys() ?? [];
+    const start = from === undefined ? 0 : lowerBound(committed, from);
+    const end = Math.max(start, to === undefined ? committed.length : lowerBound(committed, to));
+    // This transaction's writes in the range, sorted: [key, still live].
+    const own: Array<[KeyString, boolean]> = [];
+    for (const [k, v] of this.tx.mapWrites(this.name, false) ?? []) {
+      if ((from !== undefined && k < from) || (to !== undefined && k >= to)) continue;
+      own.push([k, v !== null]);
+    }
+    own.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    // Merge the two sorted runs from the chosen end; an own write shadows the committed key.
+    const step = reverse ? -1 : 1;
+    let c = reverse ? end - 1 : start;
+    let o = reverse ? own.length - 1 : 0;
+    const cDone = () => (reverse ? c < start : c >= end);
+    const oDone = () => (reverse ? o < 0 : o >= own.length);
+    while (out.length < limit && !(cDone() && oDone())) {
+      let key: KeyString;
+      let live: boolean;
+      const ck = cDone() ? undefined : committed[c];
+      const ok = oDone() ? undefined : own[o][0];
+      const ownFirst = ok !== undefined && ck !== undefined && (reverse ? ok >= ck : ok <= ck);
+      const takeOwn = ck === undefined || ownFirst;
+      if (takeOwn) {
+        [key, live] = own[o];
+        if (ok === ck) c += step;
+        o += step;
+      } else {
+        key = ck;
+        live = true;
+        c += step;
+      }
+      if (live) out.push(key);
+    }
+    // Cut short by the limit: only the keys up to the last one returned were observed.
+    const last = out[out.length - 1];
+    const cut = out.length === limit && last !== undefined;
+    if (cut && !reverse) this.tx.readRange(this.name, from, `${last}\u0000`);
+    else if (cut && reverse) this.tx.readRange(this.name, last, to);
+    else this.tx.readRange(this.name, from, to);
+    return out;
   }
 
   /** Live keys at the read version merged with this transaction's writes, sorted. */

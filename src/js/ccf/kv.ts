@@ -34,7 +34,9 @@ export type KvMethod =
   | "delete"
   | "clear"
   | "forEach"
-  | "size";
+  | "size"
+  | "range"
+  | "forEachInRange";
 
 export type KvPermission = "read-write" | "read-only" | "write-only" | "inaccessible";
 
@@ -51,6 +53,8 @@ const READ_METHODS: ReadonlySet<KvMethod> = new Set([
   "getVersionOfPreviousWrite",
   "forEach",
   "size",
+  "range",
+  "forEachInRange",
 ]);
 
 const PUBLIC_PREFIX = "public:";
@@ -113,6 +117,7 @@ const HOST_GLOBAL = "__ccfKvHost";
  * only the map name; each method calls the host with its argument count, so the host checks the
  * current transaction, the permission and the arguments at call time. `forEach` gets a snapshot of
  * the entries from the host and calls back in the guest (the host cannot re-enter the guest).
+ * `range` and `forEachInRange` (beyond CCF: docs/ordered-maps.md) work the same way.
  */
 function installScript(exposeFactory: boolean): string {
   return `(() => {
@@ -137,6 +142,16 @@ function installScript(exposeFactory: boolean): string {
           for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], map);
         },
         get size() { return call(source, "size", name, 0); },
+        range(from, to, options) {
+          const flat = call(source, "range", name, arguments.length, from, to, options);
+          const entries = [];
+          for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], flat[i + 1]]);
+          return entries;
+        },
+        forEachInRange(from, to, callback) {
+          const flat = call(source, "forEachInRange", name, arguments.length, from, to, callback);
+          for (let i = 0; i < flat.length; i += 2) callback(flat[i + 1], flat[i], map);
+        },
       };
       return map;
     };
@@ -178,7 +193,57 @@ const METHODS: ReadonlySet<string> = new Set<KvMethod>([
   "clear",
   "forEach",
   "size",
+  "range",
+  "forEachInRange",
 ]);
+
+/** A range bound: an ArrayBuffer, or undefined / null for unbounded. */
+function rangeBound(value: GuestValue, which: "from" | "to"): Uint8Array | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!(value instanceof ArrayBuffer)) {
+    throw new GuestError(
+      "TypeError",
+      `Range bound '${which}' must be an ArrayBuffer, or undefined for unbounded`,
+    );
+  }
+  return new Uint8Array(value);
+}
+
+/** `range`'s options: `{ reverse?: boolean, limit?: number }` (a non-negative integer), or undefined. */
+function rangeOptions(value: GuestValue): { reverse?: boolean; limit?: number } {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value) || value instanceof ArrayBuffer) {
+    throw new GuestError("TypeError", "Range options must be an object");
+  }
+  const options: { reverse?: boolean; limit?: number } = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    if (key === "reverse") {
+      if (typeof v !== "boolean") {
+        throw new GuestError("TypeError", "Range option 'reverse' must be a boolean");
+      }
+      options.reverse = v;
+    } else if (key === "limit") {
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+        throw new GuestError("TypeError", "Range option 'limit' must be a non-negative integer");
+      }
+      options.limit = v;
+    } else {
+      throw new GuestError(
+        "TypeError",
+        `Unknown range option '${key}' (expected 'reverse' or 'limit')`,
+      );
+    }
+  }
+  return options;
+}
+
+/** Entries as the guest takes them: flat [key0, value0, key1, value1, ...], each its own buffer. */
+function flatEntries(entries: Array<[Uint8Array, Uint8Array]>): Uint8Array[] {
+  const flat: Uint8Array[] = [];
+  for (const [key, value] of entries) flat.push(key.slice(), value.slice());
+  return flat;
+}
 
 /** One call of a handle method, as the guest passes it: method, map name, argument count, arguments. */
 function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
@@ -264,6 +329,24 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
     }
     case "size":
       return map.size;
+    case "range": {
+      if (argc > 3) {
+        throw new GuestError("TypeError", `Passed ${argc} arguments, but expected at most 3`);
+      }
+      const from = rangeBound(rest[0], "from");
+      const to = rangeBound(rest[1], "to");
+      return flatEntries(map.range(from, to, rangeOptions(rest[2])));
+    }
+    case "forEachInRange": {
+      expectArgs(argc, 3);
+      const from = rangeBound(rest[0], "from");
+      const to = rangeBound(rest[1], "to");
+      const callback = rest[2];
+      if (!(callback instanceof GuestOpaque) || callback.type !== "function") {
+        throw new GuestError("TypeError", "Argument must be a function");
+      }
+      return flatEntries(map.range(from, to));
+    }
   }
 }
 
