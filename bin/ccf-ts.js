@@ -17,6 +17,7 @@ Commands:
   gov          propose, vote, withdraw, ack, show: member governance in one step
   ledger       verify a ledger offline (ledger verify), print its transactions (ledger read)
   receipt      verify a JSON or COSE receipt offline (receipt verify)
+  app          run a JS app's unit tests in-process (app test)
 
 Run \`ccf-ts <command> --help\` for a command's options.
 

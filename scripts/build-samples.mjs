@@ -5,10 +5,15 @@
 // @microsoft/ccf-app's `ccf-build-bundle`:
 //   {"metadata": <app.json>, "modules": [{"name": "<path relative to dist/src>", "module": "<source>"}]}
 //
-// Usage: node scripts/build-samples.mjs [--out-dir DIR] [APP...]
-//   APP        app names under samples/apps/ or test/fixtures/apps/ (default: every folder there
-//              with an app.json; the test fixtures' apps build into their own dist/ the same way)
-//   --out-dir  write <DIR>/<app>/ instead of samples/apps/<app>/dist/ (used by tests)
+// Usage: node scripts/build-samples.mjs [--out-dir DIR] [--source-maps] [APP...]
+//   APP            app names under samples/apps/ or test/fixtures/apps/ (default: every folder
+//                  there with an app.json; the test fixtures' apps build into their own dist/ the
+//                  same way)
+//   --out-dir      write <DIR>/<app>/ instead of samples/apps/<app>/dist/ (used by tests)
+//   --source-maps  end every module with an inline source map (`//# sourceMappingURL=data:...`, a
+//                  plain comment, so CCF accepts the bundle), its sources named from the app's
+//                  folder (`src/x.ts`) and their text left out. An app whose tsconfig.json sets
+//                  `compilerOptions.sourceMap` gets them without the flag.
 // Silent on success; on failure prints what failed and exits 1.
 import {
   cpSync,
@@ -26,6 +31,7 @@ import { fileURLToPath } from "node:url";
 import { rollup } from "rollup";
 import { nodeResolve } from "@rollup/plugin-node-resolve";
 import typescript from "@rollup/plugin-typescript";
+import ts from "typescript";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const appsDir = join(root, "samples", "apps");
@@ -43,6 +49,7 @@ class BuildError extends Error {}
 function parseArgs(argv) {
   const apps = [];
   let outDir;
+  let sourceMaps = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--out-dir") {
@@ -51,8 +58,10 @@ function parseArgs(argv) {
       outDir = resolve(outDir);
     } else if (arg.startsWith("--out-dir=")) {
       outDir = resolve(arg.slice("--out-dir=".length));
+    } else if (arg === "--source-maps") {
+      sourceMaps = true;
     } else if (arg === "-h" || arg === "--help") {
-      console.log("usage: node scripts/build-samples.mjs [--out-dir DIR] [APP...]");
+      console.log("usage: node scripts/build-samples.mjs [--out-dir DIR] [--source-maps] [APP...]");
       process.exit(0);
     } else if (arg.startsWith("-")) {
       throw new BuildError(`unknown option ${arg}`);
@@ -67,7 +76,7 @@ function parseArgs(argv) {
       }
     }
   }
-  return { apps, outDir };
+  return { apps, outDir, sourceMaps };
 }
 
 /** The distinct `js_module` values of an app.json, checked for shape. */
@@ -120,7 +129,32 @@ function formatWarning(w) {
   return `${where}${w.message}`;
 }
 
-async function buildApp(name, outDir) {
+/** Whether the app's tsconfig.json asks for source maps (`sourceMap` or `inlineSourceMap`). */
+function tsconfigWantsSourceMaps(tsconfigPath) {
+  const { config, error } = ts.readConfigFile(tsconfigPath, ts.sys.readFile);
+  if (error !== undefined) {
+    throw new BuildError(
+      `${relative(root, tsconfigPath)}: ${ts.flattenDiagnosticMessageText(error.messageText, "\n")}`,
+    );
+  }
+  const options = config?.compilerOptions ?? {};
+  return options.sourceMap === true || options.inlineSourceMap === true;
+}
+
+/**
+ * A source as a stack trace should name it: relative to the app's folder (src/x.ts), or from
+ * node_modules/ for a dependency outside it.
+ */
+function sourceName(appDir, mapPath, source) {
+  const abs = resolve(dirname(mapPath), source);
+  const rel = relative(appDir, abs).split(sep).join("/");
+  if (!rel.startsWith("../")) return rel;
+  const posix = abs.split(sep).join("/");
+  const dep = posix.lastIndexOf("/node_modules/");
+  return dep === -1 ? posix : posix.slice(dep + 1);
+}
+
+async function buildApp(name, outDir, sourceMapsFlag) {
   const appDir = appDirOf(name);
   const appJsonPath = join(appDir, "app.json");
   if (!existsSync(appJsonPath)) throw new BuildError(`${relative(root, appDir)}: no app.json`);
@@ -147,6 +181,9 @@ async function buildApp(name, outDir) {
   rmSync(stageDir, { recursive: true, force: true });
   mkdirSync(stageDir, { recursive: true });
 
+  const tsconfig = join(appDir, "tsconfig.json");
+  const sourceMaps = sourceMapsFlag || (existsSync(tsconfig) && tsconfigWantsSourceMaps(tsconfig));
+
   const warnings = [];
   try {
     const bundle = await rollup({
@@ -154,10 +191,16 @@ async function buildApp(name, outDir) {
       plugins: [
         nodeResolve(),
         typescript({
-          tsconfig: join(appDir, "tsconfig.json"),
+          tsconfig,
           include: [join(srcDir, "**/*.ts")],
           outDir: join(stageDir, "src"),
           noEmitOnError: true,
+          // Rollup chains TypeScript's maps into its own; the module's inline map replaces both.
+          sourceMap: sourceMaps,
+          inlineSourceMap: false,
+          inlineSources: false,
+          // Absolute, so that rollup finds the .ts files (TypeScript names them from its outDir).
+          ...(sourceMaps ? { sourceRoot: srcDir } : {}),
         }),
       ],
       onwarn: (w) => warnings.push(w),
@@ -168,6 +211,14 @@ async function buildApp(name, outDir) {
         format: "es",
         preserveModules: true,
         preserveModulesRoot: srcDir,
+        ...(sourceMaps
+          ? {
+              sourcemap: "inline",
+              sourcemapExcludeSources: true,
+              // Sources as the app's author sees them: relative to the app's folder (src/x.ts).
+              sourcemapPathTransform: (source, mapPath) => sourceName(appDir, mapPath, source),
+            }
+          : {}),
       });
     } finally {
       await bundle.close();
@@ -205,10 +256,10 @@ async function buildApp(name, outDir) {
 }
 
 try {
-  const { apps, outDir } = parseArgs(process.argv.slice(2));
+  const { apps, outDir, sourceMaps } = parseArgs(process.argv.slice(2));
   if (apps.length === 0)
     throw new BuildError(`no apps under ${relative(process.cwd(), appsDir) || "."}`);
-  const results = await Promise.allSettled(apps.map((name) => buildApp(name, outDir)));
+  const results = await Promise.allSettled(apps.map((name) => buildApp(name, outDir, sourceMaps)));
   let failed = false;
   results.forEach((r, i) => {
     if (r.status === "rejected") {

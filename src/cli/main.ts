@@ -2,6 +2,7 @@
 
 import { Command, CommanderError } from "commander";
 import { CcfError } from "../errors.js";
+import { registerAppTest } from "./app-test.js";
 import { registerCoseSign } from "./cose-sign.js";
 import { registerGov } from "./gov.js";
 import { registerLedger } from "./ledger.js";
@@ -117,6 +118,9 @@ export async function main(argv: string[]): Promise<number> {
   registerCoseSign(program);
   registerGov(program);
   registerReceipt(program);
+  registerAppTest(program, (code) => {
+    exitCode = code;
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
     return exitCode;

@@ -32,6 +32,7 @@ import {
   type RewindableInterpreter,
   SandboxError,
 } from "./sandbox/index.js";
+import { ModuleSourceMaps, mapStackTrace } from "./source-map.js";
 
 export interface AppEndpoint {
   method: string;
@@ -404,6 +405,9 @@ export class JsApp {
   private readonly rewind: boolean;
   private readonly onLongRun: (() => void) | undefined;
   private readonly history: AppHistory | undefined;
+  private readonly onRun: ((endpoint: AppEndpoint, seconds: number) => void) | undefined;
+  /** Decoded once per module source, only when an exception's details are asked for. */
+  private readonly sourceMaps = new ModuleSourceMaps();
 
   constructor(opts: {
     log: (level: string, msg: string) => void;
@@ -418,7 +422,10 @@ export class JsApp {
     onLongRun?: () => void;
     /** Historical states for `ccf.historical` (absent: its functions throw). */
     history?: AppHistory;
+    /** Told of each handler run in the sandbox and its seconds (metrics). */
+    onRun?: (endpoint: AppEndpoint, seconds: number) => void;
   }) {
+    this.onRun = opts.onRun;
     this.onLongRun = opts.onLongRun;
     this.history = opts.history;
     this.rewind = opts.rewindInterpreters ?? true;
@@ -429,6 +436,7 @@ export class JsApp {
 
   /** Drops cached interpreters (after public:ccf.gov.modules / interpreter.flush change). */
   flush(): void {
+    this.sourceMaps.clear();
     const all = [...this.cache.values()];
     this.cache.clear();
     for (const p of all) p.then(retire, () => undefined);
@@ -676,16 +684,18 @@ export class JsApp {
       if (e instanceof LimitExceeded) {
         response = internalError(e.message);
       } else if (e instanceof JsException) {
+        const trace =
+          options.logExceptionDetails || options.returnExceptionDetails
+            ? this.originalTrace(e.jsStack ?? "", tx)
+            : "";
         if (options.logExceptionDetails) {
-          this.log("error", `Exception thrown while executing: ${e.message}\n${e.jsStack ?? ""}`);
+          this.log("error", `Exception thrown while executing: ${e.message}\n${trace}`);
         }
         const body = HttpErrors.InternalError("Exception thrown while executing.").toJSON() as {
           error: Record<string, unknown>;
         };
         if (options.returnExceptionDetails) {
-          body.error.details = [
-            { code: "JSException", message: e.message, trace: e.jsStack ?? "" },
-          ];
+          body.error.details = [{ code: "JSException", message: e.message, trace }];
         }
         response = errorResponse(500, body);
       } else if (e instanceof SandboxError && !app.interp.dead) {
@@ -696,8 +706,10 @@ export class JsApp {
     } finally {
       app.current = undefined;
     }
+    const elapsed = performance.now() - started;
+    this.onRun?.(endpoint, elapsed / 1000);
     if (app.metricsLogging) {
-      const ms = Math.round(performance.now() - started);
+      const ms = Math.round(elapsed);
       this.log(
         "info",
         `JS execution complete: Method=${req.method}, Path=${endpoint.path}, ` +
@@ -709,6 +721,14 @@ export class JsApp {
     const result: AppResult = { response, applyWrites };
     if (!threw && current.claimsDigest !== undefined) result.claimsDigest = current.claimsDigest;
     return result;
+  }
+
+  /** A guest stack with frames of modules that carry a source map shown at their original lines. */
+  private originalTrace(stack: string, tx: Tx): string {
+    const modules = tx.map(Tables.MODULES);
+    return mapStackTrace(stack, (name) =>
+      this.sourceMaps.get(name, modules.get(Buffer.from(`/${name}`, "utf8"))),
+    );
   }
 
   private mapResponse(out: GuestValue): EndpointResponse {

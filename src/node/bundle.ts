@@ -53,7 +53,8 @@ export function loadBundle(path: string, field = "js_app_bundle"): AppBundle {
   return checkBundle(bundle, field);
 }
 
-function checkBundle(b: unknown, field: string): AppBundle {
+/** Checks a bundle's shape and that each endpoint's module is in it (a ConfigError naming the problem). */
+export function checkBundle(b: unknown, field: string): AppBundle {
   const bundle = b as Partial<AppBundle>;
   if (bundle === null || typeof bundle !== "object" || !Array.isArray(bundle.modules)) {
     throw new ConfigError(`${field}: a bundle has "metadata" and a "modules" array`);
