@@ -8,7 +8,7 @@
 // until they expire or are dropped.
 
 import { sha256 } from "../crypto/index.js";
-import { CcfError } from "../errors.js";
+import { CcfError, HttpError } from "../errors.js";
 import { keyToString, SINGLETON_KEY, Store, Tables, type Tx, type WriteSet } from "../kv/index.js";
 import {
   type DecodedEntry,
@@ -129,6 +129,8 @@ export class HistoricalStates {
   private readonly fetching = new Map<number, Promise<void>>();
   private readonly handles = new Map<number, RangeHandle>();
   private readonly commitSecrets = new Map<number, Buffer>();
+  /** Seqnos whose entry could not be read back (a damaged ledger does not heal): their error. */
+  private readonly failed = new Map<number, CcfError>();
 
   constructor(
     private readonly src: HistoricalSource,
@@ -150,6 +152,7 @@ export class HistoricalStates {
       this.states.set(seqno, cached);
       return cached;
     }
+    this.throwIfFailed(seqno);
     const state = this.tryBuild(seqno);
     if (state !== undefined) {
       this.remember(state);
@@ -189,6 +192,7 @@ export class HistoricalStates {
     if (end > this.src.commitSeqno()) return undefined;
     const states: Array<HistoricalState | undefined> = [];
     const missing: number[] = [];
+    for (let s = start; s <= end; s++) this.throwIfFailed(s);
     for (let s = start; s <= end; s++) {
       const state = this.states.get(s) ?? this.tryBuild(s);
       states.push(state);
@@ -236,6 +240,11 @@ export class HistoricalStates {
     }
   }
 
+  private throwIfFailed(seqno: number): void {
+    const err = this.failed.get(seqno);
+    if (err !== undefined) throw err;
+  }
+
   /** Builds the state from entries read synchronously, if the seqno is recent enough. */
   private tryBuild(seqno: number): HistoricalState | undefined {
     this.checkCommitted(seqno);
@@ -243,13 +252,30 @@ export class HistoricalStates {
     const sigSeqno = this.signatureFor(seqno);
     let sig = this.signatures.get(sigSeqno);
     if (sig === undefined) {
-      const bytes = this.src.storage().read(sigSeqno);
+      const bytes = this.readEntry(sigSeqno);
       if (bytes === undefined) return undefined;
       sig = this.readSignature(sigSeqno, bytes);
     }
-    const bytes = this.src.storage().read(seqno);
+    const bytes = this.readEntry(seqno);
     if (bytes === undefined) return undefined;
     return this.build(seqno, bytes, sig);
+  }
+
+  private async readEntryAsync(seqno: number): Promise<Buffer | undefined> {
+    try {
+      return await this.src.storage().readAsync(seqno);
+    } catch (e) {
+      throw unreadable(seqno, e);
+    }
+  }
+
+  /** An entry's bytes from the ledger; a damaged or cut chunk file is named as such. */
+  private readEntry(seqno: number): Buffer | undefined {
+    try {
+      return this.src.storage().read(seqno);
+    } catch (e) {
+      throw unreadable(seqno, e);
+    }
   }
 
   /** Reads the entries of `seqnos` (and their signatures) one after another in the background. */
@@ -262,17 +288,23 @@ export class HistoricalStates {
           const sigSeqno = this.signatureFor(seqno);
           let sig = this.signatures.get(sigSeqno);
           if (sig === undefined) {
-            const sigBytes = await this.src.storage().readAsync(sigSeqno);
+            const sigBytes = await this.readEntryAsync(sigSeqno);
             if (sigBytes === undefined) throw missingEntry(sigSeqno);
             sig = this.readSignature(sigSeqno, sigBytes);
           }
-          const bytes = await this.src.storage().readAsync(seqno);
+          const bytes = await this.readEntryAsync(seqno);
           if (bytes === undefined) throw missingEntry(seqno);
           const state = this.build(seqno, bytes, sig);
           this.remember(state);
           done(state);
         } catch (err) {
           this.src.onError?.(err, seqno);
+          if (err instanceof CcfError && err.code === "HistoricalEntryMismatch") {
+            this.failed.set(seqno, err);
+            while (this.failed.size > 1024) {
+              this.failed.delete(this.failed.keys().next().value as number);
+            }
+          }
         }
       }
     })();
@@ -305,15 +337,15 @@ export class HistoricalStates {
     const ws = entry.writeSet;
     const raw = ws.get(Tables.SIGNATURES)?.get(SINGLETON);
     if (raw === undefined || raw === null) {
-      throw new CcfError("HistoricalEntryMismatch", `seqno ${seqno} is not a signature`, 500);
+      throw new HttpError(500, "HistoricalEntryMismatch", `seqno ${seqno} is not a signature`);
     }
     const sig = decodePrimarySignature(raw);
     const expectedRoot = this.src.tree.rootAt(seqno).toString("hex");
     if (sig.seqno !== seqno || sig.root !== expectedRoot) {
-      throw new CcfError(
+      throw new HttpError(
+        500,
         "HistoricalEntryMismatch",
         `the signature at seqno ${seqno} does not sign this node's Merkle root`,
-        500,
       );
     }
     const coseRaw = ws.get(Tables.COSE_SIGNATURES)?.get(SINGLETON);
@@ -344,7 +376,13 @@ export class HistoricalStates {
     seqno: number,
     bytes: Buffer,
   ): { entry: DecodedEntry; writeSetDigest: Buffer } {
-    const entry = decodeEntry(bytes);
+    let entry: DecodedEntry;
+    try {
+      entry = decodeEntry(bytes);
+    } catch (e) {
+      // A damaged or cut ledger file: named as such, never passed on as data.
+      throw unreadable(seqno, e);
+    }
     const writeSetDigest = sha256(bytes);
     const leaf = leafDigest(
       entry.header.entryType,
@@ -353,10 +391,10 @@ export class HistoricalStates {
       entry.header.claimsDigest,
     );
     if (entry.header.version !== seqno || !leaf.equals(this.src.tree.leaf(seqno))) {
-      throw new CcfError(
+      throw new HttpError(
+        500,
         "HistoricalEntryMismatch",
         `the ledger entry at seqno ${seqno} does not match this node's Merkle tree`,
-        500,
       );
     }
     return { entry, writeSetDigest };
@@ -394,10 +432,10 @@ export class HistoricalStates {
     const evidence = commitEvidence(cs, entry.view, seqno);
     const ced = entry.header.commitEvidenceDigest;
     if (ced !== undefined && !commitEvidenceDigest(evidence).equals(ced)) {
-      throw new CcfError(
+      throw new HttpError(
+        500,
         "HistoricalEntryMismatch",
         `the commit evidence of seqno ${seqno} does not match its ledger entry`,
-        500,
       );
     }
     const claims = entry.header.claimsDigest;
@@ -446,4 +484,14 @@ export class HistoricalStates {
 
 function missingEntry(seqno: number): CcfError {
   return new CcfError("HistoricalEntryMissing", `the ledger has no entry at seqno ${seqno}`, 500);
+}
+
+/** The error for a ledger entry that cannot be read back (a damaged or truncated chunk file). */
+function unreadable(seqno: number, e: unknown): HttpError {
+  if (e instanceof HttpError && e.code === "HistoricalEntryMismatch") return e;
+  return new HttpError(
+    500,
+    "HistoricalEntryMismatch",
+    `the ledger entry at seqno ${seqno} cannot be read: ${e instanceof Error ? e.message : String(e)}`,
+  );
 }

@@ -170,4 +170,55 @@ describe("historical states", () => {
     );
     await svc.storage.close();
   });
+
+  it("names a damaged or cut ledger file as such, at once or after a background read fails", async () => {
+    const { svc, signatures } = await service();
+    const seqno = seqnoOfRecord(svc, 3);
+    const failing = (s: number): never => {
+      throw new Error(`ledger_1-40: chunk is truncated inside seqno ${s}`);
+    };
+    // A chunk that no longer parses (the reader throws): recent seqnos are read at once.
+    const cut: LedgerStorage = Object.assign(Object.create(svc.storage) as LedgerStorage, {
+      read: (s: number) => (s === seqno ? failing(s) : svc.storage.read(s)),
+      readAsync: async (s: number) => (s === seqno ? failing(s) : svc.storage.readAsync(s)),
+    });
+    assert.throws(
+      () => states(svc, signatures, { storage: cut }).get(seqno),
+      (e) =>
+        e instanceof CcfError &&
+        e.code === "HistoricalEntryMismatch" &&
+        e.status === 500 &&
+        e.message.includes(`seqno ${seqno} cannot be read`) &&
+        e.message.includes("truncated"),
+    );
+    // An entry whose header is garbage does not decode: the same error, not an internal one.
+    const garbled: LedgerStorage = Object.assign(Object.create(svc.storage) as LedgerStorage, {
+      read: (s: number) => (s === seqno ? Buffer.alloc(12, 0xff) : svc.storage.read(s)),
+    });
+    assert.throws(
+      () => states(svc, signatures, { storage: garbled }).get(seqno),
+      (e) => e instanceof CcfError && e.code === "HistoricalEntryMismatch",
+    );
+    // Old seqnos are read in the background: "fetching" first, then the error every time after.
+    const old = states(svc, signatures, { storage: cut, recentWindow: 0 });
+    assert.equal(old.get(seqno), "fetching");
+    const err = await waitFor("the background read to fail", () => {
+      try {
+        old.get(seqno);
+        return undefined;
+      } catch (e) {
+        return e;
+      }
+    });
+    assert.ok(err instanceof CcfError && err.code === "HistoricalEntryMismatch", String(err));
+    assert.throws(() => old.get(seqno), /cannot be read/);
+    assert.throws(() => old.range(1, seqno - 1, seqno, 10), /cannot be read/);
+    // Other seqnos are unaffected.
+    const other = seqnoOfRecord(svc, 5);
+    await waitFor("another seqno", () => {
+      const s = old.get(other);
+      return s === "fetching" ? undefined : s;
+    });
+    await svc.storage.close();
+  });
 });
