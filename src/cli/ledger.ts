@@ -4,11 +4,14 @@
 import { readFileSync, writeSync } from "node:fs";
 import type { Command } from "commander";
 import { CcfError } from "../errors.js";
-import { decodeValue, keyFromString, type WriteSet } from "../kv/index.js";
+import { decodeValue, keyFromString, Store, type WriteSet } from "../kv/index.js";
+import { MerkleTree } from "../merkle/index.js";
+import { installLoadedSnapshot, loadSnapshot } from "../node/snapshot-fetch.js";
 import { type LedgerEntry, type LedgerReport, LedgerSecrets, readLedger } from "../ledger/index.js";
 
 interface VerifyFlags {
   serviceCert?: string;
+  snapshot?: string;
   committedOnly?: boolean;
   secret?: string;
   progress?: boolean;
@@ -37,6 +40,11 @@ export function registerLedger(program: Command): void {
     )
     .argument("<dirs...>", "ledger directories")
     .option("--service-cert <file>", "the ledger must end under this service identity (PEM)")
+    .option(
+      "--snapshot <file>",
+      "a ledger that starts after a snapshot (a node that joined from one): start from this " +
+        "committed snapshot, its receipt checked against --service-cert",
+    )
     .option("--committed-only", "read only .committed chunks")
     .option("--secret <hex>", "ledger secret (hex): also decrypt private domains, check GCM tags")
     .option("--progress", "report progress on stderr every second (default when it is a TTY)")
@@ -81,12 +89,26 @@ function verifyCommand(dirs: string[], flags: VerifyFlags): void {
   const secrets = secretsFrom(flags.secret);
   const progress =
     flags.progress === true || process.stderr.isTTY === true ? progressReporter() : undefined;
+  let start: { from: number; into: { store: Store; tree: MerkleTree } } | undefined;
+  if (flags.snapshot !== undefined) {
+    if (serviceCert === undefined) {
+      throw new CcfError(
+        "InvalidArgument",
+        "--snapshot needs --service-cert: the snapshot's receipt is checked against it",
+      );
+    }
+    const snap = loadSnapshot(flags.snapshot, serviceCert, secrets);
+    start = { from: snap.seqno, into: { store: new Store(), tree: new MerkleTree() } };
+    installLoadedSnapshot(snap, start.into.store, start.into.tree);
+  }
   const report = readLedger(dirs, {
     committedOnly: flags.committedOnly === true,
     ...(secrets === undefined ? {} : { secrets }),
     ...(serviceCert === undefined ? {} : { serviceCert }),
     ...(progress === undefined ? {} : { onEntry: progress }),
+    ...(start ?? {}),
   });
+  if (start !== undefined) process.stdout.write(`from snapshot at seqno: ${start.from}\n`);
   printReport(report);
   process.stdout.write(
     report.unsignedTail > 0 ? `verified up to seqno ${report.lastSignedSeqno}\n` : "verified\n",

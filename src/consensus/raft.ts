@@ -208,6 +208,17 @@ export class Raft {
     return out;
   }
 
+  /**
+   * On a primary: the highest index known to match for each other node it replicates to (what
+   * replication lag is measured from). Empty on any other role.
+   */
+  matchIndexes(): Map<NodeId, number> {
+    const out = new Map<NodeId, number>();
+    if (this.roleValue !== "Primary") return out;
+    for (const [id, p] of this.progress) if (id !== this.o.id) out.set(id, p.match);
+    return out;
+  }
+
   /** Whether a primary may take a new (non-signature) transaction now. */
   canAcceptTransaction(): boolean {
     return this.refusal() === undefined;

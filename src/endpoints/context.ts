@@ -4,6 +4,7 @@
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../ledger/index.js";
 import type { Receipt } from "../merkle/index.js";
+import type { NodeMetrics } from "./prometheus.js";
 
 /** CCF's node startup states (include/ccf/node_startup_state.h). */
 export type NodeStartupState =
@@ -73,4 +74,6 @@ export interface NodeContext {
   sessionMetrics(): SessionMetrics;
   /** Whether the app / gov frontends accept requests (for /node/ready/*). */
   isReady(frontend: "app" | "gov"): boolean;
+  /** What `/node/metrics/prometheus` serves; absent, only what this interface can tell. */
+  readonly prometheusMetrics?: NodeMetrics;
 }

@@ -4,6 +4,7 @@
 import { HttpErrors } from "../errors.js";
 import { decodeValue, keyFromString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
 import type { NodeContext, Quote } from "./context.js";
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus.js";
 import { TX_ID_HEADER, txIdString } from "./txid.js";
 import type { Endpoint, EndpointResponse } from "./types.js";
 
@@ -127,70 +128,6 @@ function trustedQuotes(ctx: NodeContext): Quote[] {
       });
     });
   return out;
-}
-
-/** The session metrics and commit level as Prometheus exposition text. */
-function prometheusText(ctx: NodeContext): string {
-  const m = ctx.sessionMetrics();
-  const lines: string[] = [];
-  const metric = (
-    name: string,
-    help: string,
-    type: "gauge" | "counter",
-    samples: Array<[string, number]>,
-  ) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-  };
-  const ifaces = Object.entries(m.interfaces);
-  const label = (iface: string) => `{interface="${iface.replace(/["\\\n]/g, "_")}"}`;
-  metric(
-    "ccf_sessions_active",
-    "Open client sessions",
-    "gauge",
-    ifaces.map(([n, i]) => [label(n), i.active]),
-  );
-  metric(
-    "ccf_sessions_peak",
-    "Most client sessions open at once",
-    "gauge",
-    ifaces.map(([n, i]) => [label(n), i.peak]),
-  );
-  metric(
-    "ccf_sessions_soft_cap",
-    "Sessions past which requests get 503",
-    "gauge",
-    ifaces.map(([n, i]) => [label(n), i.soft_cap]),
-  );
-  metric(
-    "ccf_sessions_hard_cap",
-    "Sessions past which connections are refused",
-    "gauge",
-    ifaces.map(([n, i]) => [label(n), i.hard_cap]),
-  );
-  metric(
-    "ccf_session_errors_parsing_total",
-    "Requests that did not parse",
-    "counter",
-    ifaces.map(([n, i]) => [label(n), i.errors.parsing]),
-  );
-  metric(
-    "ccf_session_errors_request_payload_too_large_total",
-    "Requests refused with 413",
-    "counter",
-    ifaces.map(([n, i]) => [label(n), i.errors.request_payload_too_large]),
-  );
-  metric(
-    "ccf_session_errors_request_header_too_large_total",
-    "Requests refused with 431",
-    "counter",
-    ifaces.map(([n, i]) => [label(n), i.errors.request_header_too_large]),
-  );
-  metric("ccf_commit_seqno", "Seqno of the last committed transaction", "gauge", [
-    ["", ctx.commitTxId().seqno],
-  ]);
-  metric("ccf_current_view", "Current view", "gauge", [["", ctx.currentView()]]);
-  return `${lines.join("\n")}\n`;
 }
 
 export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
@@ -344,10 +281,10 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
     {
       method: "GET",
       path: "/node/metrics/prometheus",
-      openapi: { summary: "Session metrics in Prometheus text format (beyond CCF)" },
+      openapi: { summary: "Node metrics in Prometheus text format (beyond CCF)" },
       handler: () => ({
         status: 200,
-        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
         body: prometheusText(ctx),
       }),
     },

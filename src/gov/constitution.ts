@@ -133,6 +133,8 @@ export class ConstitutionRunner {
     private readonly opts: {
       effects: GovEffects;
       log: (level: LogLevel, message: string) => void;
+      /** Told of each call run in the sandbox (`validate`, `vote`...) and its seconds (metrics). */
+      onRun?: (fn: string, seconds: number) => void;
     },
   ) {}
 
@@ -201,7 +203,14 @@ export class ConstitutionRunner {
       installGovExtension(interp, { limits, log, randomBytes: random });
       installKv(interp, { current: () => ({ tx, context }) });
       if (context === "gov-rw") this.installEffects(interp, tx);
-      return interp.callExport(moduleName, fn, args);
+      const onRun = this.opts.onRun;
+      if (onRun === undefined) return interp.callExport(moduleName, fn, args);
+      const started = performance.now();
+      try {
+        return interp.callExport(moduleName, fn, args);
+      } finally {
+        onRun(fn, (performance.now() - started) / 1000);
+      }
     } catch (e) {
       if (e instanceof JsException) {
         throw new GovCallFailed({ reason: e.message, trace: e.jsStack ?? null });

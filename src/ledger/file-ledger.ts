@@ -20,6 +20,8 @@ export interface FileLedgerOptions {
   chunkSize: number;
   /** Written-but-unflushed bytes that trigger a write to the file. */
   writeBatchBytes?: number;
+  /** Told of each fdatasync of a chunk and how long it took, in seconds (metrics). */
+  onFsync?: (seconds: number) => void;
 }
 
 interface ClosedChunk {
@@ -56,6 +58,8 @@ export class FileLedger implements LedgerStorage {
   private syncing: Promise<void> | undefined;
   private readonly fdsToClose: number[] = [];
   private readonly layoutCache = new Map<string, Array<{ offset: number; size: number }>>();
+  private appendedBytesValue = 0;
+  private appendedEntriesValue = 0;
 
   private constructor(
     readonly dir: string,
@@ -82,6 +86,16 @@ export class FileLedger implements LedgerStorage {
     return this.durable;
   }
 
+  /** Bytes of entries appended since this ledger was opened (rolled-back ones included). */
+  get appendedBytes(): number {
+    return this.appendedBytesValue;
+  }
+
+  /** Entries appended since this ledger was opened (rolled-back ones included). */
+  get appendedEntries(): number {
+    return this.appendedEntriesValue;
+  }
+
   append(seqno: number, entry: Buffer, options: AppendOptions): void {
     checkNextSeqno(this.last, seqno);
     const chunk = this.open ?? this.startChunk(seqno);
@@ -90,6 +104,8 @@ export class FileLedger implements LedgerStorage {
     chunk.size += entry.length;
     this.pending.push(entry);
     this.pendingBytes += entry.length;
+    this.appendedBytesValue += entry.length;
+    this.appendedEntriesValue++;
     this.last = seqno;
     if (
       options.signature &&
@@ -216,7 +232,7 @@ export class FileLedger implements LedgerStorage {
       cur.size = newSize;
       cur.written = Math.min(cur.written, newSize);
       fs.ftruncateSync(cur.fd, newSize);
-      fs.fdatasyncSync(cur.fd);
+      this.fdatasyncSync(cur.fd);
     }
     this.last = seqno;
     this.written = Math.min(this.written, seqno);
@@ -304,7 +320,7 @@ export class FileLedger implements LedgerStorage {
     const header = Buffer.alloc(CHUNK_HEADER_SIZE);
     header.writeBigUInt64LE(BigInt(chunk.size), 0);
     fs.writeSync(chunk.fd, header, 0, CHUNK_HEADER_SIZE, 0);
-    fs.fdatasyncSync(chunk.fd);
+    this.fdatasyncSync(chunk.fd);
     const end = chunk.start + chunk.offsets.length - 1;
     const file = chunkFileName(chunk.start, end);
     fs.renameSync(join(this.dir, chunk.file), join(this.dir, file));
@@ -374,8 +390,17 @@ export class FileLedger implements LedgerStorage {
       const open = this.open;
       const upTo = this.written;
       if (open !== undefined) {
+        const onFsync = this.options.onFsync;
+        const started = onFsync === undefined ? 0 : performance.now();
         const p = new Promise<void>((resolve, reject) => {
-          fs.fdatasync(open.fd, (err) => (err ? reject(err) : resolve()));
+          fs.fdatasync(open.fd, (err) => {
+            if (err) {
+              reject(err);
+              return;
+            }
+            resolve();
+            onFsync?.((performance.now() - started) / 1000);
+          });
         });
         this.syncing = p;
         try {
@@ -388,6 +413,17 @@ export class FileLedger implements LedgerStorage {
       this.durable = Math.max(this.durable, Math.min(upTo, this.last));
     };
     return run();
+  }
+
+  private fdatasyncSync(fd: number): void {
+    const onFsync = this.options.onFsync;
+    if (onFsync === undefined) {
+      fs.fdatasyncSync(fd);
+      return;
+    }
+    const started = performance.now();
+    fs.fdatasyncSync(fd);
+    onFsync((performance.now() - started) / 1000);
   }
 
   private retireFd(fd: number): void {

@@ -23,9 +23,11 @@ import type { LedgerStorage } from "./storage.js";
 export interface Clock {
   /** Milliseconds since the epoch (or any monotonic origin in simulation). */
   now(): number;
+  /** Milliseconds from any fixed origin, finer than `now` (durations for metrics); else `now`. */
+  monotonic?(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
 
 export interface TxId {
   view: number;
@@ -67,6 +69,8 @@ export interface PipelineOptions {
   clock: Clock;
   /** Called for every appended entry, in seqno order (replication hooks here). */
   onAppend?: (seqno: number, view: number, entry: Buffer, signature: boolean) => void;
+  /** Told of each signature transaction emitted and how long it took (metrics), in seconds. */
+  onSignature?: (seqno: number, seconds: number) => void;
 }
 
 export interface CommitResult<T> {
@@ -266,6 +270,8 @@ export class TxPipeline {
    */
   emitSignature(): TxId {
     this.checkOpen();
+    const clock = this.o.clock;
+    const started = this.o.onSignature === undefined ? 0 : (clock.monotonic?.() ?? clock.now());
     const tree = this.o.tree;
     const seqno = this.o.store.version + 1;
     const root = tree.root();
@@ -319,6 +325,7 @@ export class TxPipeline {
     this.sinceSignature = 0;
     this.lastSignatureAt = this.o.clock.now();
     this.lastSignatureSeqno = version;
+    this.o.onSignature?.(version, ((clock.monotonic?.() ?? clock.now()) - started) / 1000);
     return { view: this.view, seqno: version };
   }
 

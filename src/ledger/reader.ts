@@ -162,7 +162,9 @@ export function listChunks(
       "LedgerGap",
       first.file,
       after + 1,
-      after === 0 ? "no chunk starts at seqno 1" : `no chunk holds seqno ${after + 1}`,
+      after === 0
+        ? `no chunk starts at seqno 1 (the first starts at ${next}: a ledger that starts after a snapshot is verified from that snapshot)`
+        : `no chunk holds seqno ${after + 1}`,
     );
   }
   all.forEach((c, i) => {

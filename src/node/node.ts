@@ -5,6 +5,7 @@
 
 import { createPublicKey } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import {
   createCertificateSigningRequest,
@@ -60,7 +61,6 @@ import {
 import {
   decodeValue,
   idKey,
-  installSnapshot,
   keyFromString,
   keyToString,
   SINGLETON_KEY,
@@ -103,7 +103,7 @@ import {
 } from "./retirement.js";
 import { createNodeIdentity, type NodeIdentity } from "./identity.js";
 import { readConfigFile } from "./files.js";
-import { VERSION } from "./version.js";
+import { PACKAGE_ROOT, VERSION } from "./version.js";
 import { encryptedShareOf, issueRecoveryShares } from "./share-manager.js";
 import {
   broadcastLedgerSecrets,
@@ -121,12 +121,14 @@ import {
   writeSelfEndorsement,
 } from "./recovery.js";
 import { govRecoveryEndpoints } from "../endpoints/gov-recovery.js";
+import { FORWARDED_INTERFACE, NodeMetrics } from "../endpoints/prometheus.js";
+import { consoleEndpoints } from "../endpoints/console.js";
 import { snapshotEndpoints } from "../endpoints/snapshot.js";
 import { type PreparedSnapshot, Snapshotter } from "./snapshotter.js";
 import {
   fetchLatestSnapshot,
   loadSnapshot,
-  treeAtSnapshot,
+  installLoadedSnapshot,
   viewStartsOf,
 } from "./snapshot-fetch.js";
 import { SNAPSHOT_EVIDENCE_KEY } from "../ledger/index.js";
@@ -189,6 +191,22 @@ export class Node implements NodeContext {
   private readonly tree = new MerkleTree();
   private readonly router = new Router();
   private readonly metrics = new EndpointMetrics();
+  /** What `/node/metrics/prometheus` serves (see docs/metrics.md). */
+  readonly prometheusMetrics: NodeMetrics = new NodeMetrics(this, {
+    role: () => this.host?.raft.role,
+    peers: () => Object.entries(this.transport?.stats().peers ?? {}),
+    transport: () => this.transport?.stats(),
+    forwarding: () => this.forwarder.stats(),
+    replication: () => {
+      const raft = this.host?.raft;
+      if (raft?.role !== "Primary") return undefined;
+      return { lastIdx: raft.lastIdx, match: raft.matchIndexes() };
+    },
+    ledger: () => ({
+      bytes: this.storage?.appendedBytes ?? 0,
+      entries: this.storage?.appendedEntries ?? 0,
+    }),
+  });
   private readonly interfaces: Interface[] = [];
   /** Seqno of the last signature this node wrote as primary. */
   private lastSignatureSeqno = 0;
@@ -236,6 +254,7 @@ export class Node implements NodeContext {
       serviceEndorsements: (cert) => this.serviceEndorsementsFor(cert),
     });
     const role = () => (this.host?.raft.role === "Primary" ? "primary" : "backup");
+    const forwardedObserver = this.prometheusMetrics.httpObserver(FORWARDED_INTERFACE);
     // A request forwarded here runs through the same checks (a backup refuses to forward it on).
     const forwardedHook = forwardingHook({
       role,
@@ -252,7 +271,7 @@ export class Node implements NodeContext {
           this.router,
           req,
           (err, r) => this.log.error({ err, path: r.path }, "forwarded request failed"),
-          { beforeHandler: forwardedHook },
+          { beforeHandler: forwardedHook, observe: forwardedObserver },
         ),
       timeoutMs: FORWARDING_TIMEOUT_MS,
     });
@@ -401,9 +420,7 @@ export class Node implements NodeContext {
   ): NonNullable<RaftOptions["start"]> {
     const loaded = loadSnapshot(path, serviceCertPem, secrets);
     const parsed = loaded.parsed;
-    const tree = treeAtSnapshot(parsed, loaded.seqno);
-    installSnapshot(this.store, parsed);
-    this.tree.adopt(tree);
+    installLoadedSnapshot(loaded, this.store, this.tree);
     this.storage.startAfter(loaded.seqno);
     const views = viewStartsOf(parsed.viewHistory, loaded.seqno);
     const term = views.at(-1)?.view ?? 2;
@@ -434,6 +451,7 @@ export class Node implements NodeContext {
     const config = this.config;
     this.storage = FileLedger.open(config.ledger.directory, {
       chunkSize: config.ledger.chunk_size,
+      onFsync: (seconds) => this.prometheusMetrics.fsync(seconds),
     });
     if (this.storage.lastSeqno !== 0) {
       throw new CcfError(
@@ -599,6 +617,7 @@ export class Node implements NodeContext {
     const copied = gatherLedgerChunks(config.ledger.directory, config.ledger.read_only_directories);
     this.storage = FileLedger.open(config.ledger.directory, {
       chunkSize: config.ledger.chunk_size,
+      onFsync: (seconds) => this.prometheusMetrics.fsync(seconds),
     });
     if (this.storage.lastSeqno === 0) {
       throw new CcfError(
@@ -980,6 +999,7 @@ export class Node implements NodeContext {
             whenIdle: this.config.ledger_signatures.sign_when_idle,
           },
           clock: systemClock,
+          onSignature: (_seqno, seconds) => this.prometheusMetrics.signature(seconds),
           onAppend: (seqno, v, entry, signature) => {
             if (signature) {
               this.lastSignatureSeqno = seqno;
@@ -1015,6 +1035,7 @@ export class Node implements NodeContext {
   private createApp(): void {
     this.app = new JsApp({
       onLongRun: () => this.keepAlive(),
+      onRun: (endpoint, seconds) => this.prometheusMetrics.sandboxApp(endpoint, seconds),
       log: (level, message) => {
         this.guestLog("app", level, message);
       },
@@ -1052,6 +1073,7 @@ export class Node implements NodeContext {
         maxBodySize: iface.http_configuration.max_body_size,
         maxHeaderSize: iface.http_configuration.max_header_size,
         maxHeadersCount: iface.http_configuration.max_headers_count,
+        observe: this.prometheusMetrics.httpObserver(name),
         onError: (err, req) => this.log.error({ err, path: req.path }, "request failed"),
       });
       const bind = splitAddress(iface.bind_address);
@@ -1187,6 +1209,10 @@ export class Node implements NodeContext {
         },
       }),
       ...nodeEndpoints(this),
+      ...consoleEndpoints(this, {
+        consoleDir: join(PACKAGE_ROOT, "console"),
+        ledgerDir: this.config.ledger.directory,
+      }),
       ...commonEndpoints("/node", "CCF Node API", this, this.metrics, () => this.nodeGroup),
     ].map((e) => this.metrics.wrap(e));
     this.appGroup = commonEndpoints(
@@ -1229,6 +1255,7 @@ export class Node implements NodeContext {
         log: (level, message) => {
           this.guestLog("gov", level, message);
         },
+        onRun: (fn, seconds) => this.prometheusMetrics.sandboxConstitution(fn, seconds),
       }),
     );
     this.govGroup = [

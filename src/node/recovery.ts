@@ -37,7 +37,6 @@ import {
   decodeValue,
   encodeValue,
   idKey,
-  installSnapshot,
   isPublicMap,
   keyToString,
   MapState,
@@ -58,7 +57,7 @@ import {
 import {
   type LoadedSnapshot,
   loadSnapshot,
-  treeAtSnapshot,
+  installLoadedSnapshot,
   viewStartsOf,
 } from "./snapshot-fetch.js";
 
@@ -157,9 +156,7 @@ export function replayPublicLedger(
   const from = snap?.seqno ?? 0;
   let base: PublicRecovery["base"] = { seqno: 0, view: 0, views: [] };
   if (snap !== undefined) {
-    const tree = treeAtSnapshot(snap.parsed, snap.seqno);
-    installSnapshot(o.store, snap.parsed);
-    o.tree.adopt(tree);
+    installLoadedSnapshot(snap, o.store, o.tree);
     const views = viewStartsOf(snap.parsed.viewHistory, snap.seqno);
     base = { seqno: snap.seqno, view: views.at(-1)?.view ?? 2, views };
     // The snapshot holds the latest write to the secret chain: the secrets in force at and after

@@ -11,7 +11,14 @@ import * as fs from "node:fs";
 import { basename, join } from "node:path";
 import { Agent, request } from "undici";
 import { CcfError, FormatError } from "../errors.js";
-import { keyToString, type ParsedSnapshot, SINGLETON_KEY, Tables } from "../kv/index.js";
+import {
+  installSnapshot,
+  keyToString,
+  type ParsedSnapshot,
+  SINGLETON_KEY,
+  type Store,
+  Tables,
+} from "../kv/index.js";
 import {
   decodeSnapshotEntry,
   type LedgerSecrets,
@@ -202,6 +209,20 @@ export function loadSnapshot(
     parsed,
     receipt: JSON.parse(file.receiptBytes.toString("utf8")) as Receipt,
   };
+}
+
+/**
+ * Puts a loaded snapshot into an empty store and tree, which then stand at its seqno (a joiner, a
+ * recovery and an offline audit of a ledger that starts after the snapshot all begin so).
+ */
+export function installLoadedSnapshot(
+  snap: { parsed: ParsedSnapshot; seqno: number },
+  store: Store,
+  tree: MerkleTree,
+): void {
+  const at = treeAtSnapshot(snap.parsed, snap.seqno);
+  installSnapshot(store, snap.parsed);
+  tree.adopt(at);
 }
 
 /**

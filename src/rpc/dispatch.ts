@@ -3,7 +3,7 @@
 import { validateHeaderName, validateHeaderValue } from "node:http";
 import type { Endpoint, EndpointRequest, EndpointResponse } from "../endpoints/types.js";
 import { HttpError, HttpErrors } from "../errors.js";
-import type { Router } from "./router.js";
+import type { RouteMatch, Router } from "./router.js";
 
 /** A response ready for the wire: lower-case header names, the body as bytes. */
 export interface RpcResponse {
@@ -27,9 +27,22 @@ export type BeforeHandler = (
   req: EndpointRequest,
 ) => RpcResponse | Promise<RpcResponse | undefined> | undefined;
 
+/**
+ * Told of every answered request (metrics): the endpoint routing chose (undefined when no route
+ * matched the path and method), the status sent, and the seconds from routing to the response
+ * being ready. Must be cheap; a throw is ignored.
+ */
+export type RequestObserver = (
+  endpoint: Endpoint | undefined,
+  req: EndpointRequest,
+  status: number,
+  seconds: number,
+) => void;
+
 /** Optional stages of dispatch; with none, dispatch is exactly routing plus the handler. */
 export interface DispatchHooks {
   beforeHandler?: BeforeHandler;
+  observe?: RequestObserver;
 }
 
 /** Told about every exception a handler throws that is not an HttpError (the client sees a 500). */
@@ -172,7 +185,43 @@ export function dispatch(
   onError?: HandlerErrorListener,
   hooks?: DispatchHooks,
 ): RpcResponse | Promise<RpcResponse> {
+  const observe = hooks?.observe;
+  const started = observe === undefined ? 0 : performance.now();
   const match = router.match(req.method, req.path);
+  const out = answer(match, req, onError, hooks);
+  if (observe === undefined) return out;
+  const endpoint = match !== undefined && "endpoint" in match ? match.endpoint : undefined;
+  if (out instanceof Promise) {
+    return out.then((res) => {
+      observed(observe, endpoint, req, res.status, started);
+      return res;
+    });
+  }
+  observed(observe, endpoint, req, out.status, started);
+  return out;
+}
+
+function observed(
+  observe: RequestObserver,
+  endpoint: Endpoint | undefined,
+  req: EndpointRequest,
+  status: number,
+  started: number,
+): void {
+  try {
+    observe(endpoint, req, status, (performance.now() - started) / 1000);
+  } catch {
+    // Metrics must never change an answer.
+  }
+}
+
+/** The answer to a routed request: 404, 405 / OPTIONS, or the endpoint's (after beforeHandler). */
+function answer(
+  match: RouteMatch | undefined,
+  req: EndpointRequest,
+  onError: HandlerErrorListener | undefined,
+  hooks: DispatchHooks | undefined,
+): RpcResponse | Promise<RpcResponse> {
   if (match === undefined) {
     return errorResponse(HttpErrors.ResourceNotFound(`Unknown path: ${frontendPath(req.path)}.`));
   }

@@ -10,9 +10,11 @@ import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpo
 import { CcfError, type HttpError, HttpErrors } from "../errors.js";
 import {
   type BeforeHandler,
+  type DispatchHooks,
   dispatch,
   errorResponse,
   type HandlerErrorListener,
+  type RequestObserver,
   type RpcResponse,
 } from "./dispatch.js";
 import type { Router } from "./router.js";
@@ -44,6 +46,8 @@ export interface RpcServerOptions {
    * redirects here. Absent: every request runs locally.
    */
   beforeHandler?: BeforeHandler;
+  /** Told of every answered request (metrics; see dispatch's RequestObserver). */
+  observe?: RequestObserver;
 }
 
 /** CCF's per-interface session metrics (`GET /node/metrics`, `sessions.interfaces`). */
@@ -134,7 +138,7 @@ export class RpcServer {
   readonly #maxHeaderSize: number;
   readonly #maxHeadersCount: number;
   readonly #onError: HandlerErrorListener | undefined;
-  readonly #hooks: { beforeHandler?: BeforeHandler } | undefined;
+  readonly #hooks: DispatchHooks | undefined;
   #nextSessionId = 1;
   /** Open TCP connections: CCF counts a session from the moment it is accepted. */
   readonly #sockets = new Set<Socket>();
@@ -166,7 +170,9 @@ export class RpcServer {
     );
     this.#onError = opts.onError;
     this.#hooks =
-      opts.beforeHandler === undefined ? undefined : { beforeHandler: opts.beforeHandler };
+      opts.beforeHandler === undefined && opts.observe === undefined
+        ? undefined
+        : { beforeHandler: opts.beforeHandler, observe: opts.observe };
     // The client certificate is asked for but not verified: as in CCF, callers are identified by
     // looking their certificate up, not by a CA.
     const tlsOptions = {

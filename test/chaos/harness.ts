@@ -38,7 +38,15 @@ import { Agent, request } from "undici";
 import { checkHistory, type CheckReport, type Operation } from "../../src/check/linearizability.js";
 import { GovClient } from "../../src/cli/gov-client.js";
 import { constitutionFiles, DEFAULT_CONSTITUTION_DIR } from "../../src/gov/index.js";
-import { parseChunk, parseChunkName, readLedger } from "../../src/ledger/index.js";
+import { Store } from "../../src/kv/index.js";
+import {
+  parseChunk,
+  parseChunkName,
+  parseSnapshotFileName,
+  readLedger,
+} from "../../src/ledger/index.js";
+import { MerkleTree } from "../../src/merkle/index.js";
+import { installLoadedSnapshot, loadSnapshot } from "../../src/node/snapshot-fetch.js";
 import { makeMemberAndUser } from "../helpers/identities.js";
 import { singleNodeConfig } from "../helpers/node-config.js";
 import { startCcfTs, waitFor } from "../helpers/process.js";
@@ -805,7 +813,7 @@ class ChaosRun {
       victim.proc.exitCode !== null || victim.proc.signalCode !== null ? true : undefined,
     );
     try {
-      readLedger(ledgerDir);
+      readLedger(ledgerDir, this.snapshotStart(victim));
       this.anomalies.push(`ledger verify accepted ${victim.name}'s damaged ${file}`);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
@@ -818,6 +826,30 @@ class ChaosRun {
     await this.waitHealthy("corrupt");
     await this.addNode();
     await this.retire(victim);
+  }
+
+  /**
+   * A node that joined from a snapshot has a ledger that starts after it: the offline check starts
+   * from that snapshot (as `ccf-ts ledger verify --snapshot` does).
+   */
+  private snapshotStart(
+    node: ChaosNode,
+  ): { from: number; into: { store: Store; tree: MerkleTree } } | undefined {
+    const first = Math.min(
+      ...readdirSync(join(node.dir, "ledger")).map(
+        (f) => parseChunkName(f)?.start ?? Number.POSITIVE_INFINITY,
+      ),
+    );
+    if (first <= 1) return undefined;
+    const dir = join(node.dir, "snapshots");
+    const name = readdirSync(dir)
+      .map((f) => ({ f, n: parseSnapshotFileName(f) }))
+      .find((x) => x.n?.committed === true && x.n.seqno + 1 === first);
+    if (name === undefined) return undefined;
+    const snap = loadSnapshot(join(dir, name.f), this.serviceCert);
+    const into = { store: new Store(), tree: new MerkleTree() };
+    installLoadedSnapshot(snap, into.store, into.tree);
+    return { from: snap.seqno, into };
   }
 
   /** Waits until every live node knows the same live primary and commit moves on. */

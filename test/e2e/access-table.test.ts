@@ -86,6 +86,7 @@ const P: Record<string, string> = {
   snapshot_name: "snapshot_1_2.committed",
   id: "7",
   attempt: "gov_public_read",
+  file: "console.js",
 };
 
 const NODE_ROWS: Row[] = [
@@ -109,6 +110,10 @@ const NODE_ROWS: Row[] = [
   { method: "GET", path: "/node/quotes/self", expect: OPEN },
   { method: "GET", path: "/node/metrics", expect: OPEN },
   { method: "GET", path: "/node/metrics/prometheus", expect: OPEN, note: "beyond CCF" },
+  { method: "GET", path: "/node/console", expect: OPEN, note: "beyond CCF: the web console" },
+  { method: "GET", path: "/node/console/{file}", expect: OPEN, note: "beyond CCF" },
+  { method: "GET", path: "/node/ledger/chunks", expect: OPEN, note: "beyond CCF" },
+  { method: "GET", path: "/node/network/consensus", expect: OPEN, note: "beyond CCF" },
   { method: "GET", path: "/node/jwt_keys/refresh/metrics", expect: OPEN },
   { method: "HEAD", path: "/node/snapshot", expect: OPEN },
   { method: "GET", path: "/node/snapshot", expect: OPEN },
