@@ -51,6 +51,9 @@ interface Progress {
   lastAck: number;
 }
 
+/** The bytes of an entry whose data was released from memory (see `releaseEntryData`). */
+const RELEASED = new Uint8Array(0);
+
 export class Raft {
   private readonly o: RaftOptions;
   private termValue: number;
@@ -59,6 +62,8 @@ export class Raft {
   private leaderValue: NodeId | undefined;
   /** Entries base+1..lastIdx; those up to base are committed and not held here. */
   private readonly log: LogEntry[] = [];
+  /** Entries up to this index hold RELEASED instead of their bytes (see releaseEntryData). */
+  private releasedUpTo = 0;
   private base = 0;
   private baseTerm = 0;
   /** Where each view started up to base (CCF's view history, from a snapshot). */
@@ -161,6 +166,29 @@ export class Raft {
   /** The entry at idx, which the caller knows to be held (base < idx <= lastIdx). */
   private at(idx: number): LogEntry {
     return this.log[idx - this.base - 1];
+  }
+
+  /** As `at`, with its bytes read back from the ledger if they were released. */
+  private withData(idx: number): LogEntry {
+    const e = this.at(idx);
+    if (e.data !== RELEASED) return e;
+    const data = this.o.readEntryData?.(idx);
+    invariant(data !== undefined, () => `entry ${idx} was released and cannot be read back`);
+    return { ...e, data };
+  }
+
+  /**
+   * Drops from memory the bytes of committed entries up to `upTo` (the ledger holds them; they are
+   * read back if a peer needs them). Keeps each entry's index, term and signature flag. Entries
+   * are replaced, not changed, so messages already built keep their bytes.
+   */
+  releaseEntryData(upTo: number): void {
+    if (this.o.readEntryData === undefined) return;
+    const end = Math.min(upTo, this.commit, this.lastIdx);
+    for (let i = Math.max(this.releasedUpTo, this.base) + 1; i <= end; i++) {
+      this.log[i - this.base - 1] = { ...this.at(i), data: RELEASED };
+    }
+    if (end > this.releasedUpTo) this.releasedUpTo = end;
   }
 
   get retired(): boolean {
@@ -493,7 +521,7 @@ export class Raft {
       const batchTerm = this.at(start).term;
       const limit = Math.min(this.lastIdx, start + this.o.maxEntriesPerMessage - 1);
       for (let i = start; i <= limit && this.at(i).term === batchTerm; i++) {
-        entries.push(this.at(i));
+        entries.push(this.withData(i));
       }
       p.next = start + entries.length;
     }

@@ -154,6 +154,11 @@ export interface RaftOptions {
   maxEntriesPerMessage: number;
   /** Start elections with a PreVote round (CCF answers PreVotes but does not start them). */
   preVote: boolean;
+  /**
+   * Reads a committed entry's bytes back from the ledger. With it, `releaseEntryData` may drop the
+   * bytes of old committed entries from memory (a peer far behind is then sent them from here).
+   */
+  readEntryData?: (idx: number) => Uint8Array | undefined;
   /** Deliberately broken variants, for proving that the simulator's invariants catch them. */
   testOnlyFaults?: TestOnlyFaults;
 }

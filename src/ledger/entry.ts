@@ -61,7 +61,9 @@ export function encodeEntry(args: EncodeEntryArgs): Buffer {
   const iv = entryIv(args.header.version, args.view);
   const { ciphertext, tag } = cipherFor(args.secret).encrypt(iv, priv, pub);
   const size = GCM_TAG_SIZE + GCM_IV_SIZE + 8 + pub.length + ciphertext.length;
-  const out = Buffer.allocUnsafe(ENTRY_HEADER_SIZE + size);
+  // Not from node's shared 8 KiB pool: consensus keeps every entry in memory, and a pooled slice
+  // would keep its whole slab (and whatever else was cut from it) alive with it.
+  const out = Buffer.allocUnsafeSlow(ENTRY_HEADER_SIZE + size);
   out[0] = ENTRY_FORMAT_VERSION;
   out[1] = args.flags ?? 0;
   out.writeUIntLE(size, 2, 6);

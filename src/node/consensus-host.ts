@@ -46,6 +46,9 @@ export type PipelineAppendHook = (
   signature: boolean,
 ) => void;
 
+/** Committed entries whose bytes stay in memory behind commit (for backups slightly behind). */
+export const RECENT_ENTRIES_KEPT = 1000;
+
 export class ConsensusHost {
   private pipelineValue: TxPipeline | undefined;
   private proposals: Proposal[] = [];
@@ -173,6 +176,8 @@ export class ConsensusHost {
       this.commitValue = ready.commitIdx;
       this.o.beforeCommit?.(ready.commitIdx);
       this.o.replica.committed(ready.commitIdx);
+      // The ledger holds committed entries: keep only the recent ones' bytes in memory.
+      this.o.raft.releaseEntryData(ready.commitIdx - RECENT_ENTRIES_KEPT);
       this.o.onCommit?.(ready.commitIdx);
     }
     if (ready.roleChange !== undefined) {

@@ -53,6 +53,9 @@ export interface SimResult {
 }
 
 /** An invariant of the whole system failed. */
+/** Committed entries kept in memory behind commit (few, so that read-backs happen often). */
+const RECENT_ENTRIES_KEPT = 4;
+
 export class SimInvariantError extends Error {
   constructor(message: string) {
     super(message);
@@ -190,6 +193,7 @@ export class Simulation {
     const index = this.nextNodeIndex++;
     const id = `n${index}`;
     const prng = this.prng;
+    const ledger = new MemoryLedger();
     const raft = new Raft({
       id,
       bootstrap,
@@ -200,10 +204,11 @@ export class Simulation {
       maxEntriesPerMessage: 8,
       preVote: this.o.seed % 2 === 0,
       testOnlyFaults: this.o.faults,
+      // Old committed entries leave memory and are read back from the ledger when a peer needs them.
+      readEntryData: (idx) => ledger.read(idx),
     });
     const store = new Store();
     const tree = new MerkleTree();
-    const ledger = new MemoryLedger();
     const replica = new LedgerReplica({ store, tree, storage: ledger, secrets: this.secrets });
     const node: SimNode = {
       id,
@@ -366,6 +371,7 @@ export class Simulation {
     }
     node.commit = commit;
     node.replica.committed(commit);
+    node.raft.releaseEntryData(commit - RECENT_ENTRIES_KEPT);
     this.stats.maxCommit = Math.max(this.stats.maxCommit, commit);
   }
 
