@@ -942,6 +942,8 @@ export class Node implements NodeContext {
       maxEntriesPerMessage: 1000,
       // A node cut off for a while (paused, partitioned) must not depose a live primary on return.
       preVote: true,
+      // Old committed entries leave memory (see ConsensusHost): a peer far behind gets them from here.
+      readEntryData: (idx) => this.storage.read(idx),
     });
     const replica = new LedgerReplica({
       store: this.store,
@@ -1755,7 +1757,9 @@ export class Node implements NodeContext {
   }
 
   /** The current identity's endorsement of the previous one (a CA certificate), once made. */
-  private previousIdentityEndorsement: { previous: string; endorsement?: string } | undefined;
+  private previousIdentityEndorsement:
+    | { previous: string; serviceCert: string; endorsement?: string }
+    | undefined;
 
   /**
    * CCF's service_endorsements: a receipt signed by a node of the previous service identity
@@ -1765,15 +1769,35 @@ export class Node implements NodeContext {
    */
   private serviceEndorsementsFor(nodeCertPem: string): string[] | undefined {
     if (verifyCertificateIssued(nodeCertPem, this.serviceCertPem)) return undefined;
+    const made = this.previousIdentityEndorsed();
+    if (made === undefined || !verifyCertificateIssued(nodeCertPem, made.previous))
+      return undefined;
+    if (made.endorsement === undefined) {
+      // Never a receipt without the endorsement it needs: the caller comes back in a moment.
+      throw new HttpError(
+        503,
+        "ServiceEndorsementPending",
+        "The endorsement of the previous service identity is being prepared: retry shortly",
+        { headers: { "retry-after": "1" } },
+      );
+    }
+    return [made.endorsement];
+  }
+
+  /**
+   * The current identity's endorsement of the previous one (a recovered service), started as soon
+   * as the previous identity is known (at each commit) so receipts rarely wait for it.
+   */
+  private previousIdentityEndorsed(): { previous: string; endorsement?: string } | undefined {
     const raw = this.store.get(Tables.PREVIOUS_SERVICE_IDENTITY, SINGLETON_KEY_STRING);
     if (raw === undefined) return undefined;
     const previous = decodeValue(Tables.PREVIOUS_SERVICE_IDENTITY, raw) as string;
-    if (!verifyCertificateIssued(nodeCertPem, previous)) return undefined;
     const known = this.previousIdentityEndorsement;
-    if (known?.previous === previous) {
-      return known.endorsement === undefined ? undefined : [known.endorsement];
-    }
-    const made: { previous: string; endorsement?: string } = { previous };
+    if (known?.previous === previous && known.serviceCert === this.serviceCertPem) return known;
+    const made: { previous: string; serviceCert: string; endorsement?: string } = {
+      previous,
+      serviceCert: this.serviceCertPem,
+    };
     this.previousIdentityEndorsement = made;
     const info = certificateInfo(this.serviceCertPem);
     createEndorsedCertificate({
@@ -1795,11 +1819,12 @@ export class Node implements NodeContext {
       .catch((err: unknown) =>
         this.log.error({ err }, "the previous service identity could not be endorsed"),
       );
-    return undefined;
+    return made;
   }
 
   private onCommit(seqno: number): void {
     this.commitSeqno = seqno;
+    if (this.serviceKey !== undefined) this.previousIdentityEndorsed();
     this.advanceSnapshots(seqno);
     this.adoptRenewedCertificates();
     const due = this.commitWaiters.filter((w) => w.seqno <= seqno);
