@@ -561,6 +561,22 @@ function checkSerialisedTree(le: LedgerEntry, tree: MerkleTree): void {
   if (from < 0 || count < 0 || from + count !== le.seqno || from > tree.size) {
     fail(le, "LedgerCorrupted", "serialised Merkle tree differs from the signed tree");
   }
+  if (from < tree.minIndex) {
+    // Our tree starts later (read from a snapshot): the stored tree must have the signed root and
+    // our leaves wherever both hold them.
+    let signed: MerkleTree | undefined;
+    try {
+      signed = MerkleTree.deserialise(stored);
+    } catch {
+      signed = undefined;
+    }
+    let same = signed !== undefined && signed.root().equals(tree.rootAt(le.seqno));
+    for (let i = tree.minIndex; same && i < le.seqno; i++) {
+      same = (signed as MerkleTree).leaf(i).equals(tree.leaf(i));
+    }
+    if (!same) fail(le, "LedgerCorrupted", "serialised Merkle tree differs from the signed tree");
+    return;
+  }
   if (!tree.serialise(from, le.seqno).equals(stored)) {
     fail(le, "LedgerCorrupted", "serialised Merkle tree differs from the signed tree");
   }

@@ -246,6 +246,8 @@ class ChaosRun {
       signatures: { tx_count: 50, delay: "50ms" },
       ledger: { chunk_size: "32KB" },
     });
+    // Frequent snapshots, so replacement nodes start from one (and their ledgers after it).
+    config.snapshots = { directory: join(d, "snapshots"), tx_count: 200 };
     const network = config.network as { node_to_node_interface: Record<string, unknown> };
     network.node_to_node_interface.published_address = `127.0.0.1:${proxyPort}`;
     return { ...config, consensus: { message_timeout: "50ms", election_timeout: "1000ms" } };
@@ -812,8 +814,12 @@ class ChaosRun {
     await waitFor(`${victim.name} gone`, () =>
       victim.proc.exitCode !== null || victim.proc.signalCode !== null ? true : undefined,
     );
+    const fromSnapshot = this.snapshotStart(victim);
+    if (fromSnapshot !== undefined) {
+      this.log(`${victim.name}'s ledger starts after its snapshot at ${fromSnapshot.from}`);
+    }
     try {
-      readLedger(ledgerDir, this.snapshotStart(victim));
+      readLedger(ledgerDir, fromSnapshot);
       this.anomalies.push(`ledger verify accepted ${victim.name}'s damaged ${file}`);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
