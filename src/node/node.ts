@@ -1023,6 +1023,8 @@ export class Node implements NodeContext {
         if (p !== undefined) this.preparedSnapshots.push(p);
       },
       onRollback: (seqno) => {
+        // Points at once (the replacing entries are applied next); files once writes in flight end.
+        this.snapshotter.rollbackPoints(seqno);
         this.snapshotWork = this.snapshotWork.then(() => this.snapshotter.rollback(seqno));
       },
       onRoleChange: (role, view, leader) =>

@@ -283,17 +283,26 @@ export class Snapshotter {
   }
 
   /**
-   * CCF's `rollback`: the log was truncated after `seqno`. Snapshot points after it are forgotten,
-   * and so are pending snapshots whose evidence was rolled back; their files are deleted (a new
-   * evidence may land at the same seqno, and the file name would clash).
+   * The synchronous part of `rollback`: snapshot points after `seqno` are forgotten. It must run
+   * when the log is rolled back, before the entries that replace the rolled-back ones are applied
+   * (their signatures are recorded as points in seqno order).
    */
-  async rollback(seqno: number): Promise<void> {
+  rollbackPoints(seqno: number): void {
     while (this.points.length > 0 && this.points[this.points.length - 1].seqno > seqno) {
       this.points.pop();
     }
     if (this.points.length === 0) {
       this.points.push({ seqno: this.lastSnapshotSeqno, forced: false, done: true });
     }
+  }
+
+  /**
+   * CCF's `rollback`: the log was truncated after `seqno`. Snapshot points after it are forgotten,
+   * and so are pending snapshots whose evidence was rolled back; their files are deleted (a new
+   * evidence may land at the same seqno, and the file name would clash).
+   */
+  async rollback(seqno: number): Promise<void> {
+    this.rollbackPoints(seqno);
     const dropped = this.pending.filter((p) => p.evidenceSeqno > seqno);
     for (const p of dropped) this.pending.splice(this.pending.indexOf(p), 1);
     for (const p of dropped) {

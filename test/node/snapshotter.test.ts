@@ -212,6 +212,20 @@ describe("snapshotter", () => {
     assert.throws(() => s.recordCommittable(19), RangeError);
   });
 
+  it("forgets rolled-back points at once, so the replacing signatures can be recorded (chaos seed 11)", async () => {
+    // An old primary cut off recorded a point at 30, then lost its suffix to the new primary,
+    // whose signature at 23 is applied right after the rollback, before any async work has run.
+    const s = (await harness(10)).snapshotter;
+    assert.equal(s.recordCommittable(10), true);
+    assert.equal(s.recordCommittable(20), true);
+    assert.equal(s.recordCommittable(30), true);
+    s.rollbackPoints(21);
+    assert.equal(s.recordCommittable(23), false); // 23 - 20: not due
+    assert.equal(s.recordCommittable(30), true);
+    // Without the rollback, an earlier signature than the last point is refused (a bug upstream).
+    assert.throws(() => s.recordCommittable(25), /before the last snapshot point 30/);
+  });
+
   it("commits the file with the evidence's receipt once a later signature commits", () => {
     const [only] = listCommittedSnapshots(h.dir);
     assert.equal(only.path, committedPath);
