@@ -120,6 +120,19 @@ describe("chaos history analysis", () => {
       put("1", "maybe", undefined, { floor: 20 }),
       get("1", "maybe", "2.14"),
     ]);
-    assert.equal(early.checker.result, "not-linearizable");
+    assert.ok(
+      early.anomalies.some((a) => /"maybe" was read at seqno 14, yet sent when 20/.test(a)),
+    );
+    // An unknown write that was read took effect no later than that read: a later committed write
+    // read afterwards, then the unknown value again, is not linearizable.
+    const flip = analyseHistory([
+      put("1", "a", "2.10"),
+      put("1", "maybe", undefined, { floor: 10 }),
+      get("1", "maybe", "2.14"),
+      put("1", "b", "2.16"),
+      get("1", "b", "2.17"),
+      get("1", "maybe", "2.18"),
+    ]);
+    assert.equal(flip.checker.result, "not-linearizable");
   });
 });

@@ -207,6 +207,8 @@ class ChaosRun {
     this.stopPolling = true;
     await poller;
     await this.resolve();
+    // Kept for a second look (the directory stays when the run finds anything).
+    writeFileSync(join(this.dir, "history.json"), JSON.stringify(this.history));
     return this.analyse();
   }
 
@@ -1010,7 +1012,13 @@ export function analyseHistory(history: HistoryRecord[]): {
   const committed = history.filter((h) => h.outcome === "ok");
   const writes = committed.filter((h) => h.kind === "put");
   const reads = committed.filter((h) => h.kind === "get");
-  const observed = new Set(reads.map((r) => `${r.key}\u0000${r.output}`));
+  // For each value read, the lowest seqno a committed read saw it at.
+  const observed = new Map<string, number>();
+  for (const r of reads) {
+    const k = `${r.key}\u0000${r.output}`;
+    const s = parseTx(r.txid as string).seqno;
+    observed.set(k, Math.min(s, observed.get(k) ?? s));
+  }
 
   // Two writes committed at one TxID: split brain.
   const bySeqno = new Map<number, HistoryRecord>();
@@ -1094,8 +1102,18 @@ export function analyseHistory(history: HistoryRecord[]): {
         invoke: t,
         complete: t,
       });
-    } else if (h.kind === "put" && observed.has(`${h.key}\u0000${h.value}`)) {
+    } else if (h.kind === "put") {
       // An unknown write nobody read changes nothing any read saw: leaving it out is equivalent.
+      const seenAt = observed.get(`${h.key}\u0000${h.value}`);
+      if (seenAt === undefined) continue;
+      // One that was read happened, at a seqno after the commit point known when it was sent and
+      // at or before the first read that saw it: that bounds it (and keeps the search small).
+      if (seenAt <= h.floor) {
+        anomalies.push(
+          `key ${h.key}: "${h.value}" was read at seqno ${seenAt}, yet sent when ${h.floor} was already committed`,
+        );
+        continue;
+      }
       ops.push({
         id: id++,
         clientId: h.client,
@@ -1103,7 +1121,7 @@ export function analyseHistory(history: HistoryRecord[]): {
         kind: "put",
         value: h.value,
         invoke: 2 * h.floor + 1.5,
-        complete: undefined,
+        complete: 2 * seenAt + 0.5,
       });
     }
   }
