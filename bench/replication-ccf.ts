@@ -13,7 +13,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Pool } from "undici";
 import { keygen } from "../src/cli/keygen.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
-import { singleNodeConfig } from "../test/helpers/node-config.js";
+import { joinCommand, singleNodeConfig } from "../test/helpers/node-config.js";
 import { startNode, waitFor } from "../test/helpers/process.js";
 import {
   CONNECTIONS,
@@ -64,11 +64,7 @@ async function startNetwork(
     const d = join(dir, `n${i}`);
     mkdirSync(d);
     const config = singleNodeConfig(d, { signatures: SIGNATURES });
-    config.command = {
-      type: "Join",
-      service_certificate_file: serviceCert,
-      join: { target_rpc_address: first.base.replace("https://", ""), retry_timeout: "200ms" },
-    };
+    config.command = joinCommand(serviceCert, first.base);
     const joiner = await startNode(d, config);
     res.child(joiner.node);
     bases.push(joiner.base);

@@ -48,7 +48,7 @@ import {
 import { MerkleTree } from "../../src/merkle/index.js";
 import { installLoadedSnapshot, loadSnapshot } from "../../src/node/snapshot-fetch.js";
 import { makeMemberAndUser } from "../helpers/identities.js";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { joinCommand, singleNodeConfig } from "../helpers/node-config.js";
 import { startCcfTs, waitFor } from "../helpers/process.js";
 import { Prng } from "../sim/prng.js";
 import { LinkProxy, type LinkRules } from "./proxy.js";
@@ -393,11 +393,7 @@ class ChaosRun {
     const target = this.reachable()[0];
     const n = await this.launch((d, port) => {
       const config = this.nodeConfig(d, port);
-      config.command = {
-        type: "Join",
-        service_certificate_file: join(this.nodes[0].dir, "service_cert.pem"),
-        join: { target_rpc_address: target.base.replace("https://", ""), retry_timeout: "200ms" },
-      };
+      config.command = joinCommand(join(this.nodes[0].dir, "service_cert.pem"), target.base);
       return config;
     });
     try {
@@ -500,7 +496,7 @@ class ChaosRun {
     }
   }
 
-  private async put(
+  private put(
     agent: Agent,
     client: number,
     key: string,
@@ -508,51 +504,35 @@ class ChaosRun {
     node: ChaosNode,
     headers: Record<string, string> = {},
   ): Promise<HistoryRecord> {
-    const op: HistoryRecord = {
-      client,
-      kind: "put",
-      key,
-      value,
-      invokeWall: Date.now(),
-      floor: this.commitFloor,
-      outcome: "unknown",
-      node: node.name,
-    };
-    this.history.push(op);
-    try {
-      const r = await request(`${node.base}/app/log/private`, {
-        method: "POST",
-        dispatcher: agent,
-        headers: { "content-type": "application/json", ...headers },
-        body: JSON.stringify({ id: Number(key), msg: value }),
-        headersTimeout: 3000,
-        bodyTimeout: 3000,
-      });
-      const text = await r.body.text();
-      op.completeWall = Date.now();
-      const txid = r.headers["x-ms-ccf-transaction-id"];
-      if (r.statusCode === 200 && typeof txid === "string") {
-        op.outcome = "ok";
-        op.txid = txid;
-      } else if (r.statusCode < 500 || refusedBeforeRunning(text)) {
-        op.outcome = "fail";
-      }
-    } catch {
-      // Timed out or the connection went away: it may or may not have happened.
-    }
-    return op;
+    return this.call({ client, kind: "put", key, value }, node, agent, {
+      path: "/app/log/private",
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ id: Number(key), msg: value }),
+    });
   }
 
-  private async get(
-    agent: Agent,
-    client: number,
-    key: string,
+  private get(agent: Agent, client: number, key: string, node: ChaosNode): Promise<HistoryRecord> {
+    return this.call({ client, kind: "get", key }, node, agent, {
+      path: `/app/log/private?id=${key}`,
+      method: "GET",
+    });
+  }
+
+  /**
+   * Sends one operation and records it: invoked now, answered (or not). An answer is "ok" only
+   * with 200 and a TxID (settled later); a put refused before it ran (4xx, or a 5xx CCF gives
+   * before running anything) failed; a get that was not answered 200 failed (it constrains
+   * nothing); no answer at all leaves the outcome unknown.
+   */
+  private async call(
+    what: Pick<HistoryRecord, "client" | "kind" | "key" | "value">,
     node: ChaosNode,
+    agent: Agent,
+    req: { path: string; method: "GET" | "POST"; headers?: Record<string, string>; body?: string },
   ): Promise<HistoryRecord> {
     const op: HistoryRecord = {
-      client,
-      kind: "get",
-      key,
+      ...what,
       invokeWall: Date.now(),
       floor: this.commitFloor,
       outcome: "unknown",
@@ -560,8 +540,11 @@ class ChaosRun {
     };
     this.history.push(op);
     try {
-      const r = await request(`${node.base}/app/log/private?id=${key}`, {
+      const r = await request(`${node.base}${req.path}`, {
+        method: req.method,
         dispatcher: agent,
+        ...(req.headers === undefined ? {} : { headers: req.headers }),
+        ...(req.body === undefined ? {} : { body: req.body }),
         headersTimeout: 3000,
         bodyTimeout: 3000,
       });
@@ -571,12 +554,12 @@ class ChaosRun {
       if (r.statusCode === 200 && typeof txid === "string") {
         op.outcome = "ok";
         op.txid = txid;
-        op.output = (JSON.parse(text) as { msg: string }).msg;
-      } else {
+        if (op.kind === "get") op.output = (JSON.parse(text) as { msg: string }).msg;
+      } else if (op.kind === "get" || r.statusCode < 500 || refusedBeforeRunning(text)) {
         op.outcome = "fail";
       }
     } catch {
-      // A read that got no answer constrains nothing.
+      // Timed out or the connection went away: a put may or may not have happened.
     }
     return op;
   }

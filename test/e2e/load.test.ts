@@ -20,7 +20,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { Agent, Client, Pool, request } from "undici";
-import { singleNodeConfig } from "../helpers/node-config.js";
+import { joinCommand, singleNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { makeMemberAndUser } from "../helpers/identities.js";
 
@@ -150,14 +150,7 @@ describe("1000 concurrent TLS sessions on a service of three nodes", () => {
       mkdirSync(d);
       const config = singleNodeConfig(d, { rpcInterface: caps, signatures: SIGNATURES });
       config.consensus = CONSENSUS;
-      config.command = {
-        type: "Join",
-        service_certificate_file: serviceCert,
-        join: {
-          target_rpc_address: nodes[0].base.replace("https://", ""),
-          retry_timeout: "200ms",
-        },
-      };
+      config.command = joinCommand(serviceCert, nodes[0].base);
       nodes.push(await startNode(d, config));
     }
     await waitFor(

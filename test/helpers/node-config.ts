@@ -67,3 +67,12 @@ export function openAppNodeConfig(
     signatures,
   });
 }
+
+/** `command` of a node that joins the service through the node at `targetBase` (https://host:port). */
+export function joinCommand(serviceCertFile: string, targetBase: string): Record<string, unknown> {
+  return {
+    type: "Join",
+    service_certificate_file: serviceCertFile,
+    join: { target_rpc_address: targetBase.replace("https://", ""), retry_timeout: "200ms" },
+  };
+}
