@@ -5,16 +5,13 @@
 // polling the primary's `/node/commit`, and a write is committed once its TxID is at or below
 // the commit TxID in the same view.
 
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { Pool } from "undici";
-import { keygen } from "../src/cli/keygen.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
-import { joinCommand, singleNodeConfig } from "../test/helpers/node-config.js";
-import { startNode, waitFor } from "../test/helpers/process.js";
+import { waitFor } from "../test/helpers/process.js";
+import { startBenchNetwork } from "./network.js";
 import {
   CONNECTIONS,
   CommitWindow,
@@ -39,76 +36,16 @@ function parseTxId(s: unknown): TxId | undefined {
   return m ? { view: Number(m[1]), seqno: Number(m[2]) } : undefined;
 }
 
-/** Starts the network; returns the primary's base URL and the TLS material of user0. */
-async function startNetwork(
-  res: Resources,
-): Promise<{ base: string; ca: string; cert: string; key: string }> {
-  const dir = res.dir(mkdtempSync(join(tmpdir(), "ccf-ts-bench-repl-")));
-  const dir0 = join(dir, "n0");
-  mkdirSync(dir0);
-  await keygen({ name: "member0", genEncKey: true, dir: dir0 });
-  await keygen({ name: "user0", dir: dir0 });
-  const config0 = singleNodeConfig(dir0, {
-    start: {
-      users: [{ certificate_file: join(dir0, "user0_cert.pem") }],
-      js_app_bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
-    },
-    signatures: SIGNATURES,
-  });
-  const first = await startNode(dir0, config0);
-  res.child(first.node);
-  const serviceCert = join(dir0, "service_cert.pem");
-  const ca = readFileSync(serviceCert, "utf8");
-  const bases = [first.base];
-  for (const i of [1, 2]) {
-    const d = join(dir, `n${i}`);
-    mkdirSync(d);
-    const config = singleNodeConfig(d, { signatures: SIGNATURES });
-    config.command = joinCommand(serviceCert, first.base);
-    const joiner = await startNode(d, config);
-    res.child(joiner.node);
-    bases.push(joiner.base);
-  }
-  const agentGet = async (base: string, path: string) => {
-    const pool = new Pool(base, { connect: { ca } });
-    try {
-      const r = await pool.request({ method: "GET", path });
-      return (await r.body.json()) as Record<string, unknown>;
-    } finally {
-      await pool.close();
-    }
-  };
-  await waitFor(
-    "three trusted nodes in one configuration on the primary",
-    async () => {
-      const details = (await agentGet(first.base, "/node/consensus")).details as {
-        configs: Array<{ nodes: Record<string, unknown> }>;
-      };
-      return details.configs.length === 1 &&
-        Object.keys(details.configs[0]?.nodes ?? {}).length === 3
-        ? true
-        : undefined;
-    },
-    60_000,
-  );
-  for (const base of bases.slice(1)) {
-    await waitFor(
-      `${base} to be part of the network`,
-      async () =>
-        (await agentGet(base, "/node/state")).state === "PartOfNetwork" ? true : undefined,
-      60_000,
-    );
-  }
-  return {
-    base: first.base,
-    ca,
-    cert: readFileSync(join(dir0, "user0_cert.pem"), "utf8"),
-    key: readFileSync(join(dir0, "user0_privk.pem"), "utf8"),
-  };
-}
-
 export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
-  const { base, ca, cert, key } = await startNetwork(res);
+  const net = await startBenchNetwork(res, {
+    tmpPrefix: "ccf-ts-bench-repl-",
+    bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
+    count: 3,
+    signatures: SIGNATURES,
+    timeoutMs: 60_000,
+  });
+  const { ca, cert, key } = net;
+  const base = net.bases[0];
   const writes = new Pool(base, {
     connections: CONNECTIONS,
     pipelining: 1,

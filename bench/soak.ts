@@ -7,24 +7,15 @@
 // At the end: the samples, and per node the growth between the first and last thirds of the run
 // with a verdict. Exit status 1 when growth is found or requests failed, 2 on bad arguments.
 
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
-import { keygen } from "../src/cli/keygen.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
-import { joinCommand, singleNodeConfig } from "../test/helpers/node-config.js";
-import { startNode, waitFor } from "../test/helpers/process.js";
+import { waitFor } from "../test/helpers/process.js";
+import { startBenchNetwork } from "./network.js";
 import { Resources } from "./replication-load.js";
 
 const LOGGING_APP = join(PACKAGE_ROOT, "samples/apps/logging/dist/bundle.json");
@@ -93,88 +84,6 @@ function parseOptions(argv: string[]): Options {
 }
 
 // --- the network ---
-
-interface Network {
-  /** Each node's output so far. */
-  outputs: Array<() => string>;
-  bases: string[];
-  pids: number[];
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-async function startNetwork(res: Resources, count: number): Promise<Network> {
-  const dir = res.dir(mkdtempSync(join(tmpdir(), "ccf-ts-soak-")));
-  const dir0 = join(dir, "n0");
-  mkdirSync(dir0);
-  await keygen({ name: "member0", genEncKey: true, dir: dir0 });
-  await keygen({ name: "user0", dir: dir0 });
-  const config0 = singleNodeConfig(dir0, {
-    start: {
-      users: [{ certificate_file: join(dir0, "user0_cert.pem") }],
-      js_app_bundle: LOGGING_APP,
-    },
-    signatures: SIGNATURES,
-  });
-  const first = await startNode(dir0, config0);
-  res.child(first.node);
-  const serviceCert = join(dir0, "service_cert.pem");
-  const ca = readFileSync(serviceCert, "utf8");
-  const started = [first];
-  for (let i = 1; i < count; i++) {
-    const d = join(dir, `n${i}`);
-    mkdirSync(d);
-    const config = singleNodeConfig(d, { signatures: SIGNATURES });
-    config.command = joinCommand(serviceCert, first.base);
-    const joiner = await startNode(d, config);
-    res.child(joiner.node);
-    started.push(joiner);
-  }
-  const anonymous = new Pool(first.base, { connect: { ca } });
-  try {
-    await waitFor(
-      `${count} trusted nodes in one configuration`,
-      async () => {
-        const r = await anonymous.request({ method: "GET", path: "/node/consensus" });
-        const details = (
-          (await r.body.json()) as { details: { configs: Array<{ nodes: object }> } }
-        ).details;
-        return details.configs.length === 1 &&
-          Object.keys(details.configs[0]?.nodes ?? {}).length === count
-          ? true
-          : undefined;
-      },
-      120_000,
-    );
-  } finally {
-    await anonymous.close();
-  }
-  for (const n of started) {
-    const pool = new Pool(n.base, { connect: { ca } });
-    try {
-      await waitFor(
-        `${n.base} to be part of the network`,
-        async () => {
-          const r = await pool.request({ method: "GET", path: "/node/state" });
-          const state = ((await r.body.json()) as { state?: string }).state;
-          return state === "PartOfNetwork" ? true : undefined;
-        },
-        120_000,
-      );
-    } finally {
-      await pool.close();
-    }
-  }
-  return {
-    outputs: started.map((n) => n.node.output),
-    bases: started.map((n) => n.base),
-    pids: started.map((n) => n.node.pid ?? 0),
-    ca,
-    cert: readFileSync(join(dir0, "user0_cert.pem"), "utf8"),
-    key: readFileSync(join(dir0, "user0_privk.pem"), "utf8"),
-  };
-}
 
 // --- measurements ---
 
@@ -367,7 +276,13 @@ async function main(): Promise<number> {
       `soak: ${opts.nodes} node(s), ${opts.rate} req/s (half writes over ${KEYS} keys, half reads), ` +
         `${opts.minutes} min, a sample every ${fmt(sampleMs / 1000)} s`,
     );
-    const net = await startNetwork(res, opts.nodes);
+    const net = await startBenchNetwork(res, {
+      tmpPrefix: "ccf-ts-soak-",
+      bundle: LOGGING_APP,
+      count: opts.nodes,
+      signatures: SIGNATURES,
+      timeoutMs: 120_000,
+    });
     console.log(`soak: network up (pids ${net.pids.join(", ")})`);
     const pools = net.bases.map(
       (base) =>
