@@ -1,17 +1,18 @@
-// One node in this process serving the basic sample app over HTTPS to 32 keep-alive connections
-// with a user certificate: writes (PUT /app/records/{k}) then reads (GET), as tx/s and latency
-// percentiles; then the sandbox's own per-call cost.
+// One node in its own process serving the basic sample app over HTTPS to 32 keep-alive
+// connections with a user certificate: writes (PUT /app/records/{k}) then reads (GET), as tx/s
+// and latency percentiles; then the same client against a hello-world `node:https` server (the
+// machine's ceiling for any Node.js HTTPS service with this client); then the sandbox's own
+// per-call cost. The load generator runs in this process, the server in another: each can use a
+// core of its own, as with any server benchmark.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { keygen } from "../src/cli/keygen.js";
-import { parseNodeConfig } from "../src/node/config.js";
-import { createLogger } from "../src/node/log.js";
-import { Node } from "../src/node/node.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
-import { singleNodeConfig } from "../test/helpers/node-config.js";
+import { waitFor } from "../test/helpers/process.js";
+import { startBenchNetwork } from "./network.js";
+import { Resources } from "./replication-load.js";
 
 const CONNECTIONS = 32;
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
@@ -20,10 +21,17 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
+interface Figures {
+  rate: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
 async function load(
   pool: Pool,
   request: (i: number) => { method: "GET" | "PUT"; path: string; body?: string },
-): Promise<{ rate: number; p50: number; p99: number; failed: number }> {
+): Promise<Figures> {
   const latencies: number[] = [];
   let failed = 0;
   let next = 0;
@@ -55,50 +63,81 @@ async function load(
   };
 }
 
-export async function run(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "ccf-ts-bench-app-"));
-  await keygen({ name: "member0", genEncKey: true, dir });
-  await keygen({ name: "user0", dir });
-  const config = parseNodeConfig(
-    singleNodeConfig(dir, {
-      start: {
-        users: [{ certificate_file: join(dir, "user0_cert.pem") }],
-        js_app_bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
-        open_service: true,
-      },
-      signatures: { tx_count: 5000, delay: "100ms" },
+function print(name: string, f: Figures): void {
+  console.log(`${name}: ${f.rate} tx/s`);
+  console.log(`${name} p50: ${f.p50.toFixed(2)} ms`);
+  console.log(`${name} p99: ${f.p99.toFixed(2)} ms`);
+}
+
+/** The hello-world `node:https` server of https-baseline.ts, in a child process. */
+async function baseline(res: Resources, keyFile: string, certFile: string): Promise<Figures> {
+  const script = join(import.meta.dirname, "https-baseline.ts");
+  const child = res.child(
+    spawn(process.execPath, ["--import", "tsx", script, keyFile, certFile], {
+      cwd: PACKAGE_ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
     }),
-    dir,
   );
-  const node = await Node.start(config, createLogger("fatal"));
-  const address = node.rpcAddresses().primary_rpc_interface;
-  const pool = new Pool(`https://${address}`, {
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const port = await waitFor(
+    "the baseline server's port",
+    () => /port (\d+)/.exec(out)?.[1],
+    30_000,
+  );
+  const pool = new Pool(`https://127.0.0.1:${port}`, {
     connections: CONNECTIONS,
     connect: {
-      ca: readFileSync(join(dir, "service_cert.pem"), "utf8"),
-      cert: readFileSync(join(dir, "user0_cert.pem"), "utf8"),
-      key: readFileSync(join(dir, "user0_privk.pem"), "utf8"),
+      rejectUnauthorized: false,
+      cert: readFileSync(certFile, "utf8"),
+      key: readFileSync(keyFile, "utf8"),
     },
   });
-  const value = "a twenty char value!";
-  let written = 0;
-  const writes = await load(pool, (i) => {
-    written = Math.max(written, Math.min(i + 1, 1000));
-    return { method: "PUT", path: `/app/records/k${i % 1000}`, body: value };
-  });
-  // only keys whose write has completed are read back
-  const readable = Math.max(1, Math.min(written, 1000) - CONNECTIONS);
-  const reads = await load(pool, (i) => ({ method: "GET", path: `/app/records/k${i % readable}` }));
-  await pool.close();
-  await node.stop();
-  rmSync(dir, { recursive: true, force: true });
-  console.log(`writes: ${writes.rate} tx/s`);
-  console.log(`writes p50: ${writes.p50.toFixed(2)} ms`);
-  console.log(`writes p99: ${writes.p99.toFixed(2)} ms`);
-  console.log(`reads: ${reads.rate} tx/s`);
-  console.log(`reads p50: ${reads.p50.toFixed(2)} ms`);
-  console.log(`reads p99: ${reads.p99.toFixed(2)} ms`);
-  console.log(`failed requests: ${writes.failed + reads.failed}`);
+  try {
+    return await load(pool, () => ({ method: "GET", path: "/" }));
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function run(): Promise<void> {
+  const res = new Resources();
+  try {
+    const net = await startBenchNetwork(res, {
+      tmpPrefix: "ccf-ts-bench-app-",
+      bundle: join(PACKAGE_ROOT, "samples/apps/basic/dist/bundle.json"),
+      count: 1,
+      signatures: { tx_count: 5000, delay: "100ms" },
+      timeoutMs: 60_000,
+    });
+    const pool = new Pool(net.bases[0] ?? "", {
+      connections: CONNECTIONS,
+      connect: { ca: net.ca, cert: net.cert, key: net.key },
+    });
+    const value = "a twenty char value!";
+    let written = 0;
+    const writes = await load(pool, (i) => {
+      written = Math.max(written, Math.min(i + 1, 1000));
+      return { method: "PUT", path: `/app/records/k${i % 1000}`, body: value };
+    });
+    // only keys whose write has completed are read back
+    const readable = Math.max(1, Math.min(written, 1000) - CONNECTIONS);
+    const reads = await load(pool, (i) => ({
+      method: "GET",
+      path: `/app/records/k${i % readable}`,
+    }));
+    await pool.close();
+    print("writes", writes);
+    print("reads", reads);
+    console.log(`failed requests: ${writes.failed + reads.failed}`);
+    const dir0 = join(net.dir, "n0");
+    const base = await baseline(res, join(dir0, "user0_privk.pem"), join(dir0, "user0_cert.pem"));
+    console.log(`node:https hello world (ceiling for this client and machine): ${base.rate} tx/s`);
+  } finally {
+    await res.release();
+  }
   const sandbox = await import("./sandbox.js");
   await sandbox.run();
 }

@@ -12,6 +12,8 @@ import { startNode, waitFor } from "../test/helpers/process.js";
 import type { Resources } from "./replication-load.js";
 
 export interface BenchNetwork {
+  /** The run's folder: node i's workspace is `n{i}` in it (node 0's holds the keys). */
+  dir: string;
   /** Each node's output so far. */
   outputs: Array<() => string>;
   /** Node 0 (the primary) first. */
@@ -90,6 +92,7 @@ export async function startBenchNetwork(
     );
   }
   return {
+    dir,
     outputs: started.map((n) => n.node.output),
     bases: started.map((n) => n.base),
     pids: started.map((n) => n.node.pid ?? 0),
