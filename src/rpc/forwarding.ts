@@ -413,6 +413,9 @@ function pemOf(der: Buffer): string {
   return new X509Certificate(der).toString();
 }
 
+/** Forwarded requests started per event-loop turn (see `Forwarder.#incoming`). */
+const SERVED_PER_TURN = 16;
+
 export class Forwarder {
   readonly #opts: ForwarderOptions;
   readonly #maxInFlight: number;
@@ -420,6 +423,15 @@ export class Forwarder {
   #nextId = 0;
   #closed = false;
   readonly #stats = { forwarded: 0, timedOut: 0, served: 0, malformed: 0, unmatched: 0 };
+  /**
+   * Forwarded requests waiting to run. They run a few per event-loop turn, not as their frames
+   * arrive: frames come in batches from the node-to-node transport, and a request runs its
+   * handler synchronously, so serving a batch of hundreds at once would hold back the consensus
+   * messages (votes, AppendEntries responses) and timers queued behind it.
+   */
+  readonly #incoming: Array<{ from: NodeId; request: ForwardedRequest }> = [];
+  #incomingAt = 0;
+  #draining = false;
 
   constructor(opts: ForwarderOptions) {
     if (!Number.isSafeInteger(opts.timeoutMs) || opts.timeoutMs < 1) {
@@ -549,7 +561,28 @@ export class Forwarder {
       this.#onResponse(from, frame.response);
       return;
     }
-    void this.#serve(from, frame.request);
+    this.#incoming.push({ from, request: frame.request });
+    if (!this.#draining) {
+      this.#draining = true;
+      setImmediate(() => this.#drain());
+    }
+  }
+
+  /** Serves up to SERVED_PER_TURN waiting requests, in arrival order, and yields to the loop. */
+  #drain(): void {
+    const end = Math.min(this.#incoming.length, this.#incomingAt + SERVED_PER_TURN);
+    while (this.#incomingAt < end) {
+      const next = this.#incoming[this.#incomingAt];
+      this.#incomingAt++;
+      if (next !== undefined) void this.#serve(next.from, next.request);
+    }
+    if (this.#incomingAt < this.#incoming.length) {
+      setImmediate(() => this.#drain());
+      return;
+    }
+    this.#incoming.length = 0;
+    this.#incomingAt = 0;
+    this.#draining = false;
   }
 
   /** Answers every waiting forward with 503 and stops forwarding (the node is shutting down). */
