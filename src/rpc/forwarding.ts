@@ -747,7 +747,10 @@ export function routeDecision(
   const sent = session?.forwardedTo;
   if (sent !== undefined) {
     const viewChanged = sent.view !== undefined && ctx.view !== undefined && sent.view !== ctx.view;
-    if (viewChanged || sent.primary !== ctx.primary) {
+    // Not knowing the primary for a moment in the same view (a pre-vote round, an election
+    // timeout) loses nothing: that request gets 503 like any other, the session goes on.
+    const primaryChanged = ctx.primary !== undefined && sent.primary !== ctx.primary;
+    if (viewChanged || primaryChanged) {
       const from = sent.view !== undefined ? `view ${sent.view}` : `primary ${sent.primary}`;
       const now =
         sent.view !== undefined && ctx.view !== undefined

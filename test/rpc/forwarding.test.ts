@@ -433,6 +433,20 @@ describe("Forwarder between a backup and a primary", () => {
     assert.equal(errorCode(res), "SessionConsistencyLost");
   });
 
+  it("keeps a session that forwarded while the primary is unknown for a moment in the same view", async () => {
+    const { backup } = cluster();
+    const session: ClientSession = { id: 12 };
+    await backup.call(clientRequest("POST", "/app/write", { session }));
+    backup.belief.primary = undefined;
+    const unknown = await backup.call(clientRequest("POST", "/app/write", { session }));
+    assert.equal(unknown.status, 503);
+    assert.notEqual(unknown.closeSession, true);
+    backup.belief.primary = "p";
+    const again = await backup.call(clientRequest("POST", "/app/write", { session }));
+    assert.equal(again.status, 200);
+    assert.equal(json<Ran>(again).node, "p");
+  });
+
   it("has the primary refuse a forward sent in another view", async () => {
     const { primary, backup } = cluster();
     primary.belief.view = 3;
