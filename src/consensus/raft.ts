@@ -8,6 +8,7 @@
 // signs first; several configurations can be active at once and commit needs a quorum of each.
 
 import { invariant, NotPrimaryError, TooManyPendingTransactionsError } from "./errors.js";
+import { RaftLog } from "./log.js";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -51,23 +52,14 @@ interface Progress {
   lastAck: number;
 }
 
-/** The bytes of an entry whose data was released from memory (see `releaseEntryData`). */
-const RELEASED = new Uint8Array(0);
-
 export class Raft {
   private readonly o: RaftOptions;
   private termValue: number;
   private votedFor: NodeId | undefined;
   private roleValue: Role = "Backup";
   private leaderValue: NodeId | undefined;
-  /** Entries base+1..lastIdx; those up to base are committed and not held here. */
-  private readonly log: LogEntry[] = [];
-  /** Entries up to this index hold RELEASED instead of their bytes (see releaseEntryData). */
-  private releasedUpTo = 0;
-  private base = 0;
-  private baseTerm = 0;
-  /** Where each view started up to base (CCF's view history, from a snapshot). */
-  private baseViews: ViewStart[] = [];
+  /** Entries base+1..lastIdx; those up to base are committed and not part of it. */
+  private readonly log: RaftLog;
   private commit = 0;
   /** Every configuration the log (and bootstrap) knows of, ascending by idx. */
   private configs: Configuration[] = [];
@@ -93,23 +85,26 @@ export class Raft {
     this.o = options;
     this.electionTimeout = options.chooseElectionTimeout();
     const start = options.start;
+    // A log that does not begin at 1: committed up to start.idx (a snapshot), or already holding
+    // committed entries (a recovered ledger).
+    this.log = new RaftLog({
+      base: start?.idx ?? 0,
+      baseTerm: start?.term ?? 0,
+      baseViews: start?.views,
+      readData: options.readEntryData,
+    });
     if (start !== undefined) {
-      // A log that does not begin at 1: committed up to start.idx (a snapshot), or already holding
-      // committed entries (a recovered ledger).
-      this.base = start.idx;
-      this.baseTerm = start.term;
-      this.baseViews = [...(start.views ?? [])];
       for (const e of start.entries ?? []) {
         invariant(e.idx === this.lastIdx + 1, () => `start entry ${e.idx} after ${this.lastIdx}`);
-        this.log.push(e);
+        this.log.append(e);
       }
       this.commit = start.commitIdx ?? start.idx;
       invariant(
-        this.commit >= this.base && this.commit <= this.lastIdx,
-        () => `start commit ${this.commit} outside ${this.base}..${this.lastIdx}`,
+        this.commit >= this.log.base && this.commit <= this.lastIdx,
+        () => `start commit ${this.commit} outside ${this.log.base}..${this.lastIdx}`,
       );
       if (start.configuration !== undefined) {
-        this.configs.push({ idx: this.base, nodes: [...start.configuration] });
+        this.configs.push({ idx: this.log.base, nodes: [...start.configuration] });
       }
     }
     const bootstrap = options.bootstrap;
@@ -155,40 +150,30 @@ export class Raft {
   }
 
   get lastIdx(): number {
-    return this.base + this.log.length;
+    return this.log.lastIdx;
   }
 
   /** The log's first index minus one: entries up to it are not held (a snapshot, or recovery). */
   get firstIdx(): number {
-    return this.base + 1;
-  }
-
-  /** The entry at idx, which the caller knows to be held (base < idx <= lastIdx). */
-  private at(idx: number): LogEntry {
-    return this.log[idx - this.base - 1];
-  }
-
-  /** As `at`, with its bytes read back from the ledger if they were released. */
-  private withData(idx: number): LogEntry {
-    const e = this.at(idx);
-    if (e.data !== RELEASED) return e;
-    const data = this.o.readEntryData?.(idx);
-    invariant(data !== undefined, () => `entry ${idx} was released and cannot be read back`);
-    return { ...e, data };
+    return this.log.base + 1;
   }
 
   /**
-   * Drops from memory the bytes of committed entries up to `upTo` (the ledger holds them; they are
-   * read back if a peer needs them). Keeps each entry's index, term and signature flag. Entries
-   * are replaced, not changed, so messages already built keep their bytes.
+   * Entry slots the log holds in memory (held entries, and released ones awaiting compaction):
+   * bounded by the uncommitted and recently committed entries once old ones are released.
+   */
+  get heldEntries(): number {
+    return this.log.heldEntries;
+  }
+
+  /**
+   * Drops from memory the committed entries up to `upTo` (the ledger holds them; they are read
+   * back if a peer needs them): only their term, signature flag and configuration are kept, in
+   * structures that do not grow per entry. Messages already built keep their entries' bytes.
    */
   releaseEntryData(upTo: number): void {
     if (this.o.readEntryData === undefined) return;
-    const end = Math.min(upTo, this.commit, this.lastIdx);
-    for (let i = Math.max(this.releasedUpTo, this.base) + 1; i <= end; i++) {
-      this.log[i - this.base - 1] = { ...this.at(i), data: RELEASED };
-    }
-    if (end > this.releasedUpTo) this.releasedUpTo = end;
+    this.log.release(Math.min(upTo, this.commit));
   }
 
   get retired(): boolean {
@@ -197,21 +182,25 @@ export class Raft {
 
   /** Term of the entry at idx (0 for idx 0), or undefined when the log does not reach it. */
   termAt(idx: number): number | undefined {
-    if (idx === this.base) return this.baseTerm;
-    if (idx === 0) return 0;
-    return this.log[idx - this.base - 1]?.term;
+    return this.log.term(idx);
   }
 
+  /**
+   * The entry at idx (base < idx <= lastIdx), or undefined. A released entry is rebuilt, its bytes
+   * read back from the ledger: prefer `termAt` and `signatureAtOrAfter` when the bytes are not needed.
+   */
   entryAt(idx: number): LogEntry | undefined {
-    return this.log[idx - this.base - 1];
+    return this.log.entry(idx);
+  }
+
+  /** The first signature at or after idx in this node's log (none at or below base is known). */
+  signatureAtOrAfter(idx: number): number | undefined {
+    return this.log.signatureAtOrAfter(idx);
   }
 
   /** The highest signature in the log (0 if none): the furthest this node could ever commit. */
   get lastCommittableIdx(): number {
-    for (let i = this.lastIdx; i > this.commit; i--) {
-      if (this.at(i).isSignature) return i;
-    }
-    return this.commit;
+    return this.log.lastSignatureIn(this.commit + 1, this.lastIdx) ?? this.commit;
   }
 
   /** The configurations in force: the last committed one and every one after it. */
@@ -225,15 +214,7 @@ export class Raft {
 
   /** Where each view starts in this node's log (what CCF's view history lists). */
   viewHistory(): ViewStart[] {
-    const out: ViewStart[] = [...this.baseViews];
-    let last = out.at(-1)?.view ?? -1;
-    for (const e of this.log) {
-      if (e.term !== last) {
-        out.push({ view: e.term, seqno: e.idx });
-        last = e.term;
-      }
-    }
-    return out;
+    return this.log.viewHistory();
   }
 
   /**
@@ -434,12 +415,8 @@ export class Raft {
       if (this.o.testOnlyFaults?.commitWithoutSignature === true) {
         this.advanceCommit(upTo);
       } else {
-        for (let i = upTo; i > this.commit; i--) {
-          if (this.at(i).isSignature) {
-            this.advanceCommit(i);
-            break;
-          }
-        }
+        const signature = this.log.lastSignatureIn(this.commit + 1, upTo);
+        if (signature !== undefined) this.advanceCommit(signature);
       }
     }
     this.respondAppend(from, matched, true);
@@ -511,17 +488,17 @@ export class Raft {
   private sendAppendEntries(peer: NodeId): void {
     const p = this.progressOf(peer);
     // Entries up to base are not held: a peer that needs them can only catch up from a snapshot.
-    if (p.next <= this.base) p.next = this.base + 1;
+    if (p.next <= this.log.base) p.next = this.log.base + 1;
     const start = p.next;
     const prevIdx = start - 1;
     const prevTerm = this.termAt(prevIdx);
     invariant(prevTerm !== undefined, () => `next index ${start} for ${peer} is past the log`);
     const entries: LogEntry[] = [];
     if (start <= this.lastIdx) {
-      const batchTerm = this.at(start).term;
+      const batchTerm = this.termAt(start);
       const limit = Math.min(this.lastIdx, start + this.o.maxEntriesPerMessage - 1);
-      for (let i = start; i <= limit && this.at(i).term === batchTerm; i++) {
-        entries.push(this.withData(i));
+      for (let i = start; i <= limit && this.termAt(i) === batchTerm; i++) {
+        entries.push(this.log.entry(i) as LogEntry);
       }
       p.next = start + entries.length;
     }
@@ -555,19 +532,17 @@ export class Raft {
       if (this.termAt(quorumMatch) === this.termValue) this.advanceCommit(quorumMatch);
       return;
     }
-    for (let i = quorumMatch; i > this.commit; i--) {
-      const e = this.at(i);
-      if (!e.isSignature) continue;
-      // As in Raft, only an entry of the current view is committed by counting replicas.
-      if (e.term === this.termValue) this.advanceCommit(i);
-      return;
+    const signature = this.log.lastSignatureIn(this.commit + 1, quorumMatch);
+    // As in Raft, only an entry of the current view is committed by counting replicas.
+    if (signature !== undefined && this.termAt(signature) === this.termValue) {
+      this.advanceCommit(signature);
     }
   }
 
   private advanceCommit(idx: number): void {
     invariant(idx > this.commit && idx <= this.lastIdx, () => `bad commit ${idx}`);
     invariant(
-      this.at(idx).isSignature || this.o.testOnlyFaults?.commitWithoutSignature === true,
+      this.log.isSignature(idx) || this.o.testOnlyFaults?.commitWithoutSignature === true,
       () => `commit at ${idx}, which is not a signature`,
     );
     const before = this.roleValue === "Primary" ? this.peers() : [];
@@ -780,7 +755,7 @@ export class Raft {
       e.term >= prevTerm && e.term <= this.termValue,
       () => `entry ${e.idx} in view ${e.term} after view ${prevTerm} (current ${this.termValue})`,
     );
-    this.log.push(e);
+    this.log.append(e);
     if (e.configuration !== undefined) {
       this.configs.push({ idx: e.idx, nodes: [...e.configuration] });
       if (this.roleValue === "Primary") for (const peer of this.peers()) this.progressOf(peer);
@@ -792,7 +767,7 @@ export class Raft {
       idx >= this.commit,
       () => `node ${this.o.id} asked to roll back to ${idx} below its commit ${this.commit}`,
     );
-    this.log.length = idx - this.base;
+    this.log.truncate(idx);
     this.configs = this.configs.filter((c) => c.idx <= idx);
     this.ready.rollbackTo = Math.min(this.ready.rollbackTo ?? idx, idx);
     // Appends reported earlier in this step beyond the rollback point are void.
@@ -831,8 +806,8 @@ export class Raft {
   private checkInvariants(): void {
     invariant(this.commit <= this.lastIdx, () => `commit ${this.commit} past the log`);
     invariant(
-      this.commit === this.base ||
-        this.at(this.commit).isSignature ||
+      this.commit === this.log.base ||
+        this.log.isSignature(this.commit) ||
         this.o.testOnlyFaults?.commitWithoutSignature === true,
       () => `commit ${this.commit} is not a signature`,
     );
@@ -840,10 +815,10 @@ export class Raft {
       (this.roleValue === "Primary") === (this.leaderValue === this.o.id),
       () => `${this.o.id} is ${this.roleValue} but its leader is ${this.leaderValue}`,
     );
-    const last = this.log[this.log.length - 1];
+    const lastTerm = this.lastIdx > this.log.base ? (this.termAt(this.lastIdx) as number) : 0;
     invariant(
-      last === undefined || last.term <= this.termValue,
-      () => `last entry in view ${last?.term} beyond the current view ${this.termValue}`,
+      lastTerm <= this.termValue,
+      () => `last entry in view ${lastTerm} beyond the current view ${this.termValue}`,
     );
   }
 }

@@ -1510,10 +1510,7 @@ export class Node implements NodeContext {
   private signatureAtOrAfter(seqno: number): number | undefined {
     const raft = this.host?.raft;
     if (raft === undefined) return undefined;
-    for (let i = seqno; i <= raft.lastIdx; i++) {
-      if (raft.entryAt(i)?.isSignature === true) return i;
-    }
-    return undefined;
+    return raft.signatureAtOrAfter(seqno);
   }
 
   /**

@@ -50,9 +50,15 @@ export class Cluster {
   /** Every Ready each node produced, newest last. */
   readonly readies = new Map<NodeId, Ready[]>();
 
-  constructor(ids: NodeId[], overrides: Partial<RaftOptions> = {}) {
+  constructor(
+    ids: NodeId[],
+    overrides: Partial<RaftOptions> | ((id: NodeId) => Partial<RaftOptions>) = {},
+  ) {
     const bootstrap = { configuration: ids, primary: ids[0] };
-    for (const id of ids) this.add(new Raft(options(id, { bootstrap, ...overrides })));
+    for (const id of ids) {
+      const own = typeof overrides === "function" ? overrides(id) : overrides;
+      this.add(new Raft(options(id, { bootstrap, ...own })));
+    }
   }
 
   add(raft: Raft): void {
@@ -111,6 +117,70 @@ export class Cluster {
   readiesOf(id: NodeId): Ready[] {
     return this.readies.get(id) as Ready[];
   }
+}
+
+/**
+ * A cluster whose nodes have hosts with a ledger (the bytes of each entry by idx, rolled back and
+ * appended as each Ready says) and release committed entries from consensus's memory but the last
+ * `keep`, reading them back from that ledger when a peer needs them.
+ */
+export class ClusterWithLedgers extends Cluster {
+  readonly ledgers: Map<NodeId, Map<number, Uint8Array>>;
+  /** How many entries each node read back from its ledger. */
+  readonly reads: Map<NodeId, number>;
+  private readonly keep: number;
+
+  constructor(ids: NodeId[], keep: number, overrides: Partial<RaftOptions> = {}) {
+    const ledgers = new Map<NodeId, Map<number, Uint8Array>>();
+    const reads = new Map<NodeId, number>();
+    super(ids, (id) => ({ ...overrides, readEntryData: reader(id, ledgers, reads) }));
+    this.ledgers = ledgers;
+    this.reads = reads;
+    this.keep = keep;
+  }
+
+  /** A node that joins with an empty log (it knows nothing until the primary replicates to it). */
+  addJoiner(id: NodeId, overrides: Partial<RaftOptions> = {}): Raft {
+    const raft = new Raft(
+      options(id, { ...overrides, readEntryData: reader(id, this.ledgers, this.reads) }),
+    );
+    this.add(raft);
+    return raft;
+  }
+
+  ledger(id: NodeId): Map<number, Uint8Array> {
+    let l = this.ledgers.get(id);
+    if (l === undefined) {
+      l = new Map();
+      this.ledgers.set(id, l);
+    }
+    return l;
+  }
+
+  override step(id: NodeId, event: Event): Ready {
+    const ledger = this.ledger(id);
+    if (event.kind === "propose") for (const e of event.entries) ledger.set(e.idx, e.data);
+    const ready = super.step(id, event);
+    if (ready.rollbackTo !== undefined) {
+      for (let i = ready.rollbackTo + 1; ledger.delete(i); i++);
+    }
+    for (const e of ready.appends) ledger.set(e.idx, e.data);
+    if (ready.commitIdx !== undefined) {
+      this.node(id).releaseEntryData(ready.commitIdx - this.keep);
+    }
+    return ready;
+  }
+}
+
+function reader(
+  id: NodeId,
+  ledgers: Map<NodeId, Map<number, Uint8Array>>,
+  reads: Map<NodeId, number>,
+): (idx: number) => Uint8Array | undefined {
+  return (idx) => {
+    reads.set(id, (reads.get(id) ?? 0) + 1);
+    return ledgers.get(id)?.get(idx);
+  };
 }
 
 /** Isolates a node: drops everything to or from it. */

@@ -2,12 +2,20 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   type AppendEntriesResponse,
+  type LogEntry,
   Raft,
   type RequestVote,
   type RequestVoteResponse,
   TooManyPendingTransactionsError,
 } from "../../src/consensus/index.js";
-import { Cluster, ELECTION_TIMEOUT, entry, options, without } from "./cluster.js";
+import {
+  Cluster,
+  ClusterWithLedgers,
+  ELECTION_TIMEOUT,
+  entry,
+  options,
+  without,
+} from "./cluster.js";
 
 const NODES = ["n0", "n1", "n2"];
 
@@ -427,5 +435,141 @@ describe("consensus: a log that does not start at 1", () => {
       n2.viewHistory().map((v) => `${v.view}.${v.seqno}`),
       ["2.1"],
     );
+  });
+});
+
+describe("consensus: a log whose committed entries are released from memory", () => {
+  /** Every entry of `node`'s log equals the expected one, released entries read back included. */
+  function assertLogEquals(node: Raft, expected: readonly LogEntry[]): void {
+    assert.equal(node.lastIdx, expected.length);
+    for (const e of expected) {
+      const got = node.entryAt(e.idx);
+      assert.ok(got !== undefined, `${node.id} holds ${e.idx}`);
+      assert.equal(node.termAt(e.idx), e.term, `${node.id}: term of ${e.idx}`);
+      assert.equal(got.term, e.term, `${node.id}: term of entry ${e.idx}`);
+      assert.equal(got.isSignature, e.isSignature, `${node.id}: signature flag of ${e.idx}`);
+      assert.deepEqual(got.configuration, e.configuration, `${node.id}: configuration of ${e.idx}`);
+      assert.ok(Buffer.from(got.data).equals(Buffer.from(e.data)), `${node.id}: bytes of ${e.idx}`);
+    }
+  }
+
+  it("a partitioned backup and a new joiner catch up over 20k entries in four views, read back from the ledger", () => {
+    const BATCH = 50;
+    const BATCHES_PER_VIEW = 100;
+    // Everything committed is released at once: every entry sent to a late node is read back.
+    const c = new ClusterWithLedgers(NODES, 0, {
+      maxEntriesPerMessage: 100,
+      maxUncommittedTxCount: 1000,
+    });
+    const log: LogEntry[] = [];
+    const slotBound = 1024 + 2 * (2 * BATCH);
+    let maxSlots = 0;
+    const propose = (primary: string, entries: LogEntry[]): void => {
+      log.push(...entries);
+      c.propose(primary, entries);
+      c.deliverAll(without("n2"));
+      for (const n of c.nodes.values()) maxSlots = Math.max(maxSlots, n.heldEntries);
+    };
+    let primary = "n0";
+    for (let view = 0; view < 4; view++) {
+      if (view > 0) {
+        // The other of n0 and n1 times out and takes over; n2 hears nothing.
+        primary = primary === "n0" ? "n1" : "n0";
+        c.tick(primary, ELECTION_TIMEOUT + 2);
+        c.deliverAll(without("n2"));
+        assert.equal(c.node(primary).role, "Primary");
+        propose(primary, [entry(log.length + 1, c.node(primary).term, true)]);
+      }
+      const term = c.node(primary).term;
+      for (let b = 0; b < BATCHES_PER_VIEW; b++) {
+        const batch: LogEntry[] = [];
+        for (let i = 1; i <= BATCH; i++) {
+          const idx = log.length + i;
+          // A reconfiguration (to the same nodes) now and then, so that some released entries
+          // carry a configuration.
+          const configuration = b % 40 === 7 && i === 1 ? ["n0", "n1", "n2"] : undefined;
+          batch.push(entry(idx, term, i === BATCH, configuration));
+        }
+        propose(primary, batch);
+        assert.equal(c.node(primary).commitIdx, log.length, "each batch commits");
+      }
+    }
+    const p = c.node(primary);
+    assert.ok(p.lastIdx >= 20_000);
+    assert.equal(c.node("n2").lastIdx, 0, "n2 saw nothing");
+    assert.ok(maxSlots <= slotBound, `at most ${maxSlots} entry slots held on any node`);
+
+    // n3 joins, and n2's partition heals.
+    const n3 = c.addJoiner("n3", { maxEntriesPerMessage: 100 });
+    const readsBefore = c.reads.get(primary) ?? 0;
+    propose(primary, [
+      entry(log.length + 1, p.term, false, ["n0", "n1", "n2", "n3"]),
+      entry(log.length + 2, p.term, true),
+    ]);
+    for (
+      let round = 0;
+      round < 100 && (n3.commitIdx < p.lastIdx || c.node("n2").commitIdx < p.lastIdx);
+      round++
+    ) {
+      c.tick(primary, 2);
+      c.deliverAll();
+      for (const n of c.nodes.values()) maxSlots = Math.max(maxSlots, n.heldEntries);
+    }
+    assert.equal(p.commitIdx, log.length);
+    assert.ok(
+      (c.reads.get(primary) ?? 0) - readsBefore >= 2 * (log.length - 2),
+      "the primary read the late nodes' entries back from its ledger",
+    );
+    assert.ok(maxSlots <= slotBound, `at most ${maxSlots} entry slots held on any node`);
+    for (const id of ["n0", "n1", "n2", "n3"]) {
+      const n = c.node(id);
+      assert.equal(n.commitIdx, log.length, `${id} committed everything`);
+      assert.ok(n.heldEntries <= slotBound, `${id} holds ${n.heldEntries} entry slots`);
+      assertLogEquals(n, log);
+      assert.deepEqual(n.viewHistory(), p.viewHistory());
+    }
+    assert.deepEqual(
+      p.viewHistory().map((v) => v.view),
+      [2, 3, 4, 5],
+    );
+    for (const idx of [1, 49, 50, 51, 5_001, 12_345]) {
+      const expected = log.find((e) => e.idx >= idx && e.isSignature)?.idx;
+      assert.equal(n3.signatureAtOrAfter(idx), expected, `first signature at or after ${idx}`);
+    }
+    assert.equal(n3.signatureAtOrAfter(log.length + 1), undefined);
+  });
+
+  it("holds every entry when it cannot read entries back", () => {
+    const c = new Cluster(NODES, { maxEntriesPerMessage: 100 });
+    const log: LogEntry[] = [];
+    for (let b = 0; b < 20; b++) {
+      const batch = Array.from({ length: 50 }, (_, i) => entry(log.length + i + 1, 2, i === 49));
+      log.push(...batch);
+      c.propose("n0", batch);
+      c.deliverAll();
+      for (const n of c.nodes.values()) n.releaseEntryData(n.commitIdx);
+    }
+    const n0 = c.node("n0");
+    assert.equal(n0.commitIdx, 1000);
+    assert.equal(n0.heldEntries, 1000);
+    assert.equal(n0.entryAt(1), log[0], "the entry object proposed is still held");
+  });
+
+  it("finds signatures after a snapshot's base only", () => {
+    const n0 = new Raft(
+      options("n0", {
+        start: {
+          idx: 4,
+          term: 2,
+          entries: [entry(5, 2), entry(6, 2, true), entry(7, 3), entry(8, 3, true)],
+          commitIdx: 8,
+        },
+        bootstrap: { configuration: ["n0"], primary: "n0", term: 4 },
+      }),
+    );
+    assert.equal(n0.signatureAtOrAfter(1), 6);
+    assert.equal(n0.signatureAtOrAfter(7), 8);
+    assert.equal(n0.signatureAtOrAfter(9), undefined);
+    assert.equal(n0.lastCommittableIdx, 8);
   });
 });
