@@ -124,6 +124,7 @@ export function listChunks(
   after = 0,
 ): ChunkFile[] {
   const all: ChunkFile[] = [];
+  const skippedOpen: string[] = [];
   const dirList = Array.isArray(dirs) ? dirs : [dirs];
   for (const dir of dirList) {
     let files: string[];
@@ -141,7 +142,10 @@ export function listChunks(
     for (const file of files) {
       const name = parseChunkName(file);
       if (name === undefined || name.ignored || name.recovery) continue;
-      if (committedOnly && !name.committed) continue;
+      if (committedOnly && !name.committed) {
+        skippedOpen.push(file);
+        continue;
+      }
       if (name.end !== undefined && name.end <= after) continue;
       all.push({ file, path: join(dir, file), name });
     }
@@ -153,7 +157,9 @@ export function listChunks(
       "LedgerEmpty",
       dirList.join(", "),
       undefined,
-      "no ledger chunk files",
+      skippedOpen.length === 0
+        ? "no ledger chunk files"
+        : `no committed ledger chunk files (only uncommitted ones, which are not read here: ${skippedOpen.join(", ")})`,
     );
   }
   let next = first.name.start;

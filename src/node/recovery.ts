@@ -22,6 +22,7 @@ import {
   type FileLedger,
   type LedgerSecret,
   type LedgerSecrets,
+  LedgerVerificationError,
   listChunks,
   parseChunk,
   parseChunkName,
@@ -78,7 +79,16 @@ export function gatherLedgerChunks(mainDir: string, readOnlyDirs: readonly strin
     });
   let copied = 0;
   for (const dir of readOnlyDirs) {
-    for (const c of listChunks(dir, true)) {
+    let chunks: ReturnType<typeof listChunks>;
+    try {
+      chunks = listChunks(dir, true);
+    } catch (e) {
+      // A read-only directory with no committed chunk (only an open one, or nothing) adds nothing;
+      // a missing directory, a gap or an overlap is still an error.
+      if (e instanceof LedgerVerificationError && e.code === "LedgerEmpty") continue;
+      throw e;
+    }
+    for (const c of chunks) {
       const end = c.name.end ?? c.name.start;
       if (covered(c.name.start, end)) continue;
       fs.copyFileSync(c.path, join(mainDir, c.file));
