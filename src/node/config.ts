@@ -3,7 +3,7 @@
 // durations in milliseconds and file paths made absolute.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { isIP, isIPv4, isIPv6 } from "node:net";
 import { resolve } from "node:path";
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
@@ -1194,4 +1194,65 @@ function normaliseCommand(c: CheckedConfig["command"], path: (p: string) => stri
       return { type: "Recover", service_certificate_file, recover };
     }
   }
+}
+
+/**
+ * The files a node reads at start that are missing or unreadable, named by their field (what
+ * `ccf-ts node --check` reports beyond the schema): members' and users' certificates, keys and
+ * data, constitution files, the app bundle, the service certificate a joiner or a recovery reads,
+ * the previous service identity, node and service data, and the read-only ledger directories.
+ */
+export function inputFileIssues(config: NodeConfig): ConfigIssue[] {
+  const inputs: Array<{ path: string; file: string; directory?: boolean }> = [];
+  const cmd = config.command;
+  const add = (path: string, file: string | undefined, directory = false) => {
+    if (file !== undefined) inputs.push({ path, file, directory });
+  };
+  if (cmd.start !== undefined) {
+    cmd.start.members.forEach((m, i) => {
+      add(`command.start.members[${i}].certificate_file`, m.certificate_file);
+      add(`command.start.members[${i}].encryption_public_key_file`, m.encryption_public_key_file);
+      add(`command.start.members[${i}].data_json_file`, m.data_json_file);
+    });
+    cmd.start.users?.forEach((u, i) => {
+      add(`command.start.users[${i}].certificate_file`, u.certificate_file);
+      add(`command.start.users[${i}].data_json_file`, u.data_json_file);
+    });
+    cmd.start.constitution_files.forEach((f, i) =>
+      add(`command.start.constitution_files[${i}]`, f),
+    );
+    add("command.start.js_app_bundle", cmd.start.js_app_bundle);
+  } else {
+    // A joiner and a recovering node read the service certificate; a starting node writes it.
+    add("command.service_certificate_file", cmd.service_certificate_file);
+  }
+  if (cmd.recover !== undefined) {
+    add(
+      "command.recover.previous_service_identity_file",
+      cmd.recover.previous_service_identity_file,
+    );
+    cmd.recover.constitution_files?.forEach((f, i) =>
+      add(`command.recover.constitution_files[${i}]`, f),
+    );
+  }
+  add("node_data_json_file", config.node_data_json_file);
+  add("service_data_json_file", config.service_data_json_file);
+  config.ledger.read_only_directories.forEach((d, i) =>
+    add(`ledger.read_only_directories[${i}]`, d, true),
+  );
+  const issues: ConfigIssue[] = [];
+  for (const input of inputs) {
+    let problem: string | undefined;
+    try {
+      const stat = statSync(input.file);
+      if (input.directory && !stat.isDirectory()) problem = "is not a directory";
+      else accessSync(input.file, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      problem = code === "ENOENT" ? "no such file or directory" : `cannot be read (${code})`;
+    }
+    if (problem !== undefined)
+      issues.push({ path: input.path, problem: `${input.file}: ${problem}` });
+  }
+  return issues;
 }

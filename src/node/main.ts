@@ -1,8 +1,8 @@
-// `ccf-ts node --config FILE [--log-level L] [--check]`: validates the config, or runs the node
-// until SIGTERM / SIGINT, then stops it cleanly.
+// `ccf-ts node --config FILE [--log-level L] [--check]`: validates the config (and that the files
+// it names exist), or runs the node until SIGTERM / SIGINT, then stops it cleanly.
 
 import { CcfError } from "../errors.js";
-import { loadNodeConfig } from "./config.js";
+import { ConfigError, inputFileIssues, loadNodeConfig } from "./config.js";
 import { createLogger, LOG_LEVELS, type LogLevel } from "./log.js";
 import { Node } from "./node.js";
 
@@ -19,6 +19,9 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<number> 
   }
   const config = loadNodeConfig(opts.config);
   if (opts.check === true) {
+    // Beyond the schema: every file the node would read at start is there.
+    const missing = inputFileIssues(config);
+    if (missing.length > 0) throw new ConfigError(missing);
     process.stdout.write(`${opts.config}: configuration is valid\n`);
     return 0;
   }

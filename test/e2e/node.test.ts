@@ -266,6 +266,24 @@ describe("node configuration on the command line", () => {
     assert.match(r.stderr, /network\.rpc_interfaces\.primary_rpc_interface\.bind_address/);
   });
 
+  it("--check names every input file that is missing, by its field", () => {
+    const config = startConfig(dir) as { command: { start: Record<string, unknown> } };
+    const members = config.command.start.members as Array<Record<string, unknown>>;
+    members[0].certificate_file = join(dir, "no-such-member.pem");
+    config.command.start.constitution_files = [join(dir, "no-such-constitution.js")];
+    writeFileSync(join(dir, "missing.json"), JSON.stringify(config));
+    const r = runCcfTs(["node", "--config", join(dir, "missing.json"), "--check"], dir);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /command\.start\.members\[0\]\.certificate_file: .*no-such-member\.pem: no such file/,
+    );
+    assert.match(
+      r.stderr,
+      /command\.start\.constitution_files\[0\]: .*no-such-constitution\.js: no such file/,
+    );
+  });
+
   it("refuses a missing configuration file, naming it", () => {
     const r = runCcfTs(["node", "--config", join(dir, "nope.json")], dir);
     assert.equal(r.status, 1);
