@@ -6,10 +6,16 @@
 // Durability: the primary proposes its entries to consensus only once they are on its own disk (it
 // counts itself in the quorum), and a backup acknowledges entries only after flushing them, so a
 // commit index is always a signature on a majority of disks.
+//
+// Memory: behind commit, the bytes of old entries leave the consensus log (the ledger holds them)
+// and the Merkle tree forgets its leaves more than TREE_LEAVES_KEPT behind the commit point (as
+// CCF's history `compact` does, with its MAX_HISTORY_LEN). Receipts and historical queries for
+// forgotten leaves use the tree each signature stores (node/historical.ts).
 
 import { decodeMessage, encodeMessage } from "../consensus/index.js";
 import type { LogEntry, NodeId, Proposal, Raft, Ready, Role } from "../consensus/index.js";
 import type { LedgerReplica, LedgerStorage, TxPipeline } from "../ledger/index.js";
+import type { MerkleTree } from "../merkle/index.js";
 
 /** The slice of a transport the host uses (see consensus/transport.ts). */
 export interface MessageSink {
@@ -21,6 +27,13 @@ export interface ConsensusHostOptions {
   replica: LedgerReplica;
   storage: LedgerStorage;
   transport: MessageSink;
+  /**
+   * The node's Merkle tree (the one the replica and the pipelines append to): flushed as commit
+   * advances, keeping the leaves of the last `treeLeavesKept` seqnos up to the commit point.
+   */
+  tree?: MerkleTree;
+  /** Leaves kept behind the commit point (default TREE_LEAVES_KEPT). */
+  treeLeavesKept?: number;
   /** A pipeline in `view` over this node's store/tree/ledger (called on becoming primary). */
   openPipeline(view: number, onAppend: PipelineAppendHook): TxPipeline;
   /**
@@ -48,6 +61,13 @@ export type PipelineAppendHook = (
 
 /** Committed entries whose bytes stay in memory behind commit (for backups slightly behind). */
 export const RECENT_ENTRIES_KEPT = 1000;
+
+/**
+ * Leaves the tree keeps behind the commit point (~64 bytes each; CCF's MAX_HISTORY_LEN): receipts
+ * of recent transactions, the ones clients ask for, come from memory; older ones from the
+ * signatures' stored trees.
+ */
+export const TREE_LEAVES_KEPT = 1000;
 
 export class ConsensusHost {
   private pipelineValue: TxPipeline | undefined;
@@ -178,6 +198,7 @@ export class ConsensusHost {
       this.o.replica.committed(ready.commitIdx);
       // The ledger holds committed entries: keep only the recent ones' bytes in memory.
       this.o.raft.releaseEntryData(ready.commitIdx - RECENT_ENTRIES_KEPT);
+      this.flushTree(ready.commitIdx);
       this.o.onCommit?.(ready.commitIdx);
     }
     if (ready.roleChange !== undefined) {
@@ -194,6 +215,22 @@ export class ConsensusHost {
       }
       this.pipelineValue.emitSignature();
     }
+  }
+
+  /**
+   * CCF's history `compact`: forgets the tree's leaves more than `treeLeavesKept` behind `commit`.
+   * Nothing needs them any more: a rollback never goes behind commit; a signature serialises the
+   * tree from its previous signature or the flush point, whichever is later; the snapshotter
+   * reads the leaf of a snapshot point in `beforeCommit` (just above), never of a point behind an
+   * earlier commit (the store no longer has the state there); roots for governance are taken at a
+   * transaction's read version (a conflict, retried, if it was flushed meanwhile: see Node);
+   * receipts and historical queries for flushed leaves read the signatures' stored trees.
+   */
+  private flushTree(commit: number): void {
+    const tree = this.o.tree;
+    if (tree === undefined) return;
+    const upTo = Math.min(commit - (this.o.treeLeavesKept ?? TREE_LEAVES_KEPT), tree.size);
+    if (upTo > tree.minIndex) tree.flush(upTo);
   }
 
   private applyEntry(e: LogEntry): void {

@@ -1,13 +1,19 @@
 // Historical state: committed transactions read back from the ledger, for receipts, CCF's
 // `mode: "historical"` endpoints and `ccf.historical.getStateRange`. As CCF's state cache, the state
 // of a transaction is a store holding only that transaction's writes, with its receipt. Each entry
-// read is decrypted with the ledger secret of its seqno and checked against this node's Merkle tree
-// before it is used. Entries near the commit point are read at once (beyond CCF, which always
+// read is decrypted with the ledger secret of its seqno and checked before it is used: against this
+// node's Merkle tree while the tree still holds its leaf, else (the tree is flushed behind commit)
+// against the tree stored by the signature transaction that covers it (`public:ccf.internal.tree`,
+// the leaves from the previous signature up to it), whose root must be the root that signature
+// signs, the node's ECDSA signature over it verified with the certificate it carries. A signature
+// transaction's own leaf is in the tree the next signature stores. Receipts are the same bytes
+// either way. Entries near the commit point are read at once (beyond CCF, which always
 // answers "retry later" first); older ones are read in the background, and the caller is told to
 // come back (CCF's 202 + Retry-After). States live in a bounded cache; range handles keep theirs
 // until they expire or are dropped.
 
-import { sha256 } from "../crypto/index.js";
+import { type KeyObject, verify as cryptoVerify } from "node:crypto";
+import { nodeIdFromPublicKey, publicKeyFromPem, sha256, verifyDigest } from "../crypto/index.js";
 import { CcfError, HttpError } from "../errors.js";
 import { keyToString, SINGLETON_KEY, Store, Tables, type Tx, type WriteSet } from "../kv/index.js";
 import {
@@ -24,9 +30,11 @@ import {
   commitSecret,
   decodePrimarySignature,
   EMPTY_CLAIMS,
+  foldProof,
   leafDigest,
   type MerkleProof,
-  type MerkleTree,
+  MerkleTree,
+  type PrimarySignature,
   type Receipt,
 } from "../merkle/index.js";
 
@@ -67,7 +75,24 @@ interface SignatureInfo {
   root: string;
   /** The COSE Sign1 over the root by the service key, when the ledger has one. */
   cose: Buffer | undefined;
+  /** The leaf of the signature entry itself, as computed from the bytes read. */
+  entryLeaf: Buffer;
+  /**
+   * Whether `entryLeaf` is checked (against this node's tree, or the next signature's stored
+   * tree): until then only the root, the node's signature and the stored tree are trusted, not
+   * the rest of the entry (its COSE signature).
+   */
+  leafChecked: boolean;
 }
+
+/**
+ * A lookup that may need ledger entries: it yields the seqno of each entry it needs and is resumed
+ * with its bytes. The same steps run synchronously (recent seqnos) and in the background.
+ */
+type Steps<T> = Generator<number, T, Buffer>;
+
+/** Most leaves held by the cache of stored trees (each ~64 bytes). */
+const STORED_TREE_LEAVES = 1 << 16;
 
 /** One committed transaction as historical queries see it. */
 export class HistoricalState {
@@ -129,6 +154,11 @@ export class HistoricalStates {
   private readonly fetching = new Map<number, Promise<void>>();
   private readonly handles = new Map<number, RangeHandle>();
   private readonly commitSecrets = new Map<number, Buffer>();
+  /** Trees stored by signature transactions (by seqno), least recently used first. */
+  private readonly trees = new Map<number, MerkleTree>();
+  private treeLeaves = 0;
+  /** Public keys (and node ids) of the certificates in signature transactions. */
+  private readonly keys = new Map<string, { key: KeyObject; id: string }>();
   /** Seqnos whose entry could not be read back (a damaged ledger does not heal): their error. */
   private readonly failed = new Map<number, CcfError>();
 
@@ -249,16 +279,26 @@ export class HistoricalStates {
   private tryBuild(seqno: number): HistoricalState | undefined {
     this.checkCommitted(seqno);
     if (this.src.commitSeqno() - seqno >= this.recentWindow) return undefined;
-    const sigSeqno = this.signatureFor(seqno);
-    let sig = this.signatures.get(sigSeqno);
-    if (sig === undefined) {
-      const bytes = this.readEntry(sigSeqno);
+    const steps = this.stateSteps(seqno);
+    let step = steps.next();
+    while (step.done !== true) {
+      const bytes = this.readEntry(step.value);
       if (bytes === undefined) return undefined;
-      sig = this.readSignature(sigSeqno, bytes);
+      step = steps.next(bytes);
     }
-    const bytes = this.readEntry(seqno);
-    if (bytes === undefined) return undefined;
-    return this.build(seqno, bytes, sig);
+    return step.value;
+  }
+
+  /** Runs `steps` with entries read in the background. */
+  private async runAsync<T>(steps: Steps<T>): Promise<T> {
+    let step = steps.next();
+    while (step.done !== true) {
+      const seqno = step.value;
+      const bytes = await this.readEntryAsync(seqno);
+      if (bytes === undefined) throw missingEntry(seqno);
+      step = steps.next(bytes);
+    }
+    return step.value;
   }
 
   private async readEntryAsync(seqno: number): Promise<Buffer | undefined> {
@@ -285,16 +325,7 @@ export class HistoricalStates {
     const job = (async () => {
       for (const seqno of todo) {
         try {
-          const sigSeqno = this.signatureFor(seqno);
-          let sig = this.signatures.get(sigSeqno);
-          if (sig === undefined) {
-            const sigBytes = await this.readEntryAsync(sigSeqno);
-            if (sigBytes === undefined) throw missingEntry(sigSeqno);
-            sig = this.readSignature(sigSeqno, sigBytes);
-          }
-          const bytes = await this.readEntryAsync(seqno);
-          if (bytes === undefined) throw missingEntry(seqno);
-          const state = this.build(seqno, bytes, sig);
+          const state = await this.runAsync(this.stateSteps(seqno));
           this.remember(state);
           done(state);
         } catch (err) {
@@ -332,27 +363,63 @@ export class HistoricalStates {
     return sigSeqno;
   }
 
-  private readSignature(seqno: number, bytes: Buffer): SignatureInfo {
-    const { entry } = this.decodeChecked(seqno, bytes);
-    const ws = entry.writeSet;
+  /** The state of committed `seqno`: its signature, its entry, each checked, and its receipt. */
+  private *stateSteps(seqno: number): Steps<HistoricalState> {
+    const sig = yield* this.signatureSteps(this.signatureFor(seqno));
+    if (!sig.leafChecked) yield* this.checkSignatureLeaf(sig);
+    const bytes = yield seqno;
+    const decoded = decodeEntryAt(seqno, bytes);
+    const { leaf, proof } = yield* this.leafAndProof(seqno, sig);
+    if (!decoded.leaf.equals(leaf)) throw entryMismatch(seqno);
+    return this.build(seqno, decoded, sig, proof);
+  }
+
+  /**
+   * The signature transaction at `seqno`, read and checked: its root is this node's root there
+   * (while the tree holds it), else the node's ECDSA signature over the root verifies with the
+   * certificate the entry carries and the tree the entry stores has that root. Cached.
+   */
+  private *signatureSteps(seqno: number): Steps<SignatureInfo> {
+    const cached = this.signatures.get(seqno);
+    if (cached !== undefined) return cached;
+    const bytes = yield seqno;
+    const decoded = decodeEntryAt(seqno, bytes);
+    const tree = this.src.tree;
+    // While this node's tree holds the signature's leaf and root, they are all there is to check.
+    const held = seqno >= tree.minIndex;
+    if (held && !decoded.leaf.equals(tree.leaf(seqno))) throw entryMismatch(seqno);
+    const ws = decoded.entry.writeSet;
     const raw = ws.get(Tables.SIGNATURES)?.get(SINGLETON);
     if (raw === undefined || raw === null) {
       throw new HttpError(500, "HistoricalEntryMismatch", `seqno ${seqno} is not a signature`);
     }
-    const sig = decodePrimarySignature(raw);
-    const expectedRoot = this.src.tree.rootAt(seqno).toString("hex");
-    if (sig.seqno !== seqno || sig.root !== expectedRoot) {
-      throw new HttpError(
-        500,
-        "HistoricalEntryMismatch",
-        `the signature at seqno ${seqno} does not sign this node's Merkle root`,
-      );
+    let sig: PrimarySignature;
+    let cose: Buffer | undefined;
+    try {
+      sig = decodePrimarySignature(raw);
+      const coseRaw = ws.get(Tables.COSE_SIGNATURES)?.get(SINGLETON);
+      cose =
+        coseRaw === undefined || coseRaw === null
+          ? undefined
+          : Buffer.from(JSON.parse(Buffer.from(coseRaw).toString("utf8")) as string, "base64");
+    } catch (e) {
+      throw mismatch(`the signature at seqno ${seqno} cannot be read: ${errorText(e)}`);
     }
-    const coseRaw = ws.get(Tables.COSE_SIGNATURES)?.get(SINGLETON);
-    const cose =
-      coseRaw === undefined || coseRaw === null
-        ? undefined
-        : Buffer.from(JSON.parse(Buffer.from(coseRaw).toString("utf8")) as string, "base64");
+    if (sig.seqno !== seqno) {
+      throw mismatch(`the signature at seqno ${seqno} claims seqno ${sig.seqno}`);
+    }
+    if (held) {
+      if (sig.root !== tree.rootAt(seqno).toString("hex")) {
+        throw mismatch(`the signature at seqno ${seqno} does not sign this node's Merkle root`);
+      }
+    } else {
+      const stored = storedTreeOf(seqno, ws);
+      if (stored.root().toString("hex") !== sig.root) {
+        throw mismatch(`the tree stored at seqno ${seqno} does not have the root it signs`);
+      }
+      this.verifyNodeSignature(seqno, sig, stored);
+      this.rememberTree(seqno, stored);
+    }
     const info: SignatureInfo = {
       seqno,
       sig: sig.sig,
@@ -360,6 +427,8 @@ export class HistoricalStates {
       cert: sig.cert ?? "",
       root: sig.root,
       cose,
+      entryLeaf: decoded.leaf,
+      leafChecked: held,
     };
     this.signatures.set(seqno, info);
     while (this.signatures.size > 256) {
@@ -369,39 +438,132 @@ export class HistoricalStates {
   }
 
   /**
-   * Decodes the entry read for `seqno`, which must be the one whose leaf this node's tree holds;
-   * with its write set digest (SHA-256 of the raw entry).
+   * Checks the leaf of a signature entry the tree no longer holds against the tree stored by the
+   * next signature (which holds the leaves from at most this one on).
    */
-  private decodeChecked(
-    seqno: number,
-    bytes: Buffer,
-  ): { entry: DecodedEntry; writeSetDigest: Buffer } {
-    let entry: DecodedEntry;
-    try {
-      entry = decodeEntry(bytes);
-    } catch (e) {
-      // A damaged or cut ledger file: named as such, never passed on as data.
-      throw unreadable(seqno, e);
+  private *checkSignatureLeaf(sig: SignatureInfo): Steps<void> {
+    const next = this.src.signatureAtOrAfter(sig.seqno + 1);
+    if (next === undefined || next > this.src.commitSeqno()) {
+      throw mismatch(`no committed signature after seqno ${sig.seqno} holds its leaf`);
     }
-    const writeSetDigest = sha256(bytes);
-    const leaf = leafDigest(
-      entry.header.entryType,
-      writeSetDigest,
-      entry.header.commitEvidenceDigest,
-      entry.header.claimsDigest,
-    );
-    if (entry.header.version !== seqno || !leaf.equals(this.src.tree.leaf(seqno))) {
-      throw new HttpError(
-        500,
-        "HistoricalEntryMismatch",
-        `the ledger entry at seqno ${seqno} does not match this node's Merkle tree`,
-      );
+    const stored = yield* this.storedTreeSteps(next);
+    if (sig.seqno < stored.minIndex) {
+      throw mismatch(`the tree stored at seqno ${next} does not hold seqno ${sig.seqno}`);
     }
-    return { entry, writeSetDigest };
+    if (!sig.entryLeaf.equals(stored.leaf(sig.seqno))) throw entryMismatch(sig.seqno);
+    sig.leafChecked = true;
   }
 
-  private build(seqno: number, bytes: Buffer, sig: SignatureInfo): HistoricalState {
-    const { entry, writeSetDigest } = this.decodeChecked(seqno, bytes);
+  /**
+   * The leaf of `seqno` and its proof to the root `sig` signs: from this node's tree while it
+   * holds the leaf, else from the tree stored by the signature (the same digests either way).
+   */
+  private *leafAndProof(
+    seqno: number,
+    sig: SignatureInfo,
+  ): Steps<{ leaf: Buffer; proof: MerkleProof }> {
+    if (seqno === sig.seqno) return { leaf: sig.entryLeaf, proof: [] };
+    const tree = this.src.tree;
+    if (seqno >= tree.minIndex) {
+      return { leaf: tree.leaf(seqno), proof: tree.path(seqno, sig.seqno) };
+    }
+    const stored = yield* this.storedTreeSteps(sig.seqno);
+    if (seqno < stored.minIndex) {
+      throw mismatch(`the tree stored at seqno ${sig.seqno} does not hold seqno ${seqno}`);
+    }
+    return { leaf: stored.leaf(seqno), proof: stored.path(seqno) };
+  }
+
+  /** The tree the signature at `seqno` stores, checked against its (checked) root. Cached. */
+  private *storedTreeSteps(seqno: number): Steps<MerkleTree> {
+    const sig = yield* this.signatureSteps(seqno);
+    const cached = this.trees.get(seqno);
+    if (cached !== undefined) {
+      this.trees.delete(seqno);
+      this.trees.set(seqno, cached);
+      return cached;
+    }
+    const { entry } = decodeEntryAt(seqno, yield seqno);
+    const stored = storedTreeOf(seqno, entry.writeSet);
+    if (stored.root().toString("hex") !== sig.root) {
+      throw mismatch(`the tree stored at seqno ${seqno} does not have the root it signs`);
+    }
+    this.rememberTree(seqno, stored);
+    return stored;
+  }
+
+  private rememberTree(seqno: number, tree: MerkleTree): void {
+    const known = this.trees.get(seqno);
+    if (known !== undefined) {
+      this.trees.delete(seqno);
+      this.treeLeaves -= known.size - known.minIndex;
+    }
+    this.trees.set(seqno, tree);
+    this.treeLeaves += tree.size - tree.minIndex;
+    while (this.treeLeaves > STORED_TREE_LEAVES && this.trees.size > 1) {
+      const [oldest, t] = this.trees.entries().next().value as [number, MerkleTree];
+      this.trees.delete(oldest);
+      this.treeLeaves -= t.size - t.minIndex;
+    }
+  }
+
+  /**
+   * The node's ECDSA signature over the root, with the key of the certificate the signature
+   * carries (which must be the signing node's). As the ledger reader, the root's 64-byte preimage
+   * (its two children, from the stored tree) is checked natively; the prehashed check otherwise.
+   */
+  private verifyNodeSignature(seqno: number, sig: PrimarySignature, stored: MerkleTree): void {
+    if (sig.cert === undefined) {
+      throw mismatch(`the signature at seqno ${seqno} carries no node certificate`);
+    }
+    let key: { key: KeyObject; id: string };
+    try {
+      key = this.keyOf(sig.cert);
+    } catch (e) {
+      throw mismatch(`the certificate in the signature at seqno ${seqno}: ${errorText(e)}`);
+    }
+    if (key.id !== sig.node) {
+      throw mismatch(
+        `the certificate in the signature at seqno ${seqno} is not node ${sig.node}'s`,
+      );
+    }
+    const root = Buffer.from(sig.root, "hex");
+    const der = Buffer.from(sig.sig, "base64");
+    const preimage = rootPreimage(stored, root);
+    let ok: boolean;
+    try {
+      ok =
+        preimage === undefined
+          ? verifyDigest(key.key, root, der)
+          : cryptoVerify("sha256", preimage, key.key, der);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw mismatch(
+        `node ${sig.node}'s signature over the root at seqno ${seqno} does not verify`,
+      );
+    }
+  }
+
+  private keyOf(pem: string): { key: KeyObject; id: string } {
+    let k = this.keys.get(pem);
+    if (k === undefined) {
+      const key = publicKeyFromPem(pem);
+      k = { key, id: nodeIdFromPublicKey(key) };
+      this.keys.set(pem, k);
+      while (this.keys.size > 64) this.keys.delete(this.keys.keys().next().value as string);
+    }
+    return k;
+  }
+
+  private build(
+    seqno: number,
+    decoded: { entry: DecodedEntry; writeSetDigest: Buffer },
+    sig: SignatureInfo,
+    proof: MerkleProof,
+  ): HistoricalState {
+    const { entry, writeSetDigest } = decoded;
     const secret = this.src.secrets().forSeqno(seqno);
     const writeSet = decryptEntry(entry, secret);
     const endorsements = this.src.serviceEndorsements?.(sig.cert);
@@ -439,7 +601,6 @@ export class HistoricalStates {
       );
     }
     const claims = entry.header.claimsDigest;
-    const proof = this.src.tree.path(seqno, sig.seqno);
     const leafComponents: Record<string, string> = {
       write_set_digest: writeSetDigest.toString("hex"),
       commit_evidence: evidence,
@@ -480,6 +641,77 @@ export class HistoricalStates {
           },
     );
   }
+}
+
+/** Decodes the entry read for `seqno`, with its write set digest (SHA-256 of the raw entry) and leaf. */
+function decodeEntryAt(
+  seqno: number,
+  bytes: Buffer,
+): { entry: DecodedEntry; writeSetDigest: Buffer; leaf: Buffer } {
+  let entry: DecodedEntry;
+  try {
+    entry = decodeEntry(bytes);
+  } catch (e) {
+    // A damaged or cut ledger file: named as such, never passed on as data.
+    throw unreadable(seqno, e);
+  }
+  if (entry.header.version !== seqno) throw entryMismatch(seqno);
+  const writeSetDigest = sha256(bytes);
+  const leaf = leafDigest(
+    entry.header.entryType,
+    writeSetDigest,
+    entry.header.commitEvidenceDigest,
+    entry.header.claimsDigest,
+  );
+  return { entry, writeSetDigest, leaf };
+}
+
+/** The tree a signature transaction stores (`public:ccf.internal.tree`): the leaves up to it. */
+function storedTreeOf(seqno: number, ws: WriteSet): MerkleTree {
+  const raw = ws.get(Tables.SERIALISED_MERKLE_TREE)?.get(SINGLETON);
+  if (raw === undefined || raw === null) {
+    throw mismatch(`the signature at seqno ${seqno} stores no Merkle tree`);
+  }
+  let tree: MerkleTree;
+  try {
+    tree = MerkleTree.deserialise(raw);
+  } catch (e) {
+    throw mismatch(`the tree stored at seqno ${seqno} cannot be read: ${errorText(e)}`);
+  }
+  if (tree.size !== seqno) {
+    throw mismatch(`the tree stored at seqno ${seqno} ends at ${tree.size}`);
+  }
+  return tree;
+}
+
+/**
+ * The 64 bytes whose SHA-256 is `root` (its two children), from a tree holding a leaf: the proof of
+ * that leaf climbs to the root, and its last step is one child; folding the rest gives the other.
+ */
+function rootPreimage(tree: MerkleTree, root: Buffer): Buffer | undefined {
+  const first = tree.minIndex;
+  if (tree.size < 2 || first >= tree.size) return undefined;
+  const steps = tree.path(first);
+  const last = steps[steps.length - 1];
+  if (last === undefined) return undefined;
+  const child = foldProof(tree.leaf(first), steps.slice(0, -1));
+  const preimage =
+    "right" in last
+      ? Buffer.concat([child, Buffer.from(last.right, "hex")])
+      : Buffer.concat([Buffer.from(last.left, "hex"), child]);
+  return sha256(preimage).equals(root) ? preimage : undefined;
+}
+
+function mismatch(message: string): HttpError {
+  return new HttpError(500, "HistoricalEntryMismatch", message);
+}
+
+function entryMismatch(seqno: number): HttpError {
+  return mismatch(`the ledger entry at seqno ${seqno} does not match this node's Merkle tree`);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function missingEntry(seqno: number): CcfError {

@@ -960,6 +960,7 @@ export class Node implements NodeContext {
     this.host = new ConsensusHost({
       raft,
       replica,
+      tree: this.tree,
       storage: this.storage,
       transport: {
         send: (to, payload) => this.sendConsensus(to, payload),
@@ -1267,7 +1268,14 @@ export class Node implements NodeContext {
       ...govMemberWriteEndpoints({
         proposals,
         transact: (fn) => this.runGovWrite(fn),
-        rootAt: (seqno) => this.pipeline.tree.rootAt(seqno),
+        rootAt: (seqno) => {
+          // The tree is flushed behind commit: a transaction that read before the flush point
+          // runs again, at a newer version.
+          if (seqno < this.tree.minIndex) {
+            throw new ConflictError(`the Merkle root at ${seqno} is no longer held`);
+          }
+          return this.pipeline.tree.rootAt(seqno);
+        },
         // CCF re-shares when a recovery member becomes active on an open service.
         onMemberActive: (tx, memberId) => {
           if (isRecoveryMember(tx, memberId)) this.reshare(tx);

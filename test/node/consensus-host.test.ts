@@ -17,6 +17,7 @@ interface TestNode {
   host: ConsensusHost;
   store: Store;
   storage: MemoryLedger;
+  tree: MerkleTree;
   commits: number[];
   alive: boolean;
 }
@@ -50,10 +51,13 @@ class Cluster {
         id,
         store,
         storage,
+        tree,
         commits: [],
         alive: true,
         host: new ConsensusHost({
           raft,
+          tree,
+          treeLeavesKept: 2,
           replica: new LedgerReplica({ store, tree, storage, secrets: this.secrets }),
           storage,
           transport: { send: (to, payload) => this.queue.push({ from: id, to, payload }) },
@@ -166,6 +170,31 @@ describe("consensus host", () => {
       assert.ok(n.store.get("public:records", "before") !== undefined, "committed data kept");
       assert.ok(n.store.get("public:records", "after") !== undefined);
       assert.equal(n.store.get("public:records", "lost"), undefined);
+    }
+  });
+
+  it("flushes every node's tree behind commit, and a new primary signs over the flushed tree", async () => {
+    const c = new Cluster(["a", "b", "c"]);
+    c.node("a").host.startAsBootstrapPrimary();
+    for (let i = 0; i < 10; i++) c.write("a", `k${i}`);
+    const sig = c.sign("a");
+    await c.ticks(3);
+    for (const n of c.nodes.values()) {
+      assert.equal(n.host.commitSeqno, sig);
+      assert.equal(n.tree.minIndex, sig - 2, `${n.id} keeps 2 leaves behind commit`);
+      assert.equal(n.tree.size, sig + 1);
+    }
+    c.node("a").alive = false;
+    await c.ticks(60);
+    const next = c.primary();
+    assert.ok(next !== undefined && next.id !== "a");
+    c.write(next.id, "after");
+    const sig2 = c.sign(next.id);
+    await c.ticks(3);
+    for (const id of ["b", "c"]) {
+      const n = c.node(id);
+      assert.equal(n.host.commitSeqno, sig2, `${id} committed the new primary's signature`);
+      assert.equal(n.tree.minIndex, sig2 - 2);
     }
   });
 });
