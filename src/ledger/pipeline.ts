@@ -71,6 +71,11 @@ export interface PipelineOptions {
   onAppend?: (seqno: number, view: number, entry: Buffer, signature: boolean) => void;
   /** Told of each signature transaction emitted and how long it took (metrics), in seconds. */
   onSignature?: (seqno: number, seconds: number) => void;
+  /**
+   * Whether the ledger chunk ends after the signature at `seqno` (CCF: a snapshot due there forces
+   * one, so that a node starting from that snapshot has ledger files that begin right after it).
+   */
+  chunkAfterSignature?: (seqno: number) => boolean;
 }
 
 export interface CommitResult<T> {
@@ -319,7 +324,7 @@ export class TxPipeline {
       tree.serialise(Math.max(this.lastSignatureSeqno, tree.minIndex)),
     );
     const { version } = this.o.store.commit(tx);
-    const force = this.chunkAfterNextSignature;
+    const force = this.chunkAfterNextSignature || this.o.chunkAfterSignature?.(version) === true;
     this.chunkAfterNextSignature = false;
     this.appendEntry(tx, version, undefined, true, force);
     this.sinceSignature = 0;

@@ -1003,6 +1003,8 @@ export class Node implements NodeContext {
           },
           clock: systemClock,
           onSignature: (_seqno, seconds) => this.prometheusMetrics.signature(seconds),
+          // A snapshot due at a signature ends the ledger chunk there (CCF).
+          chunkAfterSignature: (seqno) => this.snapshotter.dueAt(seqno),
           onAppend: (seqno, v, entry, signature) => {
             if (signature) {
               this.lastSignatureSeqno = seqno;

@@ -133,6 +133,14 @@ export class Snapshotter {
   }
 
   /**
+   * Whether a snapshot is due by the interval at the signature at `signatureSeqno` (what
+   * `recordCommittable` would return): CCF ends the ledger chunk after such a signature.
+   */
+  dueAt(signatureSeqno: number): boolean {
+    return signatureSeqno - this.lastUnforced() >= this.o.txCount;
+  }
+
+  /**
    * CCF's `record_committable`: call for every signature appended (or replicated: backups too, so
    * a backup that becomes primary keeps the interval), in seqno order. Records the signature as a
    * snapshot point when `shouldSnapshotAt` says so. Returns true when the point is due by the
@@ -145,7 +153,7 @@ export class Snapshotter {
         `committable seqno ${signatureSeqno} is before the last snapshot point ${last.seqno}`,
       );
     }
-    const due = signatureSeqno - this.lastUnforced() >= this.o.txCount;
+    const due = this.dueAt(signatureSeqno);
     if (due || this.forceNext) {
       this.points.push({ seqno: signatureSeqno, forced: !due, done: false });
       this.forceNext = false;

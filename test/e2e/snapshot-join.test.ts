@@ -87,6 +87,9 @@ describe("snapshots and a node that joins from one", () => {
     // Private records are in the snapshot only encrypted.
     assert.ok(!readFileSync(file).includes(Buffer.from("record 3")));
     assert.ok(readSnapshotFile(file).receipt !== undefined);
+    // As CCF, a snapshot due at a signature ends the ledger chunk there.
+    const ends = readdirSync(join(dir0, "ledger")).map((f) => parseChunkName(f)?.end);
+    assert.ok(ends.includes(snap.seqno), `a ledger chunk ends at ${snap.seqno}: ${ends.join(",")}`);
     // /node/snapshot redirects to the latest committed snapshot, served whole.
     const res = await request(`${base}/node/snapshot`, { dispatcher: agent, method: "HEAD" });
     assert.equal(res.statusCode, 308);
