@@ -301,11 +301,37 @@ export class Node implements NodeContext {
         : { measurement: config.attestation.virtual_measurement }),
     });
     const node = new Node(config, identity, log);
-    mkdirSync(config.snapshots.directory, { recursive: true });
-    if (config.command.type === "Join") await node.joinService(now);
-    else if (config.command.type === "Recover") await node.recoverService(now);
-    else await node.startService(now);
+    try {
+      mkdirSync(config.snapshots.directory, { recursive: true });
+      if (config.command.type === "Join") await node.joinService(now);
+      else if (config.command.type === "Recover") await node.recoverService(now);
+      else await node.startService(now);
+    } catch (e) {
+      // Whatever the failed start opened (listeners, the node-to-node worker, timers, the
+      // ledger) would keep the process alive after the error is reported.
+      await node.abandon();
+      throw e;
+    }
     return node;
+  }
+
+  /** Closes what a start that failed part-way opened; never throws. */
+  private async abandon(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    const attempt = async (what: () => unknown) => {
+      try {
+        await what();
+      } catch {
+        // Best effort: the start's own error is the one reported.
+      }
+    };
+    await attempt(() => this.jwtRefresher?.stop());
+    await Promise.all(this.interfaces.map((i) => attempt(() => i.server.close())));
+    await attempt(() => this.forwarder.close());
+    await attempt(() => this.transport?.close());
+    await attempt(() => (this.host as ConsensusHost | undefined)?.stop());
+    await attempt(() => (this.storage as FileLedger | undefined)?.close());
   }
 
   /**

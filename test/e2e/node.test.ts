@@ -284,6 +284,17 @@ describe("node configuration on the command line", () => {
     );
   });
 
+  it("exits with the error when the start fails part-way (a bundle that is not there)", () => {
+    const config = startConfig(dir) as { command: { start: Record<string, unknown> } };
+    config.command.start.js_app_bundle = join(dir, "no-such-app", "bundle.json");
+    writeFileSync(join(dir, "no-bundle.json"), JSON.stringify(config));
+    // Before, the error was printed but the process stayed up (listeners, timers still open):
+    // spawnSync would time out with status null.
+    const r = runCcfTs(["node", "--config", join(dir, "no-bundle.json")], dir);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /js_app_bundle: .*no-such-app.*does not exist/);
+  });
+
   it("refuses a missing configuration file, naming it", () => {
     const r = runCcfTs(["node", "--config", join(dir, "nope.json")], dir);
     assert.equal(r.status, 1);
