@@ -132,6 +132,7 @@ export async function run(): Promise<void> {
     print("writes", writes);
     print("reads", reads);
     console.log(`failed requests: ${writes.failed + reads.failed}`);
+    console.log("aim: writes 10000 tx/s, reads 20000 tx/s");
     const dir0 = join(net.dir, "n0");
     const base = await baseline(res, join(dir0, "user0_privk.pem"), join(dir0, "user0_cert.pem"));
     console.log(`node:https hello world (ceiling for this client and machine): ${base.rate} tx/s`);
