@@ -74,12 +74,22 @@ export async function startNode(
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config));
   const node = startCcfTs(["node", "--config", file], dir);
-  const addresses = await waitFor("the node to listen", () => {
-    if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
-    const path = join(dir, "rpc_addresses.json");
-    return existsSync(path)
-      ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, string>)
-      : undefined;
-  });
+  let addresses: Record<string, string>;
+  try {
+    addresses = await waitFor("the node to listen", () => {
+      if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
+      const path = join(dir, "rpc_addresses.json");
+      return existsSync(path)
+        ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, string>)
+        : undefined;
+    });
+  } catch (e) {
+    // The caller never gets the process: do not leave it running. Its output says why it failed.
+    if (node.exitCode === null) node.kill("SIGKILL");
+    const output = node.output().slice(-2000);
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\nnode output:\n${output}`, {
+      cause: e,
+    });
+  }
   return { node, base: `https://${addresses.primary_rpc_interface}` };
 }
