@@ -74,10 +74,11 @@ export async function startNode(
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config));
   const node = startCcfTs(["node", "--config", file], dir);
-  let addresses: Record<string, string>;
+  let addresses: Record<string, string> | "exited";
   try {
     addresses = await waitFor("the node to listen", () => {
-      if (node.exitCode !== null) throw new Error(`node exited: ${node.output()}`);
+      // An exit is final: no point waiting out the deadline.
+      if (node.exitCode !== null) return "exited" as const;
       const path = join(dir, "rpc_addresses.json");
       return existsSync(path)
         ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, string>)
@@ -86,10 +87,17 @@ export async function startNode(
   } catch (e) {
     // The caller never gets the process: do not leave it running. Its output says why it failed.
     if (node.exitCode === null) node.kill("SIGKILL");
-    const output = node.output().slice(-2000);
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\nnode output:\n${output}`, {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\nnode output:\n${tail(node)}`, {
       cause: e,
     });
   }
+  if (addresses === "exited") {
+    throw new Error(`the node exited (${node.exitCode}) before listening:\n${tail(node)}`);
+  }
   return { node, base: `https://${addresses.primary_rpc_interface}` };
+}
+
+/** The end of a child's output, for error messages. */
+function tail(child: { output: () => string }): string {
+  return child.output().slice(-2000);
 }
