@@ -175,6 +175,13 @@ export interface Interpreter {
  * (`Math.random`) or read the clock, since every rewound use would repeat those values.
  */
 export interface RewindableInterpreter extends Interpreter {
+  /**
+   * Before `checkpoint`: looks up export `exportName` of `moduleName` (evaluating the module)
+   * and global function `via` once, so that calls after each rewind start from handles in the
+   * captured state instead of looking them up again. Returns false, changing nothing a call
+   * would see, if either is missing or not a function (the call then reports it).
+   */
+  prepareCall(moduleName: string, exportName: string, via?: string): boolean;
   /** Captures the state now. Throws `SandboxError` if it cannot be captured (see above). */
   checkpoint(): void;
   /** Puts the captured state back. Throws `SandboxError` if dead or never checkpointed. */

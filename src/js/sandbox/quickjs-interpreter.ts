@@ -159,6 +159,8 @@ class QuickJsInterpreter implements RewindableInterpreter {
   private readonly helpers = new Map<HelperName, QuickJSHandle>();
   private readonly namespaces = new Map<string, QuickJSHandle>();
   private readonly exportFunctions = new Map<string, QuickJSHandle>();
+  /** Global functions looked up by `prepareCall` (rewindable interpreters only). */
+  private readonly preparedGlobals = new Map<string, QuickJSHandle>();
   /** The engine knows a host function by the function object it registered; this maps it back. */
   private readonly hostFunctions = new WeakMap<object, HostEntry>();
   /** Entropy draws and clock reads by the guest: state a checkpoint would freeze. */
@@ -253,11 +255,33 @@ class QuickJsInterpreter implements RewindableInterpreter {
     return this.enter(() => {
       const fn = this.exportFunction(stripLeadingSlashes(moduleName), exportName);
       if (options.via === undefined) return this.invoke(fn, [], args);
+      // Only a rewound interpreter has prepared globals: the guest cannot have replaced them
+      // since they were looked up, as every use starts from the captured state.
+      const prepared = this.preparedGlobals.get(options.via);
+      if (prepared !== undefined) return this.invoke(prepared, [fn], args);
       const via = this.globalFunction(options.via);
       try {
         return this.invoke(via, [fn], args);
       } finally {
         via.dispose();
+      }
+    });
+  }
+
+  prepareCall(moduleName: string, exportName: string, via?: string): boolean {
+    if (this.checkpointState !== undefined) {
+      throw new SandboxError("calls are prepared before the checkpoint");
+    }
+    return this.enter(() => {
+      try {
+        this.exportFunction(stripLeadingSlashes(moduleName), exportName);
+        if (via !== undefined && !this.preparedGlobals.has(via)) {
+          this.preparedGlobals.set(via, this.owned.manage(this.globalFunction(via)));
+        }
+        return true;
+      } catch (e) {
+        if (e instanceof SandboxError) return false;
+        throw e;
       }
     });
   }

@@ -31,6 +31,11 @@ export function big(mb) {
   return chunks.length;
 }
 export function random() { return Math.random(); }
+export function swapWrapper() {
+  globalThis.wrap = (fn, x) => "replaced";
+  return "swapped";
+}
+export const notAFunction = 1;
 `,
   "counter.js": `let n = 0; export function bump() { return ++n; }`,
 };
@@ -55,6 +60,39 @@ describe("rewindable interpreters", () => {
       interp.rewind();
       assert.deepEqual(interp.callExport("app.js", "use", [round * 20]), [1, 7, 1, round * 20]);
     }
+    interp.dispose();
+  });
+
+  it("calls prepared before the checkpoint run from the captured handles after every rewind", async () => {
+    const interp = await rewindable();
+    interp.evalScript("globalThis.wrap = (fn, x) => ['wrapped', fn(x)];", "prelude.js");
+    interp.importModule("app.js");
+    assert.equal(interp.prepareCall("app.js", "use", "wrap"), true);
+    assert.equal(interp.prepareCall("app.js", "swapWrapper", "wrap"), true);
+    // A missing export or one that is not a function is left for the call to report.
+    assert.equal(interp.prepareCall("app.js", "nope", "wrap"), false);
+    assert.equal(interp.prepareCall("app.js", "notAFunction"), false);
+    assert.equal(interp.prepareCall("app.js", "use", "noSuchGlobal"), false);
+    interp.checkpoint();
+    assert.throws(() => interp.prepareCall("app.js", "use"), SandboxError);
+    for (let round = 0; round < 5; round++) {
+      interp.rewind();
+      assert.deepEqual(interp.callExport("app.js", "use", [round], { via: "wrap" }), [
+        "wrapped",
+        [1, 7, 1, round],
+      ]);
+      // The guest replacing the wrapper lasts only until the rewind.
+      interp.rewind();
+      assert.deepEqual(interp.callExport("app.js", "swapWrapper", [], { via: "wrap" }), [
+        "wrapped",
+        "swapped",
+      ]);
+    }
+    interp.rewind();
+    assert.throws(
+      () => interp.callExport("app.js", "nope", [], { via: "wrap" }),
+      /Failed to find export 'nope' in module 'app.js'/,
+    );
     interp.dispose();
   });
 
