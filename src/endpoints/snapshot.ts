@@ -14,9 +14,9 @@
 //   InvalidHeaderValue. Unknown name: 404 ResourceNotFound.
 //
 // Only a range is read from disk for a ranged GET (CCF's joiner fetches 4 MiB ranges). The
-// endpoint response is a Buffer, so a GET without Range reads the whole file (as CCF does), and a
-// HEAD answers with a zero-filled body of the file's size that dispatch turns into Content-Length
-// without sending it. CCF 7's `Want-Repr-Digest`/`Repr-Digest` is not implemented.
+// endpoint response is a Buffer, so a GET without Range reads the whole file (as CCF does); a HEAD
+// gives only the file's size (`headContentLength`), never a buffer of that size. CCF 7's
+// `Want-Repr-Digest`/`Repr-Digest` is not implemented.
 
 import * as fs from "node:fs";
 import { join } from "node:path";
@@ -193,8 +193,12 @@ async function getSnapshot(
     "accept-ranges": "bytes",
   };
   if (req.method === "HEAD") {
-    // Never sent: dispatch derives Content-Length from it and drops the body of a HEAD.
-    return { status: 200, headers, body: Buffer.alloc(total) };
+    // The file's size, without reading (or allocating) anything of that size.
+    return {
+      status: 200,
+      headers: { ...headers, "content-type": "application/octet-stream" },
+      headContentLength: total,
+    };
   }
   const rangeHeader = req.headers.range;
   const range =

@@ -49,6 +49,11 @@ export interface EndpointResponse {
   headers?: Record<string, string>;
   /** A Buffer or string is sent as is; anything else as JSON. Omit for no body. */
   body?: unknown;
+  /**
+   * For a HEAD answered without building the body: the Content-Length the GET would have (a
+   * file's size). Used instead of the body's length; the body is never sent for a HEAD anyway.
+   */
+  headContentLength?: number;
 }
 
 export type EndpointHandler = (

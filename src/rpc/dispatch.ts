@@ -141,9 +141,14 @@ export function encodeResponse(res: EndpointResponse, method: string): RpcRespon
   if (contentType !== undefined && headers["content-type"] === undefined) {
     headers["content-type"] = contentType;
   }
-  headers["content-length"] = String(body.length);
   // A HEAD response announces the GET body's length but carries none.
-  return { status, headers, body: method === "HEAD" ? EMPTY : body };
+  const head = method === "HEAD";
+  const length = head && res.headContentLength !== undefined ? res.headContentLength : body.length;
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new TypeError(`endpoint handler returned invalid content length ${String(length)}`);
+  }
+  headers["content-length"] = String(length);
+  return { status, headers, body: head ? EMPTY : body };
 }
 
 function failure(err: unknown, req: EndpointRequest, onError?: HandlerErrorListener): RpcResponse {

@@ -97,6 +97,33 @@ describe("snapshot endpoints", () => {
     assert.deepEqual(pending.body, Buffer.from("pending"));
   });
 
+  it("answers HEAD for a huge snapshot with its size, reading and allocating nothing of it", async () => {
+    // A sparse 5 GiB file: more than a Buffer can hold, so building a body of its size fails.
+    const name = "snapshot_50_51.committed";
+    const size = 5 * 1024 ** 3;
+    const fd = fs.openSync(join(dir, name), "w");
+    fs.ftruncateSync(fd, size);
+    fs.closeSync(fd);
+    try {
+      const head = await inject(router, { method: "HEAD", path: `/node/snapshot/${name}` });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers["content-length"], String(size));
+      assert.equal(head.headers["content-type"], "application/octet-stream");
+      assert.equal(head.headers[SNAPSHOT_NAME_HEADER], name);
+      assert.equal(head.body.length, 0);
+      // A range of it is still read as a range.
+      const part = await inject(router, {
+        method: "GET",
+        path: `/node/snapshot/${name}`,
+        headers: { range: "bytes=0-9" },
+      });
+      assert.equal(part.status, 206);
+      assert.deepEqual(part.body, Buffer.alloc(10));
+    } finally {
+      fs.rmSync(join(dir, name));
+    }
+  });
+
   it("serves ranges as CCF: a-b, a-, -n, the end clamped to the file", async () => {
     const path = "/node/snapshot/snapshot_20_22.committed";
     const get = (range: string) => inject(router, { method: "GET", path, headers: { range } });
