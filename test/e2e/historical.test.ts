@@ -8,8 +8,9 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Agent, request } from "undici";
+import type { Agent } from "undici";
 import { verifyReceiptBytes } from "../../src/audit/index.js";
+import { callJson, type Reply } from "../helpers/http.js";
 import { openAppNodeConfig } from "../helpers/node-config.js";
 import { startNode, waitFor } from "../helpers/process.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
@@ -24,14 +25,6 @@ function withoutFlag(receipt: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  body: Buffer;
-  json: () => Record<string, unknown>;
-}
-
 describe("historical queries and receipts on a node", () => {
   const dir = mkdtempSync(join(tmpdir(), "ccf-ts-historical-"));
   let node: Awaited<ReturnType<typeof startNode>>["node"];
@@ -40,30 +33,11 @@ describe("historical queries and receipts on a node", () => {
   let serviceCert: string;
   const txids: Record<string, string> = {};
 
-  async function call(
+  const call = (
     method: "GET" | "POST",
     path: string,
     options: { body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<Reply> {
-    const res = await request(`${base}${path}`, {
-      dispatcher: user,
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-        ...options.headers,
-      },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    const text = body.toString("utf8");
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      text,
-      body,
-      json: () => JSON.parse(text) as Record<string, unknown>,
-    };
-  }
+  ): Promise<Reply> => callJson(user, base, method, path, options);
 
   async function write(path: string, body: unknown): Promise<string> {
     const r = await call("POST", path, { body });

@@ -18,6 +18,7 @@ import { parseNodeConfig } from "../../src/node/config.js";
 import type { HistoricalStates } from "../../src/node/historical.js";
 import { Node } from "../../src/node/node.js";
 import { installLoadedSnapshot, loadSnapshot } from "../../src/node/snapshot-fetch.js";
+import { callJson } from "../helpers/http.js";
 import { clientAgent, makeMemberAndUser } from "../helpers/identities.js";
 import { openAppNodeConfig } from "../helpers/node-config.js";
 import { waitFor } from "../helpers/process.js";
@@ -40,23 +41,11 @@ describe("a node flushing its Merkle tree", () => {
   let user: Agent;
   let serviceCert: string;
 
-  async function call(
+  const call = (
     method: "GET" | "POST",
     path: string,
     options: { body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<{ status: number; body: Buffer; text: string }> {
-    const res = await request(`${base}${path}`, {
-      dispatcher: user,
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-        ...options.headers,
-      },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    return { status: res.statusCode, body, text: body.toString("utf8") };
-  }
+  ) => callJson(user, base, method, path, options);
 
   async function writeTx(id: number, msg: string): Promise<string> {
     const res = await request(`${base}/app/log/private`, {
