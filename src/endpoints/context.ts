@@ -71,6 +71,10 @@ export interface NodeContext {
    */
   receipt(id: TxId, format?: "json" | "cose"): Receipt | Buffer | "fetching" | undefined;
   quote(): Quote;
+  /** This node's self-signed certificate (PEM), as it was created at start. */
+  selfSignedCertificate?(): string;
+  /** The configuration the node started with (CCF's fields, defaults filled in). */
+  startupConfig?(): unknown;
   sessionMetrics(): SessionMetrics;
   /** Whether the app / gov frontends accept requests (for /node/ready/*). */
   isReady(frontend: "app" | "gov"): boolean;

@@ -1,7 +1,9 @@
 // The `/node/*` endpoints (CCF's node frontend): state, network and nodes, version, readiness,
 // quotes (virtual attestation), metrics. All without authentication, as in CCF.
 
+import { getHeapStatistics } from "node:v8";
 import { HttpErrors } from "../errors.js";
+import { CCF_DEFAULT_LIMITS } from "../js/sandbox/index.js";
 import { decodeValue, keyFromString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
 import type { NodeContext, Quote } from "./context.js";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus.js";
@@ -128,6 +130,46 @@ function trustedQuotes(ctx: NodeContext): Quote[] {
       });
     });
   return out;
+}
+
+/** The largest heap use `/node/memory` has seen (CCF reports the enclave allocator's peak). */
+let peakHeap = 0;
+
+function memoryUsage(): Record<string, number> {
+  const stats = getHeapStatistics();
+  peakHeap = Math.max(peakHeap, stats.used_heap_size);
+  return {
+    max_total_heap_size: stats.heap_size_limit,
+    current_allocated_heap_size: stats.used_heap_size,
+    peak_allocated_heap_size: peakHeap,
+  };
+}
+
+/** CCF's JSRuntimeOptions as `/node/js_metrics` shows them (no bytecode cache in ccf-ts). */
+function jsMetrics(ctx: NodeContext): Record<string, unknown> {
+  const raw = ctx.store.get(Tables.JS_RUNTIME_OPTIONS, SINGLETON_KEY.toString("latin1"));
+  const o = (raw === undefined ? {} : decodeValue(Tables.JS_RUNTIME_OPTIONS, raw)) as Record<
+    string,
+    unknown
+  >;
+  const positive = (v: unknown, d: number) =>
+    typeof v === "number" && Number.isFinite(v) && v > 0 ? v : d;
+  return {
+    bytecode_size: 0,
+    bytecode_used: false,
+    max_heap_size: positive(o.max_heap_bytes, CCF_DEFAULT_LIMITS.maxHeapBytes),
+    max_stack_size: positive(o.max_stack_bytes, CCF_DEFAULT_LIMITS.maxStackBytes),
+    max_execution_time: positive(o.max_execution_time_ms, CCF_DEFAULT_LIMITS.maxExecutionTimeMs),
+    max_cached_interpreters: positive(o.max_cached_interpreters, 10),
+  };
+}
+
+/** The primary's published address: on its primary_rpc_interface, else its first interface. */
+function primaryAddress(nodes: NodeDescription[], primary: string): string | undefined {
+  const p = nodes.find((n) => n.node_id === primary);
+  if (p === undefined) return undefined;
+  const first = Object.values(p.rpc_interfaces)[0];
+  return p.rpc_interfaces.primary_rpc_interface?.published_address ?? first?.published_address;
 }
 
 export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
@@ -271,6 +313,98 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
       path: "/node/quotes",
       openapi: { summary: "Attestations of the trusted nodes" },
       handler: () => json(ctx, { quotes: trustedQuotes(ctx) }),
+    },
+    {
+      method: "GET",
+      path: "/node/attestations/self",
+      openapi: { summary: "This node's attestation (virtual: insecure)" },
+      handler: () => json(ctx, ctx.quote()),
+    },
+    {
+      method: "GET",
+      path: "/node/attestations",
+      openapi: { summary: "Attestations of the trusted nodes" },
+      handler: () => json(ctx, { attestations: trustedQuotes(ctx) }),
+    },
+    {
+      method: "GET",
+      path: "/node/self_signed_certificate",
+      openapi: { summary: "This node's self-signed certificate" },
+      handler: () => {
+        const pem = ctx.selfSignedCertificate?.();
+        if (pem === undefined) throw HttpErrors.ResourceNotFound("No self-signed certificate");
+        return json(ctx, { self_signed_certificate: pem });
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/service/previous_identity",
+      openapi: { summary: "The identity of the service this one recovered, if any" },
+      handler: () => {
+        const raw = ctx.store.get(
+          Tables.PREVIOUS_SERVICE_IDENTITY,
+          SINGLETON_KEY.toString("latin1"),
+        );
+        if (raw === undefined) {
+          throw HttpErrors.ResourceNotFound(
+            "This service is not a recovery of a previous service.",
+          );
+        }
+        return json(ctx, {
+          previous_service_identity: decodeValue(Tables.PREVIOUS_SERVICE_IDENTITY, raw),
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/service/configuration",
+      openapi: { summary: "The service configuration (public:ccf.gov.service.config)" },
+      handler: () => {
+        const raw = ctx.store.get(Tables.CONFIGURATION, SINGLETON_KEY.toString("latin1"));
+        if (raw === undefined) throw HttpErrors.ResourceNotFound("Service configuration not set");
+        return json(ctx, decodeValue(Tables.CONFIGURATION, raw));
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/config",
+      openapi: { summary: "The configuration this node started with" },
+      handler: () => {
+        const config = ctx.startupConfig?.();
+        if (config === undefined) throw HttpErrors.ResourceNotFound("No startup configuration");
+        return json(ctx, config);
+      },
+    },
+    {
+      method: "GET",
+      path: "/node/memory",
+      openapi: { summary: "JavaScript heap of the node's process (CCF: enclave heap)" },
+      handler: () => json(ctx, memoryUsage()),
+    },
+    {
+      method: "GET",
+      path: "/node/js_metrics",
+      openapi: { summary: "The JavaScript runtime's limits" },
+      handler: () => json(ctx, jsMetrics(ctx)),
+    },
+    {
+      method: "GET",
+      path: "/node/index/strategies",
+      openapi: { summary: "Indexing strategies installed (none in ccf-ts)" },
+      handler: () => json(ctx, []),
+    },
+    {
+      method: "HEAD",
+      path: "/node/primary",
+      openapi: { summary: "200 if this node is the primary, else 308 to the primary, or 404" },
+      handler: () => {
+        const primary = ctx.primaryId();
+        if (primary === ctx.nodeId) return { status: 200 };
+        const address =
+          primary === undefined ? undefined : primaryAddress(describeNodes(ctx), primary);
+        if (address === undefined) throw HttpErrors.ResourceNotFound("Primary unknown");
+        return { status: 308, headers: { location: `https://${address}/node/primary` } };
+      },
     },
     {
       method: "GET",

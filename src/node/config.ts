@@ -930,7 +930,20 @@ export function parseNodeConfig(json: unknown, baseDir: string): NodeConfig {
       });
     throw new ConfigError(issues);
   }
-  return normalise(data, baseDir);
+  const config = normalise(data, baseDir);
+  startupConfigs.set(config, data);
+  return config;
+}
+
+/** The configurations as written (CCF's fields and units), defaults filled in, by parsed config. */
+const startupConfigs = new WeakMap<NodeConfig, unknown>();
+
+/**
+ * The configuration `config` was parsed from, in CCF's own fields and units with every default
+ * filled in (what CCF's `GET /node/config` shows); undefined for a config built another way.
+ */
+export function startupConfigOf(config: NodeConfig): unknown {
+  return startupConfigs.get(config);
 }
 
 /** Reads and parses a configuration file (see parseNodeConfig). */

@@ -86,7 +86,7 @@ import { buildCoseReceipt } from "../audit/index.js";
 import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
 import { Forwarder, forwardingHook, NODE_CHANNEL, type NodeRole } from "../rpc/forwarding.js";
 import { authenticate, dispatch, Router, RpcServer } from "../rpc/index.js";
-import { type NodeConfig, splitAddress } from "./config.js";
+import { type NodeConfig, splitAddress, startupConfigOf } from "./config.js";
 import { loadBundle } from "./bundle.js";
 import { ConsensusHost } from "./consensus-host.js";
 import { writeGenesis } from "./genesis.js";
@@ -1984,6 +1984,14 @@ export class Node implements NodeContext {
     if (format === "json") return state.receipt;
     const cose = state.cose;
     return cose === undefined ? undefined : buildCoseReceipt(cose.signature, cose.proof, cose);
+  }
+
+  selfSignedCertificate(): string {
+    return this.identity.selfSignedCert;
+  }
+
+  startupConfig(): unknown {
+    return startupConfigOf(this.config);
   }
 
   quote(): Quote {

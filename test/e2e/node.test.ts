@@ -90,6 +90,23 @@ describe("a node process", () => {
     assert.match(n2n.node_to_node_interface ?? "", /^127\.0\.0\.1:[1-9]\d*$/);
   });
 
+  it("serves its self-signed certificate and the configuration it started with (CCF's fields)", async () => {
+    const cert = (await get("/node/self_signed_certificate")).json();
+    assert.equal(cert.self_signed_certificate, readFileSync(join(dir, "nodecert.pem"), "utf8"));
+    const config = (await get("/node/config")).json() as {
+      command: { type: string };
+      ledger: { chunk_size: string };
+      ledger_signatures: { tx_count: number; delay: string };
+      consensus: { election_timeout: string };
+    };
+    assert.equal(config.command.type, "Start");
+    assert.equal(config.ledger.chunk_size, "20KB");
+    assert.equal(config.ledger_signatures.tx_count, 100);
+    assert.equal(config.ledger_signatures.delay, "50ms");
+    // Defaults filled in, in CCF's units.
+    assert.equal(config.consensus.election_timeout, "5000ms");
+  });
+
   it("describes the network: an Opening service in view 2 with this node as primary", async () => {
     const state = (await get("/node/state")).json();
     const net = await get("/node/network");
