@@ -3,7 +3,7 @@
 
 import { getHeapStatistics } from "node:v8";
 import { HttpErrors } from "../errors.js";
-import { CCF_DEFAULT_LIMITS } from "../js/sandbox/index.js";
+import { decodeRuntimeOptions } from "../js/index.js";
 import { decodeValue, keyFromString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
 import type { NodeContext, Quote } from "./context.js";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus.js";
@@ -147,20 +147,16 @@ function memoryUsage(): Record<string, number> {
 
 /** CCF's JSRuntimeOptions as `/node/js_metrics` shows them (no bytecode cache in ccf-ts). */
 function jsMetrics(ctx: NodeContext): Record<string, unknown> {
-  const raw = ctx.store.get(Tables.JS_RUNTIME_OPTIONS, SINGLETON_KEY.toString("latin1"));
-  const o = (raw === undefined ? {} : decodeValue(Tables.JS_RUNTIME_OPTIONS, raw)) as Record<
-    string,
-    unknown
-  >;
-  const positive = (v: unknown, d: number) =>
-    typeof v === "number" && Number.isFinite(v) && v > 0 ? v : d;
+  const o = decodeRuntimeOptions(
+    ctx.store.get(Tables.JS_RUNTIME_OPTIONS, SINGLETON_KEY.toString("latin1")),
+  );
   return {
     bytecode_size: 0,
     bytecode_used: false,
-    max_heap_size: positive(o.max_heap_bytes, CCF_DEFAULT_LIMITS.maxHeapBytes),
-    max_stack_size: positive(o.max_stack_bytes, CCF_DEFAULT_LIMITS.maxStackBytes),
-    max_execution_time: positive(o.max_execution_time_ms, CCF_DEFAULT_LIMITS.maxExecutionTimeMs),
-    max_cached_interpreters: positive(o.max_cached_interpreters, 10),
+    max_heap_size: o.limits.maxHeapBytes,
+    max_stack_size: o.limits.maxStackBytes,
+    max_execution_time: o.limits.maxExecutionTimeMs,
+    max_cached_interpreters: o.maxCachedInterpreters,
   };
 }
 

@@ -156,7 +156,8 @@ export interface ConsensusView {
   viewFor(seqno: number): number | undefined;
 }
 
-interface RuntimeOptions {
+/** The JS runtime options of `public:ccf.gov.js_runtime_options`, CCF's defaults filled in. */
+export interface RuntimeOptions {
   limits: Limits;
   /** `limits` as a string, part of a template's key. */
   limitsKey: string;
@@ -185,7 +186,8 @@ function readRuntimeOptions(tx: Tx): RuntimeOptions {
   return options;
 }
 
-function decodeRuntimeOptions(raw: Uint8Array | undefined): RuntimeOptions {
+/** Decodes the stored JS runtime options (undefined: none set, all defaults). */
+export function decodeRuntimeOptions(raw: Uint8Array | undefined): RuntimeOptions {
   const o = (raw === undefined ? {} : decodeValue(Tables.JS_RUNTIME_OPTIONS, raw)) as Record<
     string,
     unknown

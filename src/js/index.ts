@@ -4,8 +4,10 @@ export {
   type AppEndpoint,
   type AppResult,
   type ConsensusView,
+  decodeRuntimeOptions,
   JsApp,
   readAppEndpoints,
+  type RuntimeOptions,
 } from "./app.js";
 export * from "./ccf/index.js";
 export * from "./sandbox/index.js";
