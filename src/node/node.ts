@@ -318,20 +318,31 @@ export class Node implements NodeContext {
   /** Closes what a start that failed part-way opened; never throws. */
   private async abandon(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
-    const attempt = async (what: () => unknown) => {
+    // Best effort: the start's own error is the one reported.
+    await this.close(false, async (step) => {
       try {
-        await what();
+        await step();
       } catch {
-        // Best effort: the start's own error is the one reported.
+        // carry on with the next resource
       }
-    };
-    await attempt(() => this.jwtRefresher?.stop());
-    await Promise.all(this.interfaces.map((i) => attempt(() => i.server.close())));
-    await attempt(() => this.forwarder.close());
-    await attempt(() => this.transport?.close());
-    await attempt(() => (this.host as ConsensusHost | undefined)?.stop());
-    await attempt(() => (this.storage as FileLedger | undefined)?.close());
+    });
+  }
+
+  /**
+   * Closes the node's resources in order (timers, listeners, forwarding, node-to-node transport,
+   * consensus, once its pending work has settled when `settle`, ledger), each through `run`.
+   * Those a failed start never opened are skipped.
+   */
+  private async close(settle: boolean, run: (step: () => unknown) => Promise<void>): Promise<void> {
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    await run(() => this.jwtRefresher?.stop());
+    await Promise.all(this.interfaces.map((i) => run(() => i.server.close())));
+    await run(() => this.forwarder.close());
+    await run(() => this.transport?.close());
+    const host = this.host as ConsensusHost | undefined;
+    if (settle) await run(() => host?.settled());
+    await run(() => host?.stop());
+    await run(() => (this.storage as FileLedger | undefined)?.close());
   }
 
   /**
@@ -1900,14 +1911,9 @@ export class Node implements NodeContext {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
-    this.jwtRefresher?.stop();
-    await Promise.all(this.interfaces.map((i) => i.server.close()));
-    this.forwarder.close();
-    await this.transport?.close();
-    await this.host.settled();
-    this.host.stop();
-    await this.storage.close();
+    await this.close(true, async (step) => {
+      await step();
+    });
     this.log.info("node stopped");
   }
 
