@@ -373,6 +373,10 @@ export interface ForwarderOptions {
 export interface ForwarderStats {
   /** Forwards waiting for the primary's answer. */
   inFlight: number;
+  /** Forwarded requests received and not yet started (they start a few per event-loop turn). */
+  waiting: number;
+  /** Slots of the queue of received requests, served ones not yet dropped (bounded). */
+  queued: number;
   /** Requests sent to a primary. */
   forwarded: number;
   /** Forwards answered 504 because no response came in time. */
@@ -429,7 +433,7 @@ export class Forwarder {
    * handler synchronously, so serving a batch of hundreds at once would hold back the consensus
    * messages (votes, AppendEntries responses) and timers queued behind it.
    */
-  readonly #incoming: Array<{ from: NodeId; request: ForwardedRequest }> = [];
+  readonly #incoming: Array<{ from: NodeId; request: ForwardedRequest } | undefined> = [];
   #incomingAt = 0;
   #draining = false;
 
@@ -449,7 +453,12 @@ export class Forwarder {
   }
 
   stats(): ForwarderStats {
-    return { inFlight: this.#pending.size, ...this.#stats };
+    return {
+      inFlight: this.#pending.size,
+      waiting: this.#incoming.length - this.#incomingAt,
+      queued: this.#incoming.length,
+      ...this.#stats,
+    };
   }
 
   /**
@@ -573,10 +582,16 @@ export class Forwarder {
     const end = Math.min(this.#incoming.length, this.#incomingAt + SERVED_PER_TURN);
     while (this.#incomingAt < end) {
       const next = this.#incoming[this.#incomingAt];
+      this.#incoming[this.#incomingAt] = undefined;
       this.#incomingAt++;
       if (next !== undefined) void this.#serve(next.from, next.request);
     }
     if (this.#incomingAt < this.#incoming.length) {
+      // Under a steady stream the queue never empties: drop the served prefix now and then.
+      if (this.#incomingAt >= 1024) {
+        this.#incoming.splice(0, this.#incomingAt);
+        this.#incomingAt = 0;
+      }
       setImmediate(() => this.#drain());
       return;
     }

@@ -433,6 +433,38 @@ describe("Forwarder between a backup and a primary", () => {
     assert.equal(errorCode(res), "SessionConsistencyLost");
   });
 
+  it("keeps the queue of received requests bounded under a steady stream", async () => {
+    // As many requests arrive each turn as are served in one, over a backlog: the queue never
+    // empties, so served entries must still be dropped (they held every request's body).
+    let served = 0;
+    const primary = new Forwarder({
+      selfId: "p",
+      send: () => undefined,
+      primary: () => "p",
+      view: () => 2,
+      handle: () => {
+        served++;
+        return { status: 200, headers: {}, body: Buffer.alloc(0) };
+      },
+      timeoutMs: 60_000,
+    });
+    const frame = (i: number) =>
+      encodeForwardedRequest({ ...sampleRequest, clientCertDer: undefined, view: 2, id: i });
+    let sent = 0;
+    for (; sent < 64; sent++) primary.onFrame("b", frame(sent));
+    let maxQueued = 0;
+    for (let turn = 0; turn < 400; turn++) {
+      for (let k = 0; k < 16; k++, sent++) primary.onFrame("b", frame(sent));
+      maxQueued = Math.max(maxQueued, primary.stats().queued);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const deadline = Date.now() + 10_000;
+    while (served < sent && Date.now() < deadline) await new Promise<void>((r) => setImmediate(r));
+    assert.equal(served, sent);
+    assert.equal(primary.stats().waiting, 0);
+    assert.ok(maxQueued <= 1024 + 64 + 16, `the queue held ${maxQueued} slots`);
+  });
+
   it("keeps a session that forwarded while the primary is unknown for a moment in the same view", async () => {
     const { backup } = cluster();
     const session: ClientSession = { id: 12 };
