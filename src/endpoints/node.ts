@@ -94,11 +94,19 @@ function json(ctx: NodeContext, body: unknown, status = 200): EndpointResponse {
   return { status, headers: { [TX_ID_HEADER]: txIdString(ctx.lastTxId()) }, body };
 }
 
+/** The stored bytes of a singleton table's one value, if set. */
+function singletonRaw(ctx: NodeContext, table: string): Uint8Array | undefined {
+  return ctx.store.get(table, SINGLETON_KEY.toString("latin1"));
+}
+
+/** A singleton table's one value, decoded as CCF encodes it; undefined if not set. */
+function singleton(ctx: NodeContext, table: string): unknown {
+  const raw = singletonRaw(ctx, table);
+  return raw === undefined ? undefined : decodeValue(table, raw);
+}
+
 function serviceInfo(ctx: NodeContext): Record<string, unknown> | undefined {
-  const raw = ctx.store.get(Tables.SERVICE, SINGLETON_KEY.toString("latin1"));
-  return raw === undefined
-    ? undefined
-    : (decodeValue(Tables.SERVICE, raw) as Record<string, unknown>);
+  return singleton(ctx, Tables.SERVICE) as Record<string, unknown> | undefined;
 }
 
 /** Quotes recorded for the trusted nodes in `nodes.info` (virtual quotes carry their measurement). */
@@ -147,9 +155,7 @@ function memoryUsage(): Record<string, number> {
 
 /** CCF's JSRuntimeOptions as `/node/js_metrics` shows them (no bytecode cache in ccf-ts). */
 function jsMetrics(ctx: NodeContext): Record<string, unknown> {
-  const o = decodeRuntimeOptions(
-    ctx.store.get(Tables.JS_RUNTIME_OPTIONS, SINGLETON_KEY.toString("latin1")),
-  );
+  const o = decodeRuntimeOptions(singletonRaw(ctx, Tables.JS_RUNTIME_OPTIONS));
   return {
     bytecode_size: 0,
     bytecode_used: false,
@@ -337,18 +343,13 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
       path: "/node/service/previous_identity",
       openapi: { summary: "The identity of the service this one recovered, if any" },
       handler: () => {
-        const raw = ctx.store.get(
-          Tables.PREVIOUS_SERVICE_IDENTITY,
-          SINGLETON_KEY.toString("latin1"),
-        );
-        if (raw === undefined) {
+        const pem = singleton(ctx, Tables.PREVIOUS_SERVICE_IDENTITY);
+        if (pem === undefined) {
           throw HttpErrors.ResourceNotFound(
             "This service is not a recovery of a previous service.",
           );
         }
-        return json(ctx, {
-          previous_service_identity: decodeValue(Tables.PREVIOUS_SERVICE_IDENTITY, raw),
-        });
+        return json(ctx, { previous_service_identity: pem });
       },
     },
     {
@@ -356,9 +357,10 @@ export function nodeEndpoints(ctx: NodeContext): Endpoint[] {
       path: "/node/service/configuration",
       openapi: { summary: "The service configuration (public:ccf.gov.service.config)" },
       handler: () => {
-        const raw = ctx.store.get(Tables.CONFIGURATION, SINGLETON_KEY.toString("latin1"));
-        if (raw === undefined) throw HttpErrors.ResourceNotFound("Service configuration not set");
-        return json(ctx, decodeValue(Tables.CONFIGURATION, raw));
+        const config = singleton(ctx, Tables.CONFIGURATION);
+        if (config === undefined)
+          throw HttpErrors.ResourceNotFound("Service configuration not set");
+        return json(ctx, config);
       },
     },
     {
