@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
 const CLI = join(import.meta.dirname, "ccf-ts-cli.ts");
+/** The installed command, which runs the compiled build (dist/): what benchmarks measure. */
+const BUILT_CLI = join(import.meta.dirname, "..", "..", "bin", "ccf-ts.js");
 // Resolved here, not from the child's working directory (tests run nodes in temp folders).
 const TSX = import.meta.resolve("tsx");
 
@@ -23,9 +25,16 @@ export function runCcfTs(args: string[], cwd?: string) {
   });
 }
 
-/** Starts the CLI as a long-running child (its output collected). */
-export function startCcfTs(args: string[], cwd?: string): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ccfTsArgs(...args), {
+/**
+ * Starts the CLI as a long-running child (its output collected): from the sources, or with `built`
+ * the compiled build (`npm run build` first), as users run it.
+ */
+export function startCcfTs(
+  args: string[],
+  cwd?: string,
+  built = false,
+): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, built ? [BUILT_CLI, ...args] : ccfTsArgs(...args), {
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -70,10 +79,11 @@ export async function waitFor<T>(
 export async function startNode(
   dir: string,
   config: Record<string, unknown>,
+  built = false,
 ): Promise<{ node: ReturnType<typeof startCcfTs>; base: string }> {
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config));
-  const node = startCcfTs(["node", "--config", file], dir);
+  const node = startCcfTs(["node", "--config", file], dir, built);
   let addresses: Record<string, string> | "exited";
   try {
     addresses = await waitFor("the node to listen", () => {
