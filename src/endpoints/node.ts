@@ -4,7 +4,14 @@
 import { getHeapStatistics } from "node:v8";
 import { HttpErrors } from "../errors.js";
 import { decodeRuntimeOptions } from "../js/index.js";
-import { decodeValue, keyFromString, SINGLETON_KEY, type Store, Tables } from "../kv/index.js";
+import {
+  decodeStoredValue,
+  decodeValue,
+  keyFromString,
+  SINGLETON_KEY,
+  type Store,
+  Tables,
+} from "../kv/index.js";
 import type { NodeContext, Quote } from "./context.js";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus.js";
 import { TX_ID_HEADER, txIdString } from "./txid.js";
@@ -40,7 +47,7 @@ function describeNodes(ctx: NodeContext): NodeDescription[] {
   for (const key of state.sortedKeys()) {
     const entry = state.entries.get(key);
     if (entry === undefined || entry.value === null) continue;
-    const info = decodeValue(Tables.NODES, entry.value) as NodeInfoValue;
+    const info = decodeStoredValue(Tables.NODES, entry.value) as NodeInfoValue;
     const id = keyFromString(key).toString();
     const rpc: NodeDescription["rpc_interfaces"] = {};
     for (const [name, i] of Object.entries(info.rpc_interfaces ?? {})) {
@@ -72,7 +79,7 @@ export function committedNodes(
     if (entry === undefined || entry.value === null || entry.version > commitSeqno) continue;
     out.push({
       id: keyFromString(key).toString("utf8"),
-      info: decodeValue(Tables.NODES, entry.value) as NodeInfoValue,
+      info: decodeStoredValue(Tables.NODES, entry.value) as NodeInfoValue,
     });
   }
   return out;

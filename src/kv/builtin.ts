@@ -134,6 +134,31 @@ export function encodeValue(table: string, value: unknown): Buffer {
   }
 }
 
+const decodedValues = new WeakMap<Uint8Array, { table: string; value: unknown }>();
+
+/**
+ * `decodeValue` of a value as the store holds it, for a caller that only reads the result: each
+ * stored value is decoded once and the result shared (a value's bytes never change once written).
+ * For the records read on every request or tick (node records, caller certificates and data),
+ * which were decoded again each time. The result is deeply frozen: a caller that tried to change
+ * it would throw rather than change what every later reader sees.
+ */
+export function decodeStoredValue(table: string, bytes: Uint8Array): unknown {
+  const hit = decodedValues.get(bytes);
+  if (hit !== undefined && hit.table === table) return hit.value;
+  const value = deepFreeze(decodeValue(table, bytes));
+  decodedValues.set(bytes, { table, value });
+  return value;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
 export function decodeValue(table: string, bytes: Uint8Array): unknown {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (valueCodec(table)) {

@@ -21,6 +21,7 @@ export {
   serialiseDomain,
 } from "./serialise.js";
 export {
+  decodeStoredValue,
   decodeValue,
   encodeJson,
   encodeValue,

@@ -59,6 +59,7 @@ import {
   setJwtPublicSigningKeys,
 } from "../gov/index.js";
 import {
+  decodeStoredValue,
   decodeValue,
   idKey,
   keyFromString,
@@ -1689,7 +1690,7 @@ export class Node implements NodeContext {
       if (raw === undefined) continue;
       out.push({
         id: Buffer.from(keyFromString(key)).toString("utf8"),
-        info: decodeValue(Tables.NODES, raw) as NodeRecord,
+        info: decodeStoredValue(Tables.NODES, raw) as NodeRecord,
       });
     }
     return out;

@@ -12,7 +12,14 @@ import {
   removableNodeIds,
 } from "../endpoints/index.js";
 import { HttpErrors } from "../errors.js";
-import { decodeValue, encodeValue, type Store, Tables, type Tx } from "../kv/index.js";
+import {
+  decodeStoredValue,
+  decodeValue,
+  encodeValue,
+  type Store,
+  Tables,
+  type Tx,
+} from "../kv/index.js";
 
 interface NodeInfo {
   status?: string;
@@ -58,7 +65,7 @@ export function retirementPhase(
     .mapState(Tables.NODES)
     ?.entries.get(Buffer.from(nodeId, "utf8").toString("latin1"));
   if (entry === undefined || entry.value === null) return null;
-  const info = decodeValue(Tables.NODES, entry.value) as NodeInfo;
+  const info = decodeStoredValue(Tables.NODES, entry.value) as NodeInfo;
   if (info.status !== "Retired") return null;
   if (info.retired_committed === true && entry.version <= commitSeqno) return "RetiredCommitted";
   if (consensusRetired) return "Completed";

@@ -8,7 +8,7 @@ import { COSE_HEADER, type CoseSign1, certificateId } from "../crypto/index.js";
 import type { EndpointRequest } from "../endpoints/index.js";
 import { HttpError } from "../errors.js";
 import { decodeTaggedSign1, ECDSA_ALGS, signatureVerifies } from "../gov/index.js";
-import { decodeValue, idKey, Tables, type Tx } from "../kv/index.js";
+import { decodeStoredValue, decodeValue, idKey, Tables, type Tx } from "../kv/index.js";
 import { type VerifyJwtOptions, verifyJwtBearer } from "./jwt.js";
 
 export type PolicyName =
@@ -102,7 +102,7 @@ function certIdentity(
       `${who[0]?.toUpperCase()}${who.slice(1)} certificate is not valid at the current time`,
     );
   }
-  return { id, data: entityData(tx, info, dataField, id), cert: decodeValue(certs, stored) };
+  return { id, data: entityData(tx, info, dataField, id), cert: decodeStoredValue(certs, stored) };
 }
 
 /** `<entity>_data` from a users.info / members.info row; null when absent (CCF's JSON null). */
@@ -110,7 +110,7 @@ function entityData(tx: Tx, info: string, dataField: string, id: string): unknow
   const rawInfo = tx.map(info).get(idKey(id));
   return rawInfo === undefined
     ? null
-    : ((decodeValue(info, rawInfo) as Record<string, unknown>)[dataField] ?? null);
+    : ((decodeStoredValue(info, rawInfo) as Record<string, unknown>)[dataField] ?? null);
 }
 
 /** Protected header labels of user COSE Sign1 requests (CCF's UserCOSESign1AuthnPolicy). */

@@ -3,10 +3,12 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { FormatError } from "../../src/errors.js";
 import {
+  decodeStoredValue,
   decodeValue,
   EntryType,
   encodeValue,
   keyToString,
+  Store,
   parsePrivateDomain,
   parsePublicDomain,
   serialiseDomain,
@@ -120,5 +122,31 @@ describe("built-in table encodings", () => {
       "meta",
     );
     assert.throws(() => decodeValue(Tables.SERVICE, Buffer.from("{nope")), FormatError);
+  });
+
+  it("decodes a stored value once, frozen, and a rewritten value again", () => {
+    const store = new Store();
+    const key = keyToString(Buffer.from("n1"));
+    const write = (status: string, version: number): void => {
+      const tx = store.begin();
+      tx.map(Tables.NODES).set(Buffer.from("n1"), encodeValue(Tables.NODES, { status, cert: "x" }));
+      store.commit(tx, { version });
+    };
+    write("Pending", 1);
+    const stored = store.mapState(Tables.NODES)?.entries.get(key)?.value as Uint8Array;
+    const first = decodeStoredValue(Tables.NODES, stored) as { status: string };
+    assert.equal(first.status, "Pending");
+    assert.equal(decodeStoredValue(Tables.NODES, stored), first);
+    assert.ok(Object.isFrozen(first));
+    assert.throws(() => {
+      first.status = "Trusted";
+    }, TypeError);
+    // Read as another table's value, the same bytes are decoded by that table's codec.
+    assert.equal(typeof decodeStoredValue(Tables.MEMBER_CERTS, stored), "string");
+    // A rollback and a new write at the same version (a new primary's entry) is new bytes.
+    store.rollback(0);
+    write("Trusted", 1);
+    const again = store.mapState(Tables.NODES)?.entries.get(key)?.value as Uint8Array;
+    assert.equal((decodeStoredValue(Tables.NODES, again) as { status: string }).status, "Trusted");
   });
 });
