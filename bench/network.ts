@@ -35,6 +35,8 @@ export async function startBenchNetwork(
     count: number;
     signatures: { tx_count: number; delay: string };
     timeoutMs: number;
+    /** CCF's `worker_threads` for every node: that many frontend processes run TLS and HTTP. */
+    workerThreads?: number;
   },
 ): Promise<BenchNetwork> {
   const dir = res.dir(mkdtempSync(join(tmpdir(), o.tmpPrefix)));
@@ -49,6 +51,7 @@ export async function startBenchNetwork(
     },
     signatures: o.signatures,
   });
+  config0.worker_threads = o.workerThreads ?? 0;
   const first = await startNode(dir0, config0, true);
   res.child(first.node);
   const serviceCert = join(dir0, "service_cert.pem");
@@ -58,6 +61,7 @@ export async function startBenchNetwork(
     const d = join(dir, `n${i}`);
     mkdirSync(d);
     const config = singleNodeConfig(d, { signatures: o.signatures });
+    config.worker_threads = o.workerThreads ?? 0;
     config.command = joinCommand(serviceCert, first.base);
     const joiner = await startNode(d, config, true);
     res.child(joiner.node);

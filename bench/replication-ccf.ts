@@ -25,6 +25,8 @@ const COMMIT_POLL_MS = 10;
 /** CCF's default is 1 s; the single-node app benchmark signs every 100 ms, and so does this one. */
 export const SIGNATURE_DELAY = process.env.BENCH_SIGNATURE_DELAY ?? "100ms";
 const SIGNATURES = { tx_count: 5000, delay: SIGNATURE_DELAY };
+/** The nodes' `worker_threads` (frontend processes for TLS and HTTP); CCF's default is 0. */
+export const WORKER_THREADS = Number(process.env.BENCH_WORKER_THREADS ?? 0);
 
 interface TxId {
   view: number;
@@ -43,6 +45,7 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
     count: 3,
     signatures: SIGNATURES,
     timeoutMs: 60_000,
+    workerThreads: WORKER_THREADS,
   });
   const { ca, cert, key } = net;
   const base = net.bases[0];

@@ -575,7 +575,8 @@ const ConfigSchema = Closed({
     format: "ccf-duration",
     default: "60s",
   }),
-  worker_threads: Count(0),
+  // ccf-ts: the number of frontend processes running TLS and HTTP for the RPC interfaces.
+  worker_threads: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   ignore_first_sigterm: Type.Boolean({ default: false }),
   node_to_node_message_limit: Count(23_726_566, 1),
   historical_cache_soft_limit: Size("512MB"),

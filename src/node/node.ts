@@ -86,7 +86,15 @@ import { MerkleTree, type Receipt } from "../merkle/index.js";
 import { buildCoseReceipt } from "../audit/index.js";
 import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
 import { Forwarder, forwardingHook, NODE_CHANNEL, type NodeRole } from "../rpc/forwarding.js";
-import { authenticate, dispatch, Router, RpcServer } from "../rpc/index.js";
+import {
+  authenticate,
+  dispatch,
+  FrontendPool,
+  Router,
+  type RpcFrontend,
+  RpcServer,
+  type RpcServerOptions,
+} from "../rpc/index.js";
 import { type NodeConfig, splitAddress, startupConfigOf } from "./config.js";
 import { loadBundle } from "./bundle.js";
 import { ConsensusHost } from "./consensus-host.js";
@@ -179,7 +187,7 @@ const JOIN_DEADLINE_MS = 10 * 60_000;
 
 interface Interface {
   name: string;
-  server: RpcServer;
+  server: RpcFrontend;
   address: string;
   softCap: number;
   hardCap: number;
@@ -209,6 +217,8 @@ export class Node implements NodeContext {
     }),
   });
   private readonly interfaces: Interface[] = [];
+  /** With `worker_threads` > 0: the processes that run TLS and HTTP for the RPC interfaces. */
+  private frontends: FrontendPool | undefined;
   /** Seqno of the last signature this node wrote as primary. */
   private lastSignatureSeqno = 0;
   private nodeState: NodeStartupState = "Initialized";
@@ -338,6 +348,7 @@ export class Node implements NodeContext {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     await run(() => this.jwtRefresher?.stop());
     await Promise.all(this.interfaces.map((i) => run(() => i.server.close())));
+    await run(() => this.frontends?.stop());
     await run(() => this.forwarder.close());
     await run(() => this.transport?.close());
     const host = this.host as ConsensusHost | undefined;
@@ -1098,9 +1109,14 @@ export class Node implements NodeContext {
 
   /** Serves every RPC interface with `cert`, and the node-to-node interface; returns the latter. */
   private async listenAll(cert: string, serviceCertPem: string): Promise<string> {
+    if (this.config.worker_threads > 0) {
+      this.frontends = await FrontendPool.start(this.config.worker_threads, {
+        warn: (obj, msg) => this.log.warn(obj, msg),
+      });
+    }
     // Listen first: the node's own record carries the addresses it serves on.
     for (const [name, iface] of Object.entries(this.config.network.rpc_interfaces)) {
-      const server = new RpcServer({
+      const options: RpcServerOptions = {
         key: this.identity.key.privateKeyPem,
         cert,
         router: this.router,
@@ -1120,7 +1136,9 @@ export class Node implements NodeContext {
         maxHeadersCount: iface.http_configuration.max_headers_count,
         observe: this.prometheusMetrics.httpObserver(name),
         onError: (err, req) => this.log.error({ err, path: req.path }, "request failed"),
-      });
+      };
+      const server =
+        this.frontends === undefined ? new RpcServer(options) : this.frontends.serve(name, options);
       const bind = splitAddress(iface.bind_address);
       const bound = await server.listen(bind.host, bind.port);
       this.interfaces.push({

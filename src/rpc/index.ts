@@ -16,4 +16,11 @@ export {
   parsePolicies,
   type PolicyName,
 } from "./auth.js";
-export { RpcServer, type RpcServerOptions, type RpcServerStats } from "./server.js";
+export { FrontendPool } from "./frontends.js";
+export {
+  type RequestHandler,
+  type RpcFrontend,
+  RpcServer,
+  type RpcServerOptions,
+  type RpcServerStats,
+} from "./server.js";

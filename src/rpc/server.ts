@@ -19,11 +19,19 @@ import {
 } from "./dispatch.js";
 import type { Router } from "./router.js";
 
+/** What answers a parsed request: the router in this process, or a node's over a pipe. */
+export type RequestHandler = (request: EndpointRequest) => RpcResponse | Promise<RpcResponse>;
+
 export interface RpcServerOptions {
   /** PEM private key and certificate served to clients. */
   key: string;
   cert: string;
-  router: Router;
+  /** Dispatches requests here (with the hooks and listener below)... */
+  router?: Router;
+  /** ...or hands them to this (a frontend process: the node dispatches). One of the two. */
+  handler?: RequestHandler;
+  /** Told when a client session (an HTTP/1.1 connection or HTTP/2 session) that sent a request ends. */
+  onSessionEnd?: (session: ClientSession) => void;
   /** Sessions opened while this many are open get one 503 SessionCapExhausted, then are closed. */
   maxOpenSessionsSoft: number;
   /** Sessions opened while this many are open are closed at once. */
@@ -130,15 +138,41 @@ function requireCount(name: string, value: number, min: number): number {
   return value;
 }
 
-export class RpcServer {
+/** What answers the requests of a server with `opts`: its handler, or dispatch to its router. */
+export function requestHandlerOf(opts: RpcServerOptions): RequestHandler {
+  const router = opts.router;
+  if ((router === undefined) === (opts.handler === undefined)) {
+    throw new CcfError("InvalidRpcServerOptions", "exactly one of router and handler is needed");
+  }
+  if (router === undefined) return opts.handler as RequestHandler;
+  const onError = opts.onError;
+  const hooks: DispatchHooks | undefined =
+    opts.beforeHandler === undefined && opts.observe === undefined
+      ? undefined
+      : { beforeHandler: opts.beforeHandler, observe: opts.observe };
+  return (request) => dispatch(router, request, onError, hooks);
+}
+
+/** What a node's RPC interface offers, served in the node's process or by frontend processes. */
+export interface RpcFrontend {
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  setCertificate(key: string, cert: string): void;
+  readonly openSessions: number;
+  stats(): RpcServerStats;
+  close(): Promise<void>;
+}
+
+export class RpcServer implements RpcFrontend {
   readonly #server: TlsServer;
-  readonly #router: Router;
+  readonly #handler: RequestHandler;
+  readonly #onSessionEnd: ((session: ClientSession) => void) | undefined;
+  readonly #onError: HandlerErrorListener | undefined;
+  /** Sockets accepted elsewhere (a node's listener) and handed over with their cap decided. */
+  readonly #adopted = new WeakSet<Socket>();
   readonly #soft: number;
   readonly #maxBodySize: number;
   readonly #maxHeaderSize: number;
   readonly #maxHeadersCount: number;
-  readonly #onError: HandlerErrorListener | undefined;
-  readonly #hooks: DispatchHooks | undefined;
   #nextSessionId = 1;
   /** Open TCP connections: CCF counts a session from the moment it is accepted. */
   readonly #sockets = new Set<Socket>();
@@ -154,7 +188,9 @@ export class RpcServer {
   readonly #errors = { parsing: 0, requestPayloadTooLarge: 0, requestHeaderTooLarge: 0 };
 
   constructor(opts: RpcServerOptions) {
-    this.#router = opts.router;
+    this.#handler = requestHandlerOf(opts);
+    this.#onSessionEnd = opts.onSessionEnd;
+    this.#onError = opts.onError;
     this.#soft = requireCount("maxOpenSessionsSoft", opts.maxOpenSessionsSoft, 0);
     const hard = requireCount("maxOpenSessionsHard", opts.maxOpenSessionsHard, 1);
     this.#maxBodySize = requireCount("maxBodySize", opts.maxBodySize, 0);
@@ -168,11 +204,6 @@ export class RpcServer {
       opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT,
       1,
     );
-    this.#onError = opts.onError;
-    this.#hooks =
-      opts.beforeHandler === undefined && opts.observe === undefined
-        ? undefined
-        : { beforeHandler: opts.beforeHandler, observe: opts.observe };
     // The client certificate is asked for but not verified: as in CCF, callers are identified by
     // looking their certificate up, not by a CA.
     const tlsOptions = {
@@ -281,7 +312,22 @@ export class RpcServer {
     return this.#closed;
   }
 
+  /**
+   * Serves a TCP connection accepted by someone else (a node handing it to its frontend process),
+   * which decided whether it is past the soft session cap; the hard cap is theirs to apply.
+   */
+  adopt(socket: Socket, capped: boolean): void {
+    this.#adopted.add(socket);
+    this.#track(socket, capped);
+    this.#server.emit("connection", socket);
+  }
+
   #onConnection = (socket: Socket): void => {
+    if (this.#adopted.has(socket)) return;
+    this.#track(socket, this.#sockets.size >= this.#soft);
+  };
+
+  #track(socket: Socket, capped: boolean): void {
     // The error surfaces on the TLS socket wrapped around this one; this only keeps a stray
     // emit on the raw socket from being fatal.
     socket.on("error", noop);
@@ -289,7 +335,6 @@ export class RpcServer {
       socket.destroy();
       return;
     }
-    const capped = this.#sockets.size >= this.#soft;
     this.#sockets.add(socket);
     if (this.#sockets.size > this.#peak) this.#peak = this.#sockets.size;
     const key = capped ? peerKey(socket.remoteAddress, socket.remotePort) : undefined;
@@ -299,7 +344,7 @@ export class RpcServer {
       if (key !== undefined) this.#cappedPeers.delete(key);
       if (this.#sockets.size === 0) this.#whenDrained?.();
     });
-  };
+  }
 
   #onSecureConnection = (socket: TLSSocket): void => {
     socket.on("error", noop);
@@ -513,6 +558,11 @@ export class RpcServer {
         client: { id: this.#nextSessionId++ },
       };
       this.#connections.set(owner, conn);
+      const onSessionEnd = this.#onSessionEnd;
+      if (onSessionEnd !== undefined) {
+        const client = conn.client;
+        (owner as Socket).once("close", () => onSessionEnd(client));
+      }
     }
     return conn;
   }
@@ -547,7 +597,7 @@ export class RpcServer {
       hostname: hostnameOf(h2 ? (headers[":authority"] ?? headers.host) : headers.host),
       session: conn.client,
     };
-    const out = dispatch(this.#router, request, this.#onError, this.#hooks);
+    const out = this.#handler(request);
     if (out instanceof Promise) {
       // dispatch never rejects; the catch keeps a bug in #send from becoming a fatal rejection.
       out

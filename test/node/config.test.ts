@@ -410,6 +410,14 @@ describe("parseNodeConfig errors", () => {
     assert.deepEqual(problems([]), ["config: must be an object"]);
   });
 
+  it("bounds worker_threads (frontend processes) to 0-64", () => {
+    assert.equal(parseNodeConfig(withField("worker_threads", 2), "/srv").worker_threads, 2);
+    for (const bad of [-1, 65]) {
+      const [problem] = problems(withField("worker_threads", bad));
+      assert.match(problem ?? "", /^worker_threads: must be/);
+    }
+  });
+
   it("lists the allowed values of an enum", () => {
     assert.deepEqual(problems(withField("command.type", "Begin")), [
       "command.type: must be one of Start, Join, Recover",

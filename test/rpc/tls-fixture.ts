@@ -11,7 +11,13 @@ import {
   EcKeyPair,
 } from "../../src/crypto/index.js";
 import type { Endpoint } from "../../src/endpoints/types.js";
-import { Router, RpcServer, type RpcServerOptions } from "../../src/rpc/index.js";
+import {
+  FrontendPool,
+  Router,
+  type RpcFrontend,
+  RpcServer,
+  type RpcServerOptions,
+} from "../../src/rpc/index.js";
 
 export interface Identity {
   key: EcKeyPair;
@@ -52,7 +58,7 @@ export async function serviceEndorsed(): Promise<{ service: Identity; node: Iden
 }
 
 export interface RunningServer {
-  server: RpcServer;
+  server: RpcFrontend;
   router: Router;
   port: number;
   base: string;
@@ -61,14 +67,24 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Where a test's server runs TLS and HTTP: in the test's process (RpcServer), or in frontend
+ * processes that hand requests back to it (a node with `worker_threads`: FrontendPool).
+ */
+export type ServerMode = "in-process" | "frontend processes";
+export const SERVER_MODES: ServerMode[] = ["in-process", "frontend processes"];
+
+let servedInterfaces = 0;
+
 export async function startServer(
   identity: Identity,
   endpoints: Endpoint[],
   opts: Partial<Omit<RpcServerOptions, "router" | "key" | "cert">> = {},
+  mode: ServerMode = "in-process",
 ): Promise<RunningServer> {
   const router = new Router();
   router.setEndpoints("app", endpoints);
-  const server = new RpcServer({
+  const options: RpcServerOptions = {
     key: identity.key.privateKeyPem,
     cert: identity.cert,
     router,
@@ -76,7 +92,12 @@ export async function startServer(
     maxOpenSessionsHard: 110,
     maxBodySize: 1024 * 1024,
     ...opts,
-  });
+  };
+  const pool = mode === "frontend processes" ? await FrontendPool.start(2) : undefined;
+  const server =
+    pool === undefined
+      ? new RpcServer(options)
+      : pool.serve(`test_interface_${servedInterfaces++}`, options);
   const { port } = await server.listen("127.0.0.1", 0);
   return {
     server,
@@ -84,7 +105,10 @@ export async function startServer(
     port,
     base: `https://127.0.0.1:${port}`,
     ca: identity.cert,
-    stop: () => server.close(),
+    stop: async () => {
+      await server.close();
+      await pool?.stop();
+    },
   };
 }
 

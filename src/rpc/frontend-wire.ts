@@ -1,0 +1,119 @@
+// What a node and its frontend processes (`worker_threads` > 0) say to each other about requests,
+// over a pipe of their own: frames of [u32 length of the rest][u8 kind][u32 length of a JSON
+// head][head][raw bytes]. A request's or response's body is the raw bytes, never re-encoded.
+//
+// Frontend → node: a request (its session, and on a session's first request its client
+// certificate) and the end of a session. Node → frontend: the response to a request.
+
+/** Frame kinds. */
+export const FRAME_REQUEST = 1;
+export const FRAME_SESSION_END = 2;
+export const FRAME_RESPONSE = 3;
+
+export interface WireRequest {
+  /** Unique among the frontend process's requests in flight. */
+  id: number;
+  /** The RPC interface (config name) the request came on. */
+  iface: string;
+  /** The frontend process's id for the client session (numbered per interface). */
+  session: number;
+  /** The client certificate (DER, base64), sent with a session's first request only. */
+  cert?: string;
+  /** True when the session presented no client certificate (sent with its first request). */
+  noCert?: boolean;
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  httpVersion: string;
+  hostname: string;
+}
+
+export interface WireResponse {
+  id: number;
+  status: number;
+  headers: Record<string, string>;
+  closeSession?: boolean;
+}
+
+export interface Frame {
+  kind: number;
+  /** Parsed JSON head. */
+  head: unknown;
+  /** The raw bytes after the head (its own memory). */
+  body: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function encodeFrame(kind: number, head: unknown, body: Uint8Array = EMPTY): Buffer {
+  const json = JSON.stringify(head);
+  const jsonLength = Buffer.byteLength(json);
+  const out = Buffer.allocUnsafe(9 + jsonLength + body.length);
+  out.writeUInt32LE(5 + jsonLength + body.length, 0);
+  out[4] = kind;
+  out.writeUInt32LE(jsonLength, 5);
+  out.write(json, 9, "utf8");
+  out.set(body, 9 + jsonLength);
+  return out;
+}
+
+/** Largest frame accepted: a request body is bounded by the interface's max_body_size anyway. */
+const MAX_FRAME = 1 << 30;
+
+/** Cuts a byte stream into frames. */
+export class FrameReader {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+
+  /** Takes a chunk; returns the frames it completed. Throws on a malformed stream. */
+  push(chunk: Buffer): Frame[] {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    const frames: Frame[] = [];
+    while (this.#buffered >= 4) {
+      const first = this.#chunks[0];
+      const head = first.length >= 4 ? first : Buffer.concat(this.#chunks);
+      const length = head.readUInt32LE(0);
+      if (length < 5 || length > MAX_FRAME) throw new Error(`bad frame length ${length}`);
+      if (this.#buffered < 4 + length) break;
+      const all = this.#chunks.length === 1 ? first : Buffer.concat(this.#chunks);
+      const frame = all.subarray(4, 4 + length);
+      const rest = all.subarray(4 + length);
+      this.#chunks = rest.length === 0 ? [] : [rest];
+      this.#buffered = rest.length;
+      const kind = frame[0];
+      const jsonLength = frame.readUInt32LE(1);
+      if (5 + jsonLength > length) throw new Error("bad frame head length");
+      frames.push({
+        kind,
+        head: JSON.parse(frame.toString("utf8", 5, 5 + jsonLength)) as unknown,
+        // Its own copy: `all` may be a chunk node reuses, or hold the frames after this one.
+        body: Buffer.from(frame.subarray(5 + jsonLength)),
+      });
+    }
+    return frames;
+  }
+}
+
+/**
+ * Frames written through the returned function leave together, one `write` per event loop turn
+ * (several requests or responses per system call when busy). `write` is not called once `closed()`.
+ */
+export function batchedWriter(
+  write: (bytes: Buffer) => void,
+  closed: () => boolean = () => false,
+): (frame: Buffer) => void {
+  let queued: Buffer[] = [];
+  const flush = (): void => {
+    const frames = queued;
+    queued = [];
+    if (frames.length > 0 && !closed()) {
+      write(frames.length === 1 ? (frames[0]) : Buffer.concat(frames));
+    }
+  };
+  return (frame) => {
+    if (queued.length === 0) setImmediate(flush);
+    queued.push(frame);
+  };
+}
