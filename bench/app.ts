@@ -11,10 +11,12 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
-import { startBenchNetwork } from "./network.js";
+import { benchWorkerThreads, startBenchNetwork } from "./network.js";
 import { Resources, WARMUP_MS } from "./replication-load.js";
 
 const CONNECTIONS = 32;
+/** Two frontend processes (see benchWorkerThreads). */
+const WORKER_THREADS = benchWorkerThreads(2);
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
 
 function percentile(sorted: number[], p: number): number {
@@ -113,6 +115,7 @@ export async function run(): Promise<void> {
       count: 1,
       signatures: { tx_count: 5000, delay: "100ms" },
       timeoutMs: 60_000,
+      workerThreads: WORKER_THREADS,
     });
     const pool = new Pool(net.bases[0] ?? "", {
       connections: CONNECTIONS,
@@ -137,6 +140,9 @@ export async function run(): Promise<void> {
       path: `/app/records/k${i % readable}`,
     }));
     await pool.close();
+    console.log(
+      `worker_threads ${WORKER_THREADS} (frontend processes for TLS and HTTP; BENCH_WORKER_THREADS=0 for CCF's default)`,
+    );
     print("writes", writes);
     print("reads", reads);
     console.log(`failed requests: ${writes.failed + reads.failed}`);

@@ -11,7 +11,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Pool } from "undici";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
-import { startBenchNetwork } from "./network.js";
+import { benchWorkerThreads, startBenchNetwork } from "./network.js";
 import {
   CONNECTIONS,
   CommitWindow,
@@ -23,10 +23,10 @@ import {
 
 const COMMIT_POLL_MS = 10;
 /** CCF's default is 1 s; the single-node app benchmark signs every 100 ms, and so does this one. */
+/** One frontend process per node (see benchWorkerThreads). */
+export const WORKER_THREADS = benchWorkerThreads(1);
 export const SIGNATURE_DELAY = process.env.BENCH_SIGNATURE_DELAY ?? "100ms";
 const SIGNATURES = { tx_count: 5000, delay: SIGNATURE_DELAY };
-/** The nodes' `worker_threads` (frontend processes for TLS and HTTP); CCF's default is 0. */
-export const WORKER_THREADS = Number(process.env.BENCH_WORKER_THREADS ?? 0);
 
 interface TxId {
   view: number;

@@ -4,7 +4,7 @@
 // medians of each. ccf-ts clients do not wait for commit (it is observed by polling the commit
 // TxID); etcd answers a put once committed.
 
-import { runCcf, SIGNATURE_DELAY } from "./replication-ccf.js";
+import { runCcf, SIGNATURE_DELAY, WORKER_THREADS } from "./replication-ccf.js";
 import { ensureEtcd, runEtcd } from "./replication-etcd.js";
 import {
   CONNECTIONS,
@@ -52,7 +52,8 @@ export async function run(): Promise<void> {
   );
   console.log(
     `ccf-ts: 3 nodes (processes), basic app PUT /app/records/{key} over HTTPS with a user ` +
-      `certificate, signatures every ${SIGNATURE_DELAY}; commit seen by polling /node/commit every 10 ms`,
+      `certificate, signatures every ${SIGNATURE_DELAY}, worker_threads ${WORKER_THREADS} (frontend ` +
+      `processes for TLS and HTTP; BENCH_WORKER_THREADS=0 for CCF's default); commit seen by polling /node/commit every 10 ms`,
   );
   console.log(
     `etcd ${etcdVersion}: 3 members, default fsync, via etcd's JSON gateway (POST /v3/kv/put, plain HTTP)`,

@@ -282,6 +282,8 @@ async function main(): Promise<number> {
       count: opts.nodes,
       signatures: SIGNATURES,
       timeoutMs: 120_000,
+      // The default configuration: what the soak figures in README describe.
+      workerThreads: 0,
     });
     console.log(`soak: network up (pids ${net.pids.join(", ")})`);
     const pools = net.bases.map(
