@@ -58,9 +58,6 @@ export function encodeFrame(kind: number, head: unknown, body: Uint8Array = EMPT
   return out;
 }
 
-/** Largest frame accepted: a request body is bounded by the interface's max_body_size anyway. */
-const MAX_FRAME = 1 << 30;
-
 /** Cuts a byte stream into frames. */
 export class FrameReader {
   #chunks: Buffer[] = [];
@@ -75,7 +72,7 @@ export class FrameReader {
       const first = this.#chunks[0];
       const head = first.length >= 4 ? first : Buffer.concat(this.#chunks);
       const length = head.readUInt32LE(0);
-      if (length < 5 || length > MAX_FRAME) throw new Error(`bad frame length ${length}`);
+      if (length < 5) throw new Error(`bad frame length ${length}`);
       if (this.#buffered < 4 + length) break;
       const all = this.#chunks.length === 1 ? first : Buffer.concat(this.#chunks);
       const frame = all.subarray(4, 4 + length);
@@ -109,7 +106,7 @@ export function batchedWriter(
     const frames = queued;
     queued = [];
     if (frames.length > 0 && !closed()) {
-      write(frames.length === 1 ? (frames[0]) : Buffer.concat(frames));
+      write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
     }
   };
   return (frame) => {

@@ -8,8 +8,8 @@ import { type ChildProcess, fork } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpoints/types.js";
-import { CcfError } from "../errors.js";
-import type { HandlerErrorListener, RpcResponse } from "./dispatch.js";
+import { CcfError, HttpErrors } from "../errors.js";
+import { errorResponse, type HandlerErrorListener, type RpcResponse } from "./dispatch.js";
 import type { FrontendControl, FrontendInterface, FrontendReport } from "./frontend-process.js";
 import {
   batchedWriter,
@@ -247,14 +247,8 @@ export class FrontendPool {
     });
   }
 
-  #control(f: Frontend, m: FrontendControl, handle?: Socket): void {
-    if (f.exited || !f.proc.connected) return;
-    if (handle === undefined) f.proc.send(m);
-    else {
-      f.proc.send(m, handle, (err) => {
-        if (err !== null && err !== undefined) handle.destroy();
-      });
-    }
+  #control(f: Frontend, m: FrontendControl): void {
+    if (!f.exited && f.proc.connected) f.proc.send(m);
   }
 
   #listen(reg: Registration, host: string, port: number): Promise<{ host: string; port: number }> {
@@ -286,8 +280,16 @@ export class FrontendPool {
     const capped = reg.open >= soft;
     reg.open++;
     if (reg.open > reg.peak) reg.peak = reg.open;
-    f.open.set(reg.config.name, (f.open.get(reg.config.name) ?? 0) + 1);
-    this.#control(f, { t: "conn", iface: reg.config.name, capped }, socket);
+    const name = reg.config.name;
+    f.open.set(name, (f.open.get(name) ?? 0) + 1);
+    const handedOver = (err: Error | null): void => {
+      if (err === null) return;
+      // Not delivered (the process is going away): no "closed" report will come for it.
+      socket.destroy();
+      if (!f.exited) this.#closed(f, name);
+    };
+    if (f.proc.connected) f.proc.send({ t: "conn", iface: name, capped }, socket, handedOver);
+    else handedOver(new Error("frontend process disconnected"));
   }
 
   #pick(): Frontend | undefined {
@@ -364,7 +366,18 @@ export class FrontendPool {
     const reply = (res: RpcResponse): void => {
       const head: WireResponse = { id: r.id, status: res.status, headers: res.headers };
       if (res.closeSession === true) head.closeSession = true;
-      f.write(encodeFrame(FRAME_RESPONSE, head, res.body));
+      let frame: Buffer;
+      try {
+        frame = encodeFrame(FRAME_RESPONSE, head, res.body);
+      } catch (err) {
+        // A body past what a frame can carry (4 GiB): the client gets an error, not silence.
+        reg.onError?.(err, request);
+        const { status, headers, body } = errorResponse(
+          HttpErrors.InternalError("The response is too large to send"),
+        );
+        frame = encodeFrame(FRAME_RESPONSE, { id: r.id, status, headers }, body);
+      }
+      f.write(frame);
     };
     const out = reg.handler(request);
     if (out instanceof Promise) out.then(reply, (err: unknown) => reg.onError?.(err, request));
