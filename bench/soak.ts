@@ -3,7 +3,8 @@
 // Opening, as test/e2e/multinode.test.ts does) under a steady open-loop load of R requests per
 // second, half writes (POST /app/log/private over a fixed set of keys, so that the state itself
 // does not grow) and half reads, spread over every node (backups forward the writes). Every node
-// process's resident memory (VmRSS) and open descriptors (/proc/<pid>/fd) are sampled every 10 s.
+// process's resident memory (VmRSS) and open descriptors (/proc/<pid>/fd), its frontend processes'
+// included (BENCH_WORKER_THREADS=N; default 0), are sampled every 10 s.
 // At the end: the samples, and per node the growth between the first and last thirds of the run
 // with a verdict. Exit status 1 when growth is found or requests failed, 2 on bad arguments.
 
@@ -15,7 +16,7 @@ import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
-import { startBenchNetwork } from "./network.js";
+import { benchWorkerThreads, startBenchNetwork } from "./network.js";
 import { Resources } from "./replication-load.js";
 
 const LOGGING_APP = join(PACKAGE_ROOT, "samples/apps/logging/dist/bundle.json");
@@ -98,15 +99,29 @@ interface Sample {
   skipped: number;
 }
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) / 1024;
+/** A node's processes: itself and its frontend processes (worker_threads). */
+function nodeProcesses(pid: number): number[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  return [pid, ...(children === "" ? [] : children.split(/\s+/).map(Number))];
 }
 
+/** Resident memory of a node and its frontend processes, MB. */
+function rssMb(pid: number): number {
+  let kb = 0;
+  for (const p of nodeProcesses(pid)) {
+    const status = readFileSync(`/proc/${p}/status`, "utf8");
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    if (m === null) throw new Error(`no VmRSS in /proc/${p}/status`);
+    kb += Number(m[1]);
+  }
+  return kb / 1024;
+}
+
+/** Open descriptors of a node and its frontend processes. */
 function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+  let n = 0;
+  for (const p of nodeProcesses(pid)) n += readdirSync(`/proc/${p}/fd`).length;
+  return n;
 }
 
 /** Least-squares slope of y over x. */
@@ -282,8 +297,9 @@ async function main(): Promise<number> {
       count: opts.nodes,
       signatures: SIGNATURES,
       timeoutMs: 120_000,
-      // The default configuration: what the soak figures in README describe.
-      workerThreads: 0,
+      // By default CCF's default configuration, which the soak figures in README describe;
+      // BENCH_WORKER_THREADS=N soaks frontend processes too (their memory counts with the node's).
+      workerThreads: benchWorkerThreads(0),
     });
     console.log(`soak: network up (pids ${net.pids.join(", ")})`);
     const pools = net.bases.map(
