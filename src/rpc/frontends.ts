@@ -28,6 +28,7 @@ import {
   type RpcServerOptions,
   type RpcServerStats,
   requestHandlerOf,
+  serverLimits,
 } from "./server.js";
 
 export interface FrontendLog {
@@ -116,15 +117,12 @@ export class FrontendPool {
     }
     const handler = requestHandlerOf(opts);
     const reg: Registration = {
+      // Checked here, as an in-process RpcServer checks them: a frontend would only crash on them.
       config: {
         name,
         key: opts.key,
         cert: opts.cert,
-        maxOpenSessionsSoft: opts.maxOpenSessionsSoft,
-        maxOpenSessionsHard: opts.maxOpenSessionsHard,
-        maxBodySize: opts.maxBodySize,
-        maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
-        maxHeadersCount: opts.maxHeadersCount ?? 256,
+        ...serverLimits(opts),
         ...(opts.appProtocol === undefined ? {} : { appProtocol: opts.appProtocol }),
       },
       handler,

@@ -138,6 +138,27 @@ function requireCount(name: string, value: number, min: number): number {
   return value;
 }
 
+/** The caps and limits of `opts`, defaults filled in; throws InvalidRpcServerOptions for a bad one. */
+export function serverLimits(opts: RpcServerOptions): {
+  maxOpenSessionsSoft: number;
+  maxOpenSessionsHard: number;
+  maxBodySize: number;
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+} {
+  return {
+    maxOpenSessionsSoft: requireCount("maxOpenSessionsSoft", opts.maxOpenSessionsSoft, 0),
+    maxOpenSessionsHard: requireCount("maxOpenSessionsHard", opts.maxOpenSessionsHard, 1),
+    maxBodySize: requireCount("maxBodySize", opts.maxBodySize, 0),
+    maxHeaderSize: requireCount("maxHeaderSize", opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, 1),
+    maxHeadersCount: requireCount(
+      "maxHeadersCount",
+      opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT,
+      1,
+    ),
+  };
+}
+
 /** What answers the requests of a server with `opts`: its handler, or dispatch to its router. */
 export function requestHandlerOf(opts: RpcServerOptions): RequestHandler {
   const router = opts.router;
@@ -191,19 +212,12 @@ export class RpcServer implements RpcFrontend {
     this.#handler = requestHandlerOf(opts);
     this.#onSessionEnd = opts.onSessionEnd;
     this.#onError = opts.onError;
-    this.#soft = requireCount("maxOpenSessionsSoft", opts.maxOpenSessionsSoft, 0);
-    const hard = requireCount("maxOpenSessionsHard", opts.maxOpenSessionsHard, 1);
-    this.#maxBodySize = requireCount("maxBodySize", opts.maxBodySize, 0);
-    this.#maxHeaderSize = requireCount(
-      "maxHeaderSize",
-      opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
-      1,
-    );
-    this.#maxHeadersCount = requireCount(
-      "maxHeadersCount",
-      opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT,
-      1,
-    );
+    const limits = serverLimits(opts);
+    this.#soft = limits.maxOpenSessionsSoft;
+    const hard = limits.maxOpenSessionsHard;
+    this.#maxBodySize = limits.maxBodySize;
+    this.#maxHeaderSize = limits.maxHeaderSize;
+    this.#maxHeadersCount = limits.maxHeadersCount;
     // The client certificate is asked for but not verified: as in CCF, callers are identified by
     // looking their certificate up, not by a CA.
     const tlsOptions = {

@@ -124,4 +124,25 @@ describe("FrontendPool", () => {
       await pool.stop();
     }
   });
+
+  it("refuses bad options when the interface is served, as RpcServer does", async () => {
+    const node = await selfSigned("CN=node");
+    const pool = await FrontendPool.start(1);
+    try {
+      assert.throws(
+        () =>
+          pool.serve("bad", {
+            key: node.key.privateKeyPem,
+            cert: node.cert,
+            router: new Router(),
+            maxOpenSessionsSoft: 1,
+            maxOpenSessionsHard: 0,
+            maxBodySize: 1024,
+          }),
+        /maxOpenSessionsHard must be an integer >= 1/,
+      );
+    } finally {
+      await pool.stop();
+    }
+  });
 });
