@@ -128,6 +128,25 @@ function afterStream(stream: http2.Http2Stream, then: () => void): void {
   else stream.once("close", then);
 }
 
+/** How long a refused HTTP/1.1 connection keeps reading (and dropping) after its answer. */
+const LINGER_MS = 1000;
+
+/**
+ * Makes node's close of `socket` after the response a lingering one: the answer is sent and the
+ * connection half-closed, but what the client is still uploading is read and dropped for up to
+ * LINGER_MS. Closed at once with unread data, the connection is reset, and a client still writing
+ * its body can fail (EPIPE) before it reads the answer.
+ */
+function lingerOnClose(socket: Socket): void {
+  const s = socket as Socket & { destroySoon(): void };
+  s.destroySoon = () => {
+    s.end();
+    const timer = setTimeout(() => s.destroy(), LINGER_MS);
+    timer.unref();
+    s.once("close", () => clearTimeout(timer));
+  };
+}
+
 function requireCount(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) {
     throw new CcfError(
@@ -637,6 +656,7 @@ export class RpcServer implements RpcFrontend {
     const out = errorResponse(err);
     if (!h2) {
       out.headers.connection = "close";
+      lingerOnClose(req.socket);
       this.#send(res, conn, h2, out);
       return;
     }
