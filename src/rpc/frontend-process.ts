@@ -13,37 +13,14 @@ import {
   FRAME_REQUEST,
   FRAME_RESPONSE,
   FRAME_SESSION_END,
+  type FrontendControl,
+  type FrontendInterface,
+  type FrontendReport,
   FrameReader,
   type WireRequest,
   type WireResponse,
 } from "./frontend-wire.js";
 import { RpcServer, type RpcServerStats } from "./server.js";
-
-/** What the node sends over the IPC channel. */
-export type FrontendControl =
-  | { t: "iface"; iface: FrontendInterface }
-  | { t: "conn"; iface: string; capped: boolean }
-  | { t: "cert"; iface: string; key: string; cert: string }
-  | { t: "close"; iface: string };
-
-/** What this process sends back over the IPC channel. */
-export type FrontendReport =
-  | { t: "ready" }
-  | { t: "closed"; iface: string }
-  | { t: "stats"; stats: Record<string, RpcServerStats> }
-  | { t: "drained"; iface: string };
-
-export interface FrontendInterface {
-  name: string;
-  key: string;
-  cert: string;
-  maxOpenSessionsSoft: number;
-  maxOpenSessionsHard: number;
-  maxBodySize: number;
-  maxHeaderSize: number;
-  maxHeadersCount: number;
-  appProtocol?: "HTTP1" | "HTTP2";
-}
 
 const STATS_INTERVAL_MS = 500;
 

@@ -2,8 +2,39 @@
 // over a pipe of their own: frames of [u32 length of the rest][u8 kind][u32 length of a JSON
 // head][head][raw bytes]. A request's or response's body is the raw bytes, never re-encoded.
 //
+// Control messages (configuration, connections, certificates, stats, close) go over node's IPC
+// channel instead (FrontendControl, FrontendReport).
+//
 // Frontend → node: a request (its session, and on a session's first request its client
 // certificate) and the end of a session. Node → frontend: the response to a request.
+
+import type { RpcServerStats } from "./server.js";
+
+/** What the node sends its frontend processes over node's IPC channel (with a socket for "conn"). */
+export type FrontendControl =
+  | { t: "iface"; iface: FrontendInterface }
+  | { t: "conn"; iface: string; capped: boolean }
+  | { t: "cert"; iface: string; key: string; cert: string }
+  | { t: "close"; iface: string };
+
+/** What a frontend process sends back over the IPC channel. */
+export type FrontendReport =
+  | { t: "ready" }
+  | { t: "closed"; iface: string }
+  | { t: "stats"; stats: Record<string, RpcServerStats> }
+  | { t: "drained"; iface: string };
+
+export interface FrontendInterface {
+  name: string;
+  key: string;
+  cert: string;
+  maxOpenSessionsSoft: number;
+  maxOpenSessionsHard: number;
+  maxBodySize: number;
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+  appProtocol?: "HTTP1" | "HTTP2";
+}
 
 /** Frame kinds. */
 export const FRAME_REQUEST = 1;

@@ -10,7 +10,6 @@ import { type AddressInfo, createServer, type Server, type Socket } from "node:n
 import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpoints/types.js";
 import { CcfError, HttpErrors } from "../errors.js";
 import { errorResponse, type HandlerErrorListener, type RpcResponse } from "./dispatch.js";
-import type { FrontendControl, FrontendInterface, FrontendReport } from "./frontend-process.js";
 import {
   batchedWriter,
   encodeFrame,
@@ -18,6 +17,9 @@ import {
   FRAME_RESPONSE,
   FRAME_SESSION_END,
   type Frame,
+  type FrontendControl,
+  type FrontendInterface,
+  type FrontendReport,
   FrameReader,
   type WireRequest,
   type WireResponse,
@@ -219,7 +221,7 @@ export class FrontendPool {
       for (const frame of frames) this.#onFrame(f, frame);
     });
     pipe.on("error", () => undefined);
-    proc.on("message", (m: FrontendReport | { t: "ready" }) => this.#onReport(f, m));
+    proc.on("message", (m: FrontendReport) => this.#onReport(f, m));
     proc.once("exit", (code, signal) => this.#onExit(f, code, signal));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -305,7 +307,7 @@ export class FrontendPool {
     f.open.set(iface, (f.open.get(iface) ?? 0) - n);
   }
 
-  #onReport(f: Frontend, m: FrontendReport | { t: "ready" }): void {
+  #onReport(f: Frontend, m: FrontendReport): void {
     switch (m.t) {
       case "closed":
         this.#closed(f, m.iface);
