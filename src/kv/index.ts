@@ -42,6 +42,6 @@ export {
   type SnapshotHeader,
   type SnapshotMap,
   type SnapshotOptions,
-  sipHash24Low32,
   viewHistoryUntil,
 } from "./snapshot.js";
+export { sipHash24Low32 } from "./siphash.js";

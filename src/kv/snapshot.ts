@@ -8,8 +8,9 @@
 
 import { FormatError } from "../errors.js";
 import { EntryType } from "../merkle/index.js";
-import { type KeyString, keyFromString, keyToString } from "./keys.js";
+import { type KeyString, keyToString } from "./keys.js";
 import type { Entry, Store } from "./store.js";
+import { sipHash24Low32, sipHash24Low32OfLatin1 } from "./siphash.js";
 import { isPublicMap } from "./write-set.js";
 
 export interface SnapshotEntry {
@@ -80,7 +81,9 @@ export function serialiseSnapshot(
   opts: SnapshotOptions,
 ): SnapshotDomains {
   const maps = mapsAt(store, version);
-  const pub = new SnapshotWriter();
+  const pub = new SnapshotWriter(
+    1 + 8 + 8 + 8 + (opts.hashAtSnapshot?.length ?? 0) + 8 + opts.viewHistory.length * 8,
+  );
   pub.u8(EntryType.Snapshot);
   pub.i64(version);
   pub.i64(0); // max conflict version, as every CCF entry writes it
@@ -88,66 +91,118 @@ export function serialiseSnapshot(
   pub.sized(opts.hashAtSnapshot ?? new Uint8Array(0));
   pub.u64(opts.viewHistory.length * 8);
   for (const v of opts.viewHistory) pub.i64(v);
-  const priv = new SnapshotWriter();
+  let privSize = 0;
+  for (const m of maps) {
+    if (isPublicMap(m.name)) pub.reserve(m.bytes);
+    else privSize += m.bytes;
+  }
+  const priv = new SnapshotWriter(privSize);
   for (const m of maps) writeMap(isPublicMap(m.name) ? pub : priv, m);
   return { publicDomain: pub.finish(), privateDomain: priv.finish() };
 }
 
+/** A map at the snapshot's version: its live entries in CCF's order, and its serialised size. */
+interface MapAt {
+  name: string;
+  nameBytes: Buffer;
+  version: number;
+  keys: KeyString[];
+  entries: Entry[];
+  /** Bytes of the entries' section (what the map's size field says). */
+  entriesBytes: number;
+  /** Bytes of the whole map: name, version, size and entries. */
+  bytes: number;
+}
+
 /** The maps at `version` in name order, each entry in CCF's order, tombstones left out. */
-function mapsAt(store: Store, version: number): SnapshotMap[] {
+function mapsAt(store: Store, version: number): MapAt[] {
   const changed = store.changesSince(version);
-  const out: SnapshotMap[] = [];
+  const out: MapAt[] = [];
   for (const name of store.mapNames()) {
     const state = store.mapState(name);
     if (state === undefined) continue;
     const delta = changed.get(name);
     const mapVersion = delta?.version ?? state.version;
     if (mapVersion === 0) continue; // first written after `version`
-    const entries: SnapshotEntry[] = [];
+    let keys: KeyString[] = [];
+    let entries: Entry[] = [];
+    let entriesBytes = 0;
     const add = (key: KeyString, e: Entry | undefined) => {
-      if (e !== undefined && e.value !== null)
-        entries.push({ key, value: e.value, version: e.version });
+      if (e === undefined || e.value === null) return;
+      keys.push(key);
+      entries.push(e);
+      entriesBytes +=
+        8 + key.length + pad8(key.length) + 16 + e.value.length + pad8(e.value.length);
     };
     for (const [key, e] of state.entries) {
       if (delta === undefined || !delta.entries.has(key)) add(key, e);
     }
     if (delta !== undefined) for (const [key, e] of delta.entries) add(key, e);
-    out.push({ name, version: mapVersion, entries: sortForCcf(entries) });
+    const order = ccfOrder(keys);
+    keys = order.map((i) => keys[i]);
+    entries = order.map((i) => entries[i]);
+    const nameBytes = Buffer.from(name, "utf8");
+    const bytes = 8 + nameBytes.length + 8 + 8 + entriesBytes;
+    out.push({ name, nameBytes, version: mapVersion, keys, entries, entriesBytes, bytes });
   }
   return out;
 }
 
-function sortForCcf(entries: SnapshotEntry[]): SnapshotEntry[] {
-  const hashed = entries.map((e) => ({ e, h: ccfKeyHash(keyFromString(e.key)) }));
-  // CCF sorts by hash alone (ties in an unspecified order); key order makes ties deterministic.
-  hashed.sort((a, b) => a.h - b.h || (a.e.key < b.e.key ? -1 : a.e.key > b.e.key ? 1 : 0));
-  return hashed.map((x) => x.e);
+/** Packing a 32-bit hash and an index below 2^21 into one double keeps every bit (53 in all). */
+const INDEX_BITS = 2 ** 21;
+
+/**
+ * The positions of `keys` in CCF's order: by the hash of the key (CCF leaves ties in an
+ * unspecified order; key order makes them deterministic). Sorts (hash, position) pairs packed in
+ * doubles with the typed array's native sort, then orders the rare runs of equal hashes by key.
+ */
+function ccfOrder(keys: readonly KeyString[]): number[] {
+  const n = keys.length;
+  const hashes = new Float64Array(n);
+  for (let i = 0; i < n; i++) hashes[i] = ccfKeyHash(keys[i]);
+  const byKey = (a: number, b: number) => hashes[a] - hashes[b] || compareStrings(keys[a], keys[b]);
+  if (n >= INDEX_BITS) return Array.from({ length: n }, (_, i) => i).sort(byKey);
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = hashes[i] * INDEX_BITS + i;
+  packed.sort();
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = packed[i] % INDEX_BITS;
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && hashes[order[j]] === hashes[order[i]]) j++;
+    if (j - i > 1) order.splice(i, j - i, ...order.slice(i, j).sort(byKey));
+    i = j;
+  }
+  return order;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function pad8(n: number): number {
   return (8 - (n % 8)) % 8;
 }
 
-function writeMap(w: SnapshotWriter, m: SnapshotMap): void {
-  w.sized(Buffer.from(m.name, "utf8"));
+function writeMap(w: SnapshotWriter, m: MapAt): void {
+  w.sized(m.nameBytes);
   w.i64(m.version);
-  let size = 0;
-  for (const e of m.entries) {
-    const v = e.value?.length ?? 0;
-    size += 8 + e.key.length + pad8(e.key.length) + 16 + v + pad8(v);
-  }
-  w.u64(size);
-  for (const e of m.entries) {
-    w.u64(e.key.length);
-    w.latin1(e.key);
-    w.zeros(pad8(e.key.length));
-    const value = e.value ?? new Uint8Array(0);
-    w.u64(8 + value.length);
-    w.i64(e.value === null ? -e.version : e.version);
-    w.bytes(value);
-    w.zeros(pad8(value.length));
+  w.u64(m.entriesBytes);
+  for (let i = 0; i < m.keys.length; i++) {
+    const key = m.keys[i];
+    const { value, version } = m.entries[i];
+    const bytes = value ?? EMPTY;
+    w.u64(key.length);
+    w.latin1(key);
+    w.zeros(pad8(key.length));
+    w.u64(8 + bytes.length);
+    w.i64(value === null ? -version : version);
+    w.bytes(bytes);
+    w.zeros(pad8(bytes.length));
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * Parses a snapshot's public domain and, if given, its decrypted private domain. FormatError for
@@ -243,12 +298,22 @@ export function installSnapshot(store: Store, parsed: ParsedSnapshot): void {
 
 /** A growable little-endian writer (snapshots are built once, so simplicity wins over one pass). */
 class SnapshotWriter {
-  private buf = Buffer.allocUnsafe(256);
+  private buf: Buffer;
   private o = 0;
+
+  /** `expected`: the bytes the caller will write (the buffer grows if it writes more). */
+  constructor(expected = 256) {
+    this.buf = Buffer.alloc(Math.max(expected, 8));
+  }
+
+  /** Makes room for `n` more bytes at once. */
+  reserve(n: number): void {
+    this.room(n);
+  }
 
   private room(n: number): void {
     if (this.o + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + n));
+    const next = Buffer.alloc(Math.max(this.buf.length * 2, this.o + n));
     this.buf.copy(next, 0, 0, this.o);
     this.buf = next;
   }
@@ -276,9 +341,9 @@ class SnapshotWriter {
     this.room(s.length);
     this.o += this.buf.write(s, this.o, "latin1");
   }
+  /** Zero padding: the buffer is zero-filled, so skipping over it writes the zeros. */
   zeros(n: number): void {
     this.room(n);
-    this.buf.fill(0, this.o, this.o + n);
     this.o += n;
   }
   sized(b: Uint8Array): void {
@@ -286,7 +351,7 @@ class SnapshotWriter {
     this.bytes(b);
   }
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.o));
+    return this.o === this.buf.length ? this.buf : Buffer.from(this.buf.subarray(0, this.o));
   }
 }
 
@@ -336,101 +401,8 @@ const SIP_K0 = [0x7720796f, 0x726c694b] as const;
 const SIP_K1 = [0x21657265, 0x68207361] as const;
 
 /** The low 32 bits of SipHash-2-4 of `key` under CCF's fixed key: the order of snapshot entries. */
-export function ccfKeyHash(key: Uint8Array): number {
-  return sipHash24Low32(key, SIP_K0, SIP_K1);
-}
-
-/**
- * SipHash-2-4 (Aumasson and Bernstein), the low 32 bits of its 64-bit output, with each 64-bit word
- * held as [high, low] 32-bit halves. `k0`/`k1` are the key's two little-endian words.
- */
-export function sipHash24Low32(
-  data: Uint8Array,
-  k0: readonly [number, number],
-  k1: readonly [number, number],
-): number {
-  // v0..v3 as (high, low) pairs at indices 2i, 2i + 1.
-  const v = new Uint32Array(8);
-  v[0] = k0[0] ^ 0x736f6d65;
-  v[1] = k0[1] ^ 0x70736575;
-  v[2] = k1[0] ^ 0x646f7261;
-  v[3] = k1[1] ^ 0x6e646f6d;
-  v[4] = k0[0] ^ 0x6c796765;
-  v[5] = k0[1] ^ 0x6e657261;
-  v[6] = k1[0] ^ 0x74656462;
-  v[7] = k1[1] ^ 0x79746573;
-  const full = data.length - (data.length % 8);
-  for (let i = 0; i < full; i += 8) {
-    const lo = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0;
-    const hi = (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24)) >>> 0;
-    compress(v, hi, lo);
-  }
-  // The last block: the remaining bytes, and the length's low byte in the top byte.
-  let lo = 0;
-  let hi = (data.length & 0xff) << 24;
-  for (let i = full; i < data.length; i++) {
-    const shift = (i - full) * 8;
-    if (shift < 32) lo |= data[i] << shift;
-    else hi |= data[i] << (shift - 32);
-  }
-  compress(v, hi >>> 0, lo >>> 0);
-  v[5] ^= 0xff;
-  for (let r = 0; r < 4; r++) sipRound(v);
-  return (v[1] ^ v[3] ^ v[5] ^ v[7]) >>> 0;
-}
-
-function compress(v: Uint32Array, hi: number, lo: number): void {
-  v[6] ^= hi;
-  v[7] ^= lo;
-  sipRound(v);
-  sipRound(v);
-  v[0] ^= hi;
-  v[1] ^= lo;
-}
-
-/** a += b on the 64-bit words at pair indices a and b. */
-function add(v: Uint32Array, a: number, b: number): void {
-  const lo = v[a + 1] + v[b + 1];
-  v[a] = v[a] + v[b] + (lo > 0xffffffff ? 1 : 0);
-  v[a + 1] = lo;
-}
-
-/** Rotates the word at pair index a left by n (0 < n < 32), or swaps its halves (n = 32). */
-function rotl(v: Uint32Array, a: number, n: number): void {
-  const hi = v[a];
-  const lo = v[a + 1];
-  if (n === 32) {
-    v[a] = lo;
-    v[a + 1] = hi;
-    return;
-  }
-  v[a] = (hi << n) | (lo >>> (32 - n));
-  v[a + 1] = (lo << n) | (hi >>> (32 - n));
-}
-
-function xor(v: Uint32Array, a: number, b: number): void {
-  v[a] ^= v[b];
-  v[a + 1] ^= v[b + 1];
-}
-
-const V0 = 0;
-const V1 = 2;
-const V2 = 4;
-const V3 = 6;
-
-function sipRound(v: Uint32Array): void {
-  add(v, V0, V1);
-  rotl(v, V1, 13);
-  xor(v, V1, V0);
-  rotl(v, V0, 32);
-  add(v, V2, V3);
-  rotl(v, V3, 16);
-  xor(v, V3, V2);
-  add(v, V0, V3);
-  rotl(v, V3, 21);
-  xor(v, V3, V0);
-  add(v, V2, V1);
-  rotl(v, V1, 17);
-  xor(v, V1, V2);
-  rotl(v, V2, 32);
+export function ccfKeyHash(key: Uint8Array | KeyString): number {
+  return typeof key === "string"
+    ? sipHash24Low32OfLatin1(key, SIP_K0, SIP_K1)
+    : sipHash24Low32(key, SIP_K0, SIP_K1);
 }
