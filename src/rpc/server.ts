@@ -1,11 +1,8 @@
 // The HTTPS front end: one TLS port serving HTTP/1.1 and HTTP/2 in front of a Router, with CCF's
 // session caps and request size limits.
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import http2 from "node:http2";
-import https from "node:https";
-import { type AddressInfo, Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import type { Server as TlsServer, TLSSocket } from "node:tls";
+import type { AddressInfo, Socket } from "node:net";
+import tls, { type Server as TlsServer, type TLSSocket } from "node:tls";
 import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpoints/types.js";
 import { CcfError, type HttpError, HttpErrors } from "../errors.js";
 import {
@@ -17,6 +14,13 @@ import {
   type RequestObserver,
   type RpcResponse,
 } from "./dispatch.js";
+import {
+  CONTINUE,
+  encodeHttp1Response,
+  type Http1Head,
+  Http1ParseError,
+  Http1Reader,
+} from "./http1.js";
 import type { Router } from "./router.js";
 
 /** What answers a parsed request: the router in this process, or a node's over a pipe. */
@@ -67,8 +71,8 @@ export interface RpcServerStats {
   errors: { parsing: number; requestPayloadTooLarge: number; requestHeaderTooLarge: number };
 }
 
-type Request = IncomingMessage | http2.Http2ServerRequest;
-type Response = ServerResponse | http2.Http2ServerResponse;
+type Request = http2.Http2ServerRequest;
+type Response = http2.Http2ServerResponse;
 
 /** What the server keeps per HTTP/1.1 socket or HTTP/2 session, created at its first request. */
 interface Connection {
@@ -128,23 +132,22 @@ function afterStream(stream: http2.Http2Stream, then: () => void): void {
   else stream.once("close", then);
 }
 
-/** How long a refused HTTP/1.1 connection keeps reading (and dropping) after its answer. */
+/** How long a closing HTTP/1.1 connection keeps reading (and dropping) after its last answer. */
 const LINGER_MS = 1000;
+/** Node's defaults: the whole head within 60 s of its first byte, the whole request in 300 s. */
+const HEAD_TIMEOUT_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 300_000;
 
 /**
- * Makes node's close of `socket` after the response a lingering one: the answer is sent and the
- * connection half-closed, but what the client is still uploading is read and dropped for up to
- * LINGER_MS. Closed at once with unread data, the connection is reset, and a client still writing
- * its body can fail (EPIPE) before it reads the answer.
+ * Ends `socket` after what was written, reading and dropping what the client still sends for up
+ * to LINGER_MS: closed at once with unread data, the connection would be reset, and a client still
+ * writing its body could fail (EPIPE) before it reads the answer.
  */
-function lingerOnClose(socket: Socket): void {
-  const s = socket as Socket & { destroySoon(): void };
-  s.destroySoon = () => {
-    s.end();
-    const timer = setTimeout(() => s.destroy(), LINGER_MS);
-    timer.unref();
-    s.once("close", () => clearTimeout(timer));
-  };
+function endLingering(socket: Socket): void {
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
 }
 
 function requireCount(name: string, value: number, min: number): number {
@@ -204,6 +207,8 @@ export interface RpcFrontend {
 
 export class RpcServer implements RpcFrontend {
   readonly #server: TlsServer;
+  readonly #h2: http2.Http2Server;
+  readonly #appProtocol: "HTTP1" | "HTTP2" | undefined;
   readonly #handler: RequestHandler;
   readonly #onSessionEnd: ((session: ClientSession) => void) | undefined;
   readonly #onError: HandlerErrorListener | undefined;
@@ -220,6 +225,8 @@ export class RpcServer implements RpcFrontend {
   readonly #cappedPeers = new Set<string>();
   readonly #connections = new WeakMap<object, Connection>();
   readonly #h1Sockets = new Set<TLSSocket>();
+  /** Per HTTP/1.1 socket: resumes reading once its request is answered (`close`: never). */
+  readonly #h1Answered = new WeakMap<TLSSocket, (close: boolean) => void>();
   readonly #h2Sessions = new Set<http2.ServerHttp2Session>();
   #closed: Promise<void> | undefined;
   /** Set by close() while sessions remain: called when the last one goes. */
@@ -245,43 +252,44 @@ export class RpcServer implements RpcFrontend {
       requestCert: true,
       rejectUnauthorized: false,
     };
-    let server: TlsServer;
-    if (opts.appProtocol === "HTTP1") {
-      server = https.createServer({ ...tlsOptions, maxHeaderSize: this.#maxHeaderSize });
-    } else {
-      server = http2.createSecureServer({
-        ...tlsOptions,
-        allowHTTP1: opts.appProtocol === undefined,
-        // nghttp2 resets streams past these, but only once the client has acknowledged our
-        // SETTINGS, and it measures the block compressed: the exact limits (431) are checked in
-        // #onRequest, these twice-as-large ones only bound what an abusive client can make us hold.
-        settings: {
-          maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-          maxHeaderListSize: 2 * this.#maxHeaderSize,
-        },
-        maxHeaderListPairs: 2 * this.#maxHeadersCount + H2_PSEUDO_HEADERS,
-      });
-      // node's HTTP/1.1 fallback reads these from the server object, not from the options.
-      Object.assign(server, { maxHeaderSize: this.#maxHeaderSize });
-    }
-    // One more than the limit, so that a request over it is seen (and refused) rather than
-    // silently truncated by node.
-    Object.assign(server, { maxHeadersCount: this.#maxHeadersCount + 1 });
+    this.#appProtocol = opts.appProtocol;
+    // TLS is served here; an HTTP/2 session is handed to node's HTTP/2 server (not listening: it
+    // only runs sessions), an HTTP/1.1 connection read by this class (#serveHttp1).
+    const server = tls.createServer({
+      ...tlsOptions,
+      ALPNProtocols:
+        opts.appProtocol === "HTTP1"
+          ? ["http/1.1"]
+          : opts.appProtocol === "HTTP2"
+            ? ["h2"]
+            : ["h2", "http/1.1"],
+    });
     // node refuses connections past this before any TLS work, as CCF's hard cap does.
     server.maxConnections = hard;
     this.#server = server;
+    const h2 = http2.createServer({
+      // nghttp2 resets streams past these, but only once the client has acknowledged our
+      // SETTINGS, and it measures the block compressed: the exact limits (431) are checked in
+      // #onRequest, these twice-as-large ones only bound what an abusive client can make us hold.
+      settings: {
+        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+        maxHeaderListSize: 2 * this.#maxHeaderSize,
+      },
+      maxHeaderListPairs: 2 * this.#maxHeadersCount + H2_PSEUDO_HEADERS,
+    });
+    this.#h2 = h2;
 
     server.on("connection", this.#onConnection);
     server.on("secureConnection", this.#onSecureConnection);
-    server.on("session", this.#onSession);
-    server.on("request", this.#onRequest);
-    server.on("checkContinue", this.#onCheckContinue);
-    server.on("clientError", this.#onClientError);
     server.on("tlsClientError", (_err: Error, socket: TLSSocket) => socket.destroy());
-    server.on("unknownProtocol", (socket: TLSSocket) => socket.destroy());
-    server.on("sessionError", noop);
     // Accept errors (EMFILE and the like) are transient: the server keeps listening.
     server.on("error", noop);
+    h2.on("session", this.#onSession);
+    h2.on("request", this.#onRequest);
+    h2.on("checkContinue", this.#onCheckContinue);
+    h2.on("unknownProtocol", (socket: TLSSocket) => socket.destroy());
+    h2.on("sessionError", noop);
+    h2.on("error", noop);
   }
 
   /** Starts listening; port 0 picks a free port. Resolves with the address actually bound. */
@@ -385,10 +393,19 @@ export class RpcServer implements RpcFrontend {
       socket.destroy();
       return;
     }
-    if (socket.alpnProtocol !== "h2") {
-      this.#h1Sockets.add(socket);
-      socket.once("close", () => this.#h1Sockets.delete(socket));
+    const h2 = socket.alpnProtocol === "h2";
+    // A client that named no protocol (or a wrong one) speaks HTTP/1.1.
+    if (h2 ? this.#appProtocol === "HTTP1" : this.#appProtocol === "HTTP2") {
+      socket.destroy();
+      return;
     }
+    if (h2) {
+      this.#h2.emit("connection", socket);
+      return;
+    }
+    this.#h1Sockets.add(socket);
+    socket.once("close", () => this.#h1Sockets.delete(socket));
+    this.#serveHttp1(socket);
   };
 
   #onSession = (session: http2.ServerHttp2Session): void => {
@@ -401,41 +418,214 @@ export class RpcServer implements RpcFrontend {
     session.once("close", () => this.#h2Sessions.delete(session));
   };
 
-  /** Parse errors on HTTP/1.1 and TLS handshake failures; the connection is not worth keeping. */
-  #onClientError = (err: Error & { code?: string; reason?: string }, socket: Duplex): void => {
-    const code = err.code ?? "";
-    if (code.startsWith("HPE_") && socket.writable && !socket.destroyed) {
-      let status: number;
-      let headers: Record<string, string>;
-      let body: Buffer;
-      if (code === "HPE_HEADER_OVERFLOW") {
-        this.#errors.requestHeaderTooLarge++;
-        ({ status, headers, body } = errorResponse(this.#headersTooLarge()));
-      } else {
-        // CCF answers unparseable input with a plain-text 400 before closing.
-        this.#errors.parsing++;
-        status = 400;
-        body = Buffer.from(
-          "Unable to parse data as a HTTP request. Error message is: HTTP parsing failed " +
-            `(${code}: ${err.reason ?? err.message})`,
-        );
-        headers = {
-          "content-type": "text/plain; charset=utf-8",
-          "content-length": String(body.length),
-        };
+  // -------------------------------------------------------------------------------------------
+  // HTTP/1.1
+
+  /**
+   * Reads the requests of an HTTP/1.1 connection one at a time: the next is read once the previous
+   * one is answered (pipelined requests wait, unread past a bound), so answers go out in order.
+   */
+  #serveHttp1(socket: TLSSocket): void {
+    socket.setNoDelay(true);
+    const reader = new Http1Reader(this.#maxHeaderSize);
+    /** Most bytes held unread while a request is served: one more whole request. */
+    const holdLimit = this.#maxHeaderSize + this.#maxBodySize;
+    let conn: Connection | undefined;
+    /** The request being read (head parsed, body not complete). */
+    let head: Http1Head | undefined;
+    let chunks: Buffer[] = [];
+    let size = 0;
+    /** A request is with the handler. */
+    let busy = false;
+    /** Answered for the last time: what else arrives is dropped. */
+    let ended = false;
+    let timer: NodeJS.Timeout | undefined;
+    const clearTimer = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+    };
+    const armTimer = (ms: number): void => {
+      if (timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (busy || ended) return;
+        // Node's answer to a request that is too slow to arrive.
+        endWith(encodeHttp1Response(408, {}, NO_BODY, false, true));
+      }, ms);
+      timer.unref();
+    };
+    const endWith = (bytes: Buffer): void => {
+      ended = true;
+      clearTimer();
+      if (head !== undefined && conn !== undefined) conn.inFlight--;
+      head = undefined;
+      if (!socket.destroyed) {
+        socket.write(bytes);
+        endLingering(socket);
       }
-      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
-      for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
-      socket.write(`${head}connection: close\r\n\r\n`);
-      socket.write(body);
-      if (socket instanceof Socket) {
-        // Flush, then close.
-        socket.destroySoon();
+    };
+    /** Refuses the request being read with `err` and closes the connection. */
+    const refuse = (err: HttpError): void => {
+      const out = errorResponse(err);
+      endWith(encodeHttp1Response(out.status, out.headers, out.body, false, true));
+    };
+    const pump = (): void => {
+      while (!busy && !ended) {
+        if (head === undefined) {
+          head = reader.readHead();
+          if (head === undefined) {
+            if (reader.buffered > 0) armTimer(HEAD_TIMEOUT_MS);
+            return;
+          }
+          clearTimer();
+          conn ??= this.#connectionOf(socket, socket, undefined);
+          conn.inFlight++;
+          chunks = [];
+          size = 0;
+          if (conn.capped) return refuse(HttpErrors.SessionCapExhausted(BUSY));
+          if (head.count > this.#maxHeadersCount) {
+            this.#errors.requestHeaderTooLarge++;
+            return refuse(this.#tooManyHeaders());
+          }
+          if ((head.contentLength ?? 0) > this.#maxBodySize) return refuse(this.#bodyTooLarge());
+          // A body that will be refused is not invited (above).
+          if (head.expectContinue && (head.chunked || (head.contentLength ?? 0) > 0)) {
+            socket.write(CONTINUE);
+          }
+        }
+        const from = chunks.length;
+        const complete = reader.readBody(chunks);
+        for (let i = from; i < chunks.length; i++) size += chunks[i].length;
+        // Content-Length was checked above; a chunked body is counted as it arrives.
+        if (size > this.#maxBodySize) return refuse(this.#bodyTooLarge());
+        if (!complete) {
+          armTimer(REQUEST_TIMEOUT_MS);
+          return;
+        }
+        clearTimer();
+        const request = head;
+        head = undefined;
+        busy = true;
+        const body =
+          chunks.length === 0
+            ? NO_BODY
+            : chunks.length === 1
+              ? chunks[0]
+              : Buffer.concat(chunks, size);
+        chunks = [];
+        this.#serveRequest(socket, conn as Connection, request, body);
+      }
+    };
+    /** The answer to the request the handler had has been written (or the socket is gone). */
+    const answered = (close: boolean): void => {
+      busy = false;
+      if (close) {
+        ended = true;
         return;
       }
+      if (socket.isPaused()) socket.resume();
+      run();
+    };
+    const run = (): void => {
+      try {
+        pump();
+      } catch (e) {
+        if (e instanceof Http1ParseError) {
+          if (e.status === 431) {
+            this.#errors.requestHeaderTooLarge++;
+            refuse(this.#headersTooLarge());
+          } else {
+            // CCF answers unparseable input with a plain-text 400 before closing.
+            this.#errors.parsing++;
+            endWith(
+              encodeHttp1Response(
+                400,
+                { "content-type": "text/plain; charset=utf-8" },
+                Buffer.from(
+                  "Unable to parse data as a HTTP request. Error message is: HTTP parsing " +
+                    `failed (${e.code}: ${e.reason})`,
+                ),
+                false,
+                true,
+              ),
+            );
+          }
+        } else {
+          // Only a bug can get here: lose the connection, not the server.
+          ended = true;
+          socket.destroy();
+        }
+      }
+    };
+    this.#h1Answered.set(socket, answered);
+    socket.on("data", (chunk: Buffer) => {
+      if (ended) return;
+      reader.feed(chunk);
+      if (busy) {
+        if (reader.buffered > holdLimit) socket.pause();
+        return;
+      }
+      run();
+    });
+    socket.once("close", () => {
+      clearTimer();
+      // A request cut short is never answered (nor dispatched): stop counting it.
+      if (head !== undefined && conn !== undefined && !ended) conn.inFlight--;
+      head = undefined;
+      ended = true;
+    });
+  }
+
+  /** Hands a complete HTTP/1.1 request to the handler and writes its answer. */
+  #serveRequest(socket: TLSSocket, conn: Connection, head: Http1Head, body: Buffer): void {
+    const target = head.target;
+    const request = this.#endpointRequest(
+      head.method,
+      target,
+      head.headers,
+      body,
+      conn,
+      head.version,
+      head.headers.host,
+    );
+    const out = this.#handler(request);
+    if (out instanceof Promise) {
+      // dispatch never rejects; the catch keeps a bug in #sendHttp1 from becoming a fatal rejection.
+      out
+        .then((r) => this.#sendHttp1(socket, conn, head, r))
+        .catch((err: unknown) => {
+          this.#onError?.(err, request);
+          socket.destroy();
+        });
+    } else {
+      this.#sendHttp1(socket, conn, head, out);
     }
-    socket.destroy();
-  };
+  }
+
+  #sendHttp1(socket: TLSSocket, conn: Connection, head: Http1Head, out: RpcResponse): void {
+    conn.inFlight--;
+    const close = this.#closed !== undefined || out.closeSession === true || !head.keepAlive;
+    const answered = this.#h1Answered.get(socket);
+    if (socket.destroyed) {
+      answered?.(true);
+      return;
+    }
+    let bytes: Buffer;
+    const isHead = head.method === "HEAD";
+    try {
+      bytes = encodeHttp1Response(out.status, out.headers, out.body, isHead, close);
+    } catch (e) {
+      const err = errorResponse(HttpErrors.InternalError(String((e as Error).message)));
+      bytes = encodeHttp1Response(err.status, err.headers, err.body, isHead, close);
+    }
+    socket.write(bytes);
+    // SessionConsistencyLost (closeSession), HTTP/1.0 or `connection: close`, or the server closing.
+    if (close) endLingering(socket);
+    answered?.(close);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // HTTP/2
 
   #onCheckContinue = (req: Request, res: Response): void => {
     // A body that will be refused is not invited.
@@ -449,43 +639,36 @@ export class RpcServer implements RpcFrontend {
       this.#handle(req, res);
     } catch {
       // Only a bug here can throw (a reset is reported, not thrown): lose the request, not the server.
-      if (req instanceof http2.Http2ServerRequest) req.stream.destroy();
-      else req.socket.destroy();
+      req.stream.destroy();
     }
   };
 
   #handle(req: Request, res: Response): void {
-    const h2 = req instanceof http2.Http2ServerRequest;
-    const conn = this.#connection(req, h2);
-    if (conn === undefined) return;
+    // A stream on this server belongs to a server session.
+    const session = req.stream.session as http2.ServerHttp2Session | undefined;
+    if (session === undefined) return;
+    const conn = this.#connectionOf(session, session.socket as TLSSocket, session);
     conn.inFlight++;
     if (conn.capped) {
-      this.#refuse(req, res, conn, h2, HttpErrors.SessionCapExhausted(BUSY), true);
+      this.#refuse(req, res, conn, HttpErrors.SessionCapExhausted(BUSY), true);
       return;
     }
-    const headerError = h2
-      ? this.#h2HeaderError(req.rawHeaders)
-      : this.#h1HeaderError(req.rawHeaders);
+    const headerError = this.#h2HeaderError(req.rawHeaders);
     if (headerError !== undefined) {
       this.#errors.requestHeaderTooLarge++;
-      this.#refuse(req, res, conn, h2, headerError, !h2);
+      this.#refuse(req, res, conn, headerError, false);
       return;
     }
     const length = req.headers["content-length"];
     if (length !== undefined && Number(length) > this.#maxBodySize) {
-      this.#refuse(req, res, conn, h2, this.#bodyTooLarge(), !h2);
+      this.#refuse(req, res, conn, this.#bodyTooLarge(), false);
       return;
     }
-    const empty = h2
-      ? req.stream.endAfterHeaders
-      : length === undefined
-        ? req.headers["transfer-encoding"] === undefined
-        : length === "0";
-    if (empty) {
-      this.#serve(req, res, conn, h2, NO_BODY);
+    if (req.stream.endAfterHeaders) {
+      this.#serve(req, res, conn, NO_BODY);
       return;
     }
-    // Content-Length may be absent (chunked, HTTP/2) or lie: count what actually arrives.
+    // Content-Length may be absent or lie: count what actually arrives.
     const chunks: Buffer[] = [];
     let size = 0;
     /** Refused, dispatched or abandoned: each request is settled once. */
@@ -501,7 +684,7 @@ export class RpcServer implements RpcFrontend {
       if (size > this.#maxBodySize) {
         settled = true;
         req.removeListener("data", onData);
-        this.#refuse(req, res, conn, h2, this.#bodyTooLarge(), !h2);
+        this.#refuse(req, res, conn, this.#bodyTooLarge(), false);
         return;
       }
       chunks.push(chunk);
@@ -510,26 +693,18 @@ export class RpcServer implements RpcFrontend {
       if (settled) return;
       // node's HTTP/2 layer also ends the body of a stream that was reset or lost mid-upload: that
       // body is truncated and must never reach a handler.
-      if (h2 ? req.aborted : !req.complete) {
+      if (req.aborted) {
         abandon();
         return;
       }
       settled = true;
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.#serve(req, res, conn, h2, body);
+      this.#serve(req, res, conn, body);
     };
     req.on("data", onData);
     req.on("end", onEnd);
     // A client that gives up mid-upload is never answered: stop counting its request.
     req.once("close", abandon);
-  }
-
-  /** node has already refused an HTTP/1.1 block over the size limit; only the count is left. */
-  #h1HeaderError(raw: string[]): HttpError | undefined {
-    if (raw.length <= 2 * this.#maxHeadersCount) return undefined;
-    return HttpErrors.RequestHeaderTooLarge(
-      `Too many headers (max number allowed: ${this.#maxHeadersCount})`,
-    );
   }
 
   #h2HeaderError(raw: string[]): HttpError | undefined {
@@ -540,13 +715,15 @@ export class RpcServer implements RpcFrontend {
       size += name.length + raw[i + 1].length;
       if (name.charCodeAt(0) !== 58 /* ':' */) count++;
     }
-    if (count > this.#maxHeadersCount) {
-      return HttpErrors.RequestHeaderTooLarge(
-        `Too many headers (max number allowed: ${this.#maxHeadersCount})`,
-      );
-    }
+    if (count > this.#maxHeadersCount) return this.#tooManyHeaders();
     if (size > this.#maxHeaderSize) return this.#headersTooLarge();
     return undefined;
+  }
+
+  #tooManyHeaders(): HttpError {
+    return HttpErrors.RequestHeaderTooLarge(
+      `Too many headers (max number allowed: ${this.#maxHeadersCount})`,
+    );
   }
 
   #headersTooLarge(): HttpError {
@@ -562,23 +739,12 @@ export class RpcServer implements RpcFrontend {
     );
   }
 
-  #connection(req: Request, h2: boolean): Connection | undefined {
-    let owner: object;
-    let socket: TLSSocket;
-    let session: http2.ServerHttp2Session | undefined;
-    if (h2) {
-      // A stream on this server belongs to a server session.
-      session = (req as http2.Http2ServerRequest).stream.session as
-        | http2.ServerHttp2Session
-        | undefined;
-      if (session === undefined) return undefined;
-      owner = session;
-      socket = session.socket as TLSSocket;
-    } else {
-      // This port only accepts TLS, so the request's socket is a TLSSocket.
-      socket = req.socket as TLSSocket;
-      owner = socket;
-    }
+  /** The session state of an HTTP/1.1 socket or HTTP/2 session, made at its first request. */
+  #connectionOf(
+    owner: TLSSocket | http2.ServerHttp2Session,
+    socket: TLSSocket,
+    session: http2.ServerHttp2Session | undefined,
+  ): Connection {
     let conn = this.#connections.get(owner);
     if (conn === undefined) {
       conn = {
@@ -594,14 +760,22 @@ export class RpcServer implements RpcFrontend {
       const onSessionEnd = this.#onSessionEnd;
       if (onSessionEnd !== undefined) {
         const client = conn.client;
-        (owner as Socket).once("close", () => onSessionEnd(client));
+        owner.once("close", () => onSessionEnd(client));
       }
     }
     return conn;
   }
 
-  #serve(req: Request, res: Response, conn: Connection, h2: boolean, body: Buffer): void {
-    const url = req.url ?? "/";
+  /** The request the handler sees, from either protocol. */
+  #endpointRequest(
+    method: string,
+    url: string,
+    headers: Record<string, string | string[] | undefined>,
+    body: Buffer,
+    conn: Connection,
+    httpVersion: string,
+    host: string | string[] | undefined,
+  ): EndpointRequest {
     let path = url;
     let query = "";
     const q = url.indexOf("?");
@@ -611,14 +785,11 @@ export class RpcServer implements RpcFrontend {
       const fragment = query.indexOf("#");
       if (fragment !== -1) query = query.slice(0, fragment);
     }
-    const headers = req.headers;
     const setCookie = headers["set-cookie"];
     // node keeps a repeated set-cookie as an array; every other repeat is already joined.
-    if (setCookie !== undefined) {
-      (headers as Record<string, unknown>)["set-cookie"] = setCookie.join(", ");
-    }
-    const request: EndpointRequest = {
-      method: req.method ?? "",
+    if (Array.isArray(setCookie)) headers["set-cookie"] = setCookie.join(", ");
+    return {
+      method,
       path,
       query,
       params: {},
@@ -626,42 +797,47 @@ export class RpcServer implements RpcFrontend {
       headers: headers as Record<string, string>,
       body,
       clientCert: conn.cert,
-      httpVersion: req.httpVersion,
-      hostname: hostnameOf(h2 ? (headers[":authority"] ?? headers.host) : headers.host),
+      httpVersion,
+      hostname: hostnameOf(host),
       session: conn.client,
     };
+  }
+
+  #serve(req: Request, res: Response, conn: Connection, body: Buffer): void {
+    const headers = req.headers;
+    const request = this.#endpointRequest(
+      req.method ?? "",
+      req.url ?? "/",
+      headers,
+      body,
+      conn,
+      req.httpVersion,
+      headers[":authority"] ?? headers.host,
+    );
     const out = this.#handler(request);
     if (out instanceof Promise) {
       // dispatch never rejects; the catch keeps a bug in #send from becoming a fatal rejection.
       out
-        .then((r) => this.#send(res, conn, h2, r))
+        .then((r) => this.#send(res, conn, r))
         .catch((err: unknown) => this.#onError?.(err, request));
     } else {
-      this.#send(res, conn, h2, out);
+      this.#send(res, conn, out);
     }
   }
 
   /**
-   * Answers with `err`, then ends the session (HTTP/1.1: the rest of the request is not read, so the
-   * connection cannot be reused) or, for HTTP/2, just the stream.
+   * Answers with `err`, then ends the session (`endSession`) or just the stream, reading and
+   * dropping the rest of its upload.
    */
   #refuse(
     req: Request,
     res: Response,
     conn: Connection,
-    h2: boolean,
     err: HttpError,
     endSession: boolean,
   ): void {
-    const out = errorResponse(err);
-    if (!h2) {
-      out.headers.connection = "close";
-      lingerOnClose(req.socket);
-      this.#send(res, conn, h2, out);
-      return;
-    }
-    this.#send(res, conn, h2, out);
-    const stream = (req as http2.Http2ServerRequest).stream;
+    this.#send(res, conn, errorResponse(err));
+    const stream = req.stream;
     if (endSession) {
       afterStream(stream, () => conn.session?.close());
       return;
@@ -682,25 +858,23 @@ export class RpcServer implements RpcFrontend {
     req.resume();
   }
 
-  #send(res: Response, conn: Connection, h2: boolean, out: RpcResponse): void {
+  #send(res: Response, conn: Connection, out: RpcResponse): void {
     conn.inFlight--;
     const closing = this.#closed !== undefined;
-    const endSession = out.closeSession === true;
-    if ((closing || endSession) && !h2) out.headers.connection = "close";
     try {
       res.writeHead(out.status, out.headers);
       res.end(out.body);
     } catch {
       // The stream was reset or the socket closed while the handler ran: nobody is left to answer.
     }
-    if (endSession) {
-      // The session lost its consistency guarantee: no later request may run on it. HTTP/1.1 closes
-      // after the response (connection: close); HTTP/2 once this stream has delivered it.
-      if (h2) afterStream((res as http2.Http2ServerResponse).stream, () => conn.session?.close());
+    if (out.closeSession === true) {
+      // The session lost its consistency guarantee: no later request may run on it; ended once
+      // this stream has delivered the answer.
+      afterStream(res.stream, () => conn.session?.close());
       return;
     }
-    if (closing && h2) {
-      afterStream((res as http2.Http2ServerResponse).stream, () => {
+    if (closing) {
+      afterStream(res.stream, () => {
         if (conn.inFlight === 0) conn.session?.close();
       });
     }

@@ -64,6 +64,52 @@ for (const mode of SERVER_MODES) {
       await stillServes();
     });
 
+    it("answers pipelined HTTP/1.1 requests in order, chunked bodies included", async () => {
+      const socket = await tlsConnect(running.port, ["http/1.1"]);
+      const reply = readUntilClosed(socket);
+      socket.write(
+        "POST /t/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc" +
+          "POST /t/echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n" +
+          "2\r\nde\r\n3;ext\r\nfgh\r\n0\r\n\r\n" +
+          "GET /t/json HTTP/1.1\r\nhost: x\r\n\r\n" +
+          "GET /t/text HTTP/1.0\r\n\r\n" +
+          "GET /t/json HTTP/1.1\r\nhost: x\r\n\r\n",
+      );
+      const text = await reply;
+      // The HTTP/1.0 request ends the connection: the request after it is never answered.
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+) /g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ["200", "200", "200", "200"]);
+      assert.match(text, /x-body-length: 3\r\n[^]*\r\n\r\nabc/);
+      assert.match(text, /x-body-length: 5\r\n[^]*\r\n\r\ndefgh/);
+      assert.match(text, /connection: close\r\n\r\nh\S+llo$/);
+      await stillServes();
+    });
+
+    it("answers 413 to a chunked HTTP/1.1 body once it passes the limit, and closes", async () => {
+      const text = await rawHttp1(
+        "POST /t/echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n" +
+          `400\r\n${"a".repeat(1024)}\r\n1\r\nb\r\n0\r\n\r\n`,
+      );
+      assert.match(text, /^HTTP\/1\.1 413 /);
+      assert.match(text, /RequestBodyTooLarge/);
+      await stillServes();
+    });
+
+    it("answers request smuggling attempts and bare line feeds with 400", async () => {
+      for (const [request, code] of [
+        [
+          "POST /t/echo HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+          "HPE_UNEXPECTED_CONTENT_LENGTH",
+        ],
+        ["GET /t/json HTTP/1.1\nhost: x\n\n", "HPE_CR_EXPECTED"],
+      ]) {
+        const text = await rawHttp1(request);
+        assert.match(text, /^HTTP\/1\.1 400 /);
+        assert.ok(text.includes(code), text);
+      }
+      await stillServes();
+    });
+
     it("closes an HTTP/2 session that sends garbage instead of the preface", async () => {
       const socket = await tlsConnect(running.port, ["h2"]);
       const closed = readUntilClosed(socket);
