@@ -14,19 +14,27 @@
 
 import { type Cipher, createCipheriv } from "node:crypto";
 import { CryptoError } from "../errors.js";
+import { aesGcmDecrypt, aesGcmEncrypt } from "./aes-gcm.js";
 
 const KEY_SIZE = 32;
 const IV_SIZE = 12;
 const TAG_SIZE = 16;
 const BLOCK_SIZE = 16;
 
-// Counter blocks for messages up to 63 blocks (1008 bytes) are written into a buffer kept with the
-// key; longer ones get a buffer of their own, so the memory held per key stays bounded.
+// Counter blocks are written into a buffer kept with the key: room for the longest message this
+// code encrypts itself (under NATIVE_FROM_BYTES) and its tag mask.
 const SCRATCH_BLOCKS = 64;
 
 // SP 800-38D caps the plaintext at 2^39 - 256 bits. Beyond it the 32-bit block counter would wrap
 // round to J0 and reuse the tag mask as keystream.
 const MAX_TEXT_BYTES = 2 ** 36 - 32;
+
+/**
+ * From this many bytes of AAD and text, node's aes-256-gcm (carry-less multiply in OpenSSL) is
+ * faster despite its ~5 µs set-up per message: measured 5.7 vs 5.2 µs at 512 B of text, 19 vs
+ * 6 µs at 2 KiB, 496 vs 31 µs at 64 KiB (snapshots, several MB, spent most of their time here).
+ */
+const NATIVE_FROM_BYTES = 512;
 
 // A table entry is a 16-byte field element held as four big-endian words.
 const ENTRY_WORDS = 4;
@@ -175,6 +183,8 @@ export class AesGcmKey {
   private readonly state = new Int32Array(4);
   private readonly block = new Uint8Array(BLOCK_SIZE);
   private readonly expectedTag = new Uint8Array(TAG_SIZE);
+  /** The key, for node's aes-256-gcm on long messages. */
+  private readonly key: Buffer;
 
   constructor(key: Uint8Array) {
     if (key.length !== KEY_SIZE) {
@@ -185,6 +195,7 @@ export class AesGcmKey {
     }
     // Never finalised: with padding off, ECB encryption returns every whole block from update(),
     // so the one object serves every message under this key.
+    this.key = Buffer.from(key);
     this.ecb = createCipheriv("aes-256-ecb", key, null);
     this.ecb.setAutoPadding(false);
     this.table = buildGhashTable(this.ecb.update(new Uint8Array(BLOCK_SIZE)));
@@ -201,6 +212,8 @@ export class AesGcmKey {
     checkIv(iv);
     const n = plaintext.length;
     checkTextLength(n);
+    if (n + (aad?.length ?? 0) >= NATIVE_FROM_BYTES)
+      return aesGcmEncrypt(this.key, iv, plaintext, aad);
     const blocks = Math.ceil(n / BLOCK_SIZE);
     const out = this.keystream(iv, blocks);
     for (let i = 0; i < n; i++) out[i] ^= plaintext[i];
@@ -223,6 +236,9 @@ export class AesGcmKey {
     }
     const n = ciphertext.length;
     checkTextLength(n);
+    if (n + (aad?.length ?? 0) >= NATIVE_FROM_BYTES) {
+      return aesGcmDecrypt(this.key, iv, ciphertext, tag, aad);
+    }
     const blocks = Math.ceil(n / BLOCK_SIZE);
     const out = this.keystream(iv, blocks);
     const expected = this.expectedTag;
@@ -244,7 +260,7 @@ export class AesGcmKey {
    */
   private keystream(iv: Uint8Array, blocks: number): Buffer {
     const count = blocks + 1;
-    const input = count <= SCRATCH_BLOCKS ? this.counters : new Uint8Array(count * BLOCK_SIZE);
+    const input = this.counters;
     for (let b = 0; b < count; b++) {
       const at = b * BLOCK_SIZE;
       for (let i = 0; i < IV_SIZE; i++) input[at + i] = iv[i];
@@ -254,7 +270,7 @@ export class AesGcmKey {
       input[at + 14] = counter >>> 8;
       input[at + 15] = counter;
     }
-    return this.ecb.update(count <= SCRATCH_BLOCKS ? this.counterViews[count] : input);
+    return this.ecb.update(this.counterViews[count]);
   }
 
   /** GHASH_H(aad, text[0..length)) ⊕ mask[maskAt..+16), written to `tag`. */
