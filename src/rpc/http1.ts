@@ -104,6 +104,11 @@ type BodyState =
  */
 export class Http1Reader {
   private buf: Buffer = EMPTY;
+  /**
+   * Room `buf` grows into (its own memory, `buf` a view of it): input that arrives a few bytes at a
+   * time is appended in place, not copied whole at each arrival.
+   */
+  private backing: Buffer | undefined;
   /** Where the search for the end of the head resumes (bytes before it were searched). */
   private scanned = 0;
   private body: BodyState = { kind: "none" };
@@ -116,7 +121,27 @@ export class Http1Reader {
   }
 
   feed(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const buf = this.buf;
+    if (buf.length === 0) {
+      this.buf = chunk;
+      return;
+    }
+    const size = buf.length + chunk.length;
+    const backing = this.backing;
+    if (backing !== undefined && buf.buffer === backing.buffer) {
+      const at = buf.byteOffset - backing.byteOffset;
+      if (at + size <= backing.length) {
+        chunk.copy(backing, at + buf.length);
+        this.buf = backing.subarray(at, at + size);
+        return;
+      }
+    }
+    // Never from node's shared pool (4 KiB and up): `buffer` identifies this memory as ours.
+    const grown = Buffer.allocUnsafe(Math.max(2 * size, 4096));
+    buf.copy(grown, 0);
+    chunk.copy(grown, buf.length);
+    this.backing = grown;
+    this.buf = grown.subarray(0, size);
   }
 
   /**

@@ -150,6 +150,18 @@ function endLingering(socket: Socket): void {
   socket.once("close", () => clearTimeout(timer));
 }
 
+/**
+ * `bytes`, or a copy in memory of its own when it is a small part of a larger buffer (the reader's
+ * input buffer, or a read holding pipelined requests): whoever keeps a request's body does not
+ * keep the rest alive.
+ */
+function ownBytes(bytes: Buffer): Buffer {
+  if (bytes.length * 2 >= bytes.buffer.byteLength) return bytes;
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
 function requireCount(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) {
     throw new CcfError(
@@ -510,7 +522,7 @@ export class RpcServer implements RpcFrontend {
           chunks.length === 0
             ? NO_BODY
             : chunks.length === 1
-              ? chunks[0]
+              ? ownBytes(chunks[0])
               : Buffer.concat(chunks, size);
         chunks = [];
         this.#serveRequest(socket, conn as Connection, request, body);

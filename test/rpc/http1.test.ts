@@ -88,6 +88,44 @@ describe("HTTP/1.1 reader", () => {
     assert.equal(del.head.keepAlive, false);
   });
 
+  it("keeps body bytes already read intact while later input is appended", () => {
+    const big = `x-big: ${"b".repeat(10_000)}`;
+    const input = Buffer.from(
+      `POST /a HTTP/1.1\r\n${big}\r\ncontent-length: 6\r\n\r\nabcdef` +
+        "POST /b HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n2\r\nxy\r\n1\r\nz\r\n0\r\n\r\n" +
+        "GET /c HTTP/1.1\r\n\r\n",
+      "latin1",
+    );
+    // Small steps: heads and chunk-size lines grow in place, and body bytes handed out are views
+    // of that memory; every view must still hold its bytes once all the input is in.
+    for (const step of [1, 2, 3, 5, 7]) {
+      const reader = new Http1Reader(64 * 1024);
+      const bodies: Buffer[][] = [];
+      const bigs: number[] = [];
+      let current: Buffer[] | undefined;
+      for (let i = 0; i < input.length; i += step) {
+        reader.feed(input.subarray(i, i + step));
+        for (;;) {
+          if (current === undefined) {
+            const head = reader.readHead();
+            if (head === undefined) break;
+            bigs.push(head.headers["x-big"]?.length ?? 0);
+            current = [];
+          }
+          if (!reader.readBody(current)) break;
+          bodies.push(current);
+          current = undefined;
+        }
+      }
+      assert.deepEqual(
+        bodies.map((b) => Buffer.concat(b).toString()),
+        ["abcdef", "xyz", ""],
+        `step ${step}`,
+      );
+      assert.deepEqual(bigs, [10_000, 0, 0]);
+    }
+  });
+
   it("refuses malformed requests with llhttp's error names", () => {
     const cases: Array<[string, string]> = [
       ["\x00\x01 garbage\r\n\r\n", "HPE_INVALID_METHOD"],
