@@ -237,8 +237,6 @@ export class RpcServer implements RpcFrontend {
   readonly #cappedPeers = new Set<string>();
   readonly #connections = new WeakMap<object, Connection>();
   readonly #h1Sockets = new Set<TLSSocket>();
-  /** Per HTTP/1.1 socket: resumes reading once its request is answered (`close`: never). */
-  readonly #h1Answered = new WeakMap<TLSSocket, (close: boolean) => void>();
   readonly #h2Sessions = new Set<http2.ServerHttp2Session>();
   #closed: Promise<void> | undefined;
   /** Set by close() while sessions remain: called when the last one goes. */
@@ -525,7 +523,7 @@ export class RpcServer implements RpcFrontend {
               ? ownBytes(chunks[0])
               : Buffer.concat(chunks, size);
         chunks = [];
-        this.#serveRequest(socket, conn as Connection, request, body);
+        this.#serveRequest(socket, conn as Connection, request, body, answered);
       }
     };
     /** The answer to the request the handler had has been written (or the socket is gone). */
@@ -569,7 +567,6 @@ export class RpcServer implements RpcFrontend {
         }
       }
     };
-    this.#h1Answered.set(socket, answered);
     socket.on("data", (chunk: Buffer) => {
       if (ended) return;
       reader.feed(chunk);
@@ -588,8 +585,17 @@ export class RpcServer implements RpcFrontend {
     });
   }
 
-  /** Hands a complete HTTP/1.1 request to the handler and writes its answer. */
-  #serveRequest(socket: TLSSocket, conn: Connection, head: Http1Head, body: Buffer): void {
+  /**
+   * Hands a complete HTTP/1.1 request to the handler and writes its answer, then calls `answered`
+   * (with whether the connection is closing) so the session reads the next request.
+   */
+  #serveRequest(
+    socket: TLSSocket,
+    conn: Connection,
+    head: Http1Head,
+    body: Buffer,
+    answered: (close: boolean) => void,
+  ): void {
     const target = head.target;
     const request = this.#endpointRequest(
       head.method,
@@ -604,22 +610,27 @@ export class RpcServer implements RpcFrontend {
     if (out instanceof Promise) {
       // dispatch never rejects; the catch keeps a bug in #sendHttp1 from becoming a fatal rejection.
       out
-        .then((r) => this.#sendHttp1(socket, conn, head, r))
+        .then((r) => this.#sendHttp1(socket, conn, head, r, answered))
         .catch((err: unknown) => {
           this.#onError?.(err, request);
           socket.destroy();
         });
     } else {
-      this.#sendHttp1(socket, conn, head, out);
+      this.#sendHttp1(socket, conn, head, out, answered);
     }
   }
 
-  #sendHttp1(socket: TLSSocket, conn: Connection, head: Http1Head, out: RpcResponse): void {
+  #sendHttp1(
+    socket: TLSSocket,
+    conn: Connection,
+    head: Http1Head,
+    out: RpcResponse,
+    answered: (close: boolean) => void,
+  ): void {
     conn.inFlight--;
     const close = this.#closed !== undefined || out.closeSession === true || !head.keepAlive;
-    const answered = this.#h1Answered.get(socket);
     if (socket.destroyed) {
-      answered?.(true);
+      answered(true);
       return;
     }
     let bytes: Buffer;
@@ -633,7 +644,7 @@ export class RpcServer implements RpcFrontend {
     socket.write(bytes);
     // SessionConsistencyLost (closeSession), HTTP/1.0 or `connection: close`, or the server closing.
     if (close) endLingering(socket);
-    answered?.(close);
+    answered(close);
   }
 
   // -------------------------------------------------------------------------------------------
