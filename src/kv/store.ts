@@ -22,6 +22,11 @@ export class MapState {
   tombstonesDroppedAt = 0;
   /** Number of live (non-tombstone) entries. */
   size = 0;
+  /**
+   * Bumped by every change to `entries` (writes, rollbacks, dropped tombstones): whoever derives
+   * something from a map (the node's peer list, every 10 ms tick) re-derives it only when this moved.
+   */
+  generation = 0;
   private sorted: KeyString[] | undefined;
 
   /** Keys of live entries in byte order (cached until the key set changes). */
@@ -53,6 +58,7 @@ export class MapState {
     }
     this.entries.set(key, { value, version });
     this.version = version;
+    this.generation++;
     return prev;
   }
 
@@ -66,6 +72,7 @@ export class MapState {
     }
     if (prev === undefined) this.entries.delete(key);
     else this.entries.set(key, prev);
+    this.generation++;
   }
 }
 
@@ -212,6 +219,7 @@ export class Store {
         const e = state.entries.get(c.key);
         if (e !== undefined && e.value === null && e.version === record.version) {
           state.entries.delete(c.key);
+          state.generation++;
           state.tombstonesDroppedAt = record.version;
         }
       }

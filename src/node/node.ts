@@ -64,6 +64,7 @@ import {
   idKey,
   keyFromString,
   keyToString,
+  type MapState,
   SINGLETON_KEY,
   Store,
   Tables,
@@ -108,7 +109,9 @@ import {
   deleteRetiredNodeEndpoint,
   recordRetirements,
   retirementPhase,
-  retirementsToRecord,
+  type RetirementCandidate,
+  retirementCandidates,
+  retirementsIn,
 } from "./retirement.js";
 import { createNodeIdentity, type NodeIdentity } from "./identity.js";
 import { readConfigFile } from "./files.js";
@@ -237,7 +240,8 @@ export class Node implements NodeContext {
   private secrets!: LedgerSecrets;
   private peersKey = "";
   private lastKeepAlive = 0;
-  private appTablesVersion = "";
+  /** The app tables' states and generations when the endpoints were last read. */
+  private appTablesSeen: Array<{ state: MapState | undefined; generation: number }> = [];
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
   private app!: JsApp;
@@ -1629,15 +1633,41 @@ export class Node implements NodeContext {
     return this.transport.address;
   }
 
-  /** Peers are the other nodes of nodes.info with their published node-to-node addresses. */
   /**
    * The nodes the join answer named: reachable until this node's store has their records (a node
    * joining a recovered service first replays the old ledger, whose nodes are all gone).
    */
   private seedPeers = new Map<string, string>();
 
+  /** What the transport's peers were last derived from: the tick re-derives them only on change. */
+  private peersFrom:
+    | { nodes: MapState | undefined; generation: number; seeds: unknown; transport: unknown }
+    | undefined;
+
+  /**
+   * Peers are the other nodes of nodes.info with their published node-to-node addresses (and the
+   * seed peers not yet among them). Called every tick: decoding every record each time was ~1 % of
+   * a core per node, so the list is rebuilt only when nodes.info, the seeds or the transport changed.
+   */
   private refreshPeers(): void {
     if (this.transport === undefined) return;
+    const nodes = this.store.mapState(Tables.NODES);
+    const from = this.peersFrom;
+    if (
+      from !== undefined &&
+      from.nodes === nodes &&
+      from.generation === (nodes?.generation ?? 0) &&
+      from.seeds === this.seedPeers &&
+      from.transport === this.transport
+    ) {
+      return;
+    }
+    this.peersFrom = {
+      nodes,
+      generation: nodes?.generation ?? 0,
+      seeds: this.seedPeers,
+      transport: this.transport,
+    };
     const peers = new Map<string, string>();
     const records = this.nodeRecords();
     for (const [id, address] of this.seedPeers) {
@@ -1719,9 +1749,18 @@ export class Node implements NodeContext {
    * here (a governance write) or on the primary (replicated to this node).
    */
   private refreshAppIfChanged(force = false): void {
-    const version = APP_TABLES.map((t) => this.store.mapState(t)?.version ?? 0).join(",");
-    if (!force && version === this.appTablesVersion) return;
-    this.appTablesVersion = version;
+    // Checked every tick: compared by each table's state and generation, without allocating.
+    const seen = this.appTablesSeen;
+    let changed = force || seen.length !== APP_TABLES.length;
+    for (let i = 0; !changed && i < APP_TABLES.length; i++) {
+      const state = this.store.mapState(APP_TABLES[i]);
+      changed = seen[i]?.state !== state || seen[i]?.generation !== (state?.generation ?? 0);
+    }
+    if (!changed) return;
+    this.appTablesSeen = APP_TABLES.map((t) => {
+      const state = this.store.mapState(t);
+      return { state, generation: state?.generation ?? 0 };
+    });
     this.refreshAppEndpoints();
   }
 
@@ -1738,11 +1777,24 @@ export class Node implements NodeContext {
     }
   }
 
+  /** nodes.info's retirement candidates, kept until nodes.info changes (checked every tick). */
+  private retirementCandidates:
+    | { nodes: MapState | undefined; generation: number; candidates: RetirementCandidate[] }
+    | undefined;
+
   /** On the primary: nodes whose retirement committed get `retired_committed` (CCF's last phase). */
   private recordRetirements(): void {
     const pipeline = this.host.pipeline;
     if (pipeline === undefined) return;
-    const ids = retirementsToRecord(this.store, this.commitSeqno);
+    const nodes = this.store.mapState(Tables.NODES);
+    const generation = nodes?.generation ?? 0;
+    let cached = this.retirementCandidates;
+    if (cached === undefined || cached.nodes !== nodes || cached.generation !== generation) {
+      cached = { nodes, generation, candidates: retirementCandidates(this.store) };
+      this.retirementCandidates = cached;
+    }
+    if (cached.candidates.length === 0) return;
+    const ids = retirementsIn(cached.candidates, this.commitSeqno);
     if (ids.length > 0) pipeline.execute((tx) => recordRetirements(tx, ids));
   }
 

@@ -5,17 +5,13 @@
 // /node/network/removable_nodes`, and an operator may delete its records with `DELETE
 // /node/network/nodes/{node_id}` once it is shut down.
 
-import {
-  committedNodes,
-  type Endpoint,
-  type EndpointResponse,
-  removableNodeIds,
-} from "../endpoints/index.js";
+import { type Endpoint, type EndpointResponse, removableNodeIds } from "../endpoints/index.js";
 import { HttpErrors } from "../errors.js";
 import {
   decodeStoredValue,
   decodeValue,
   encodeValue,
+  keyFromString,
   type Store,
   Tables,
   type Tx,
@@ -26,14 +22,41 @@ interface NodeInfo {
   retired_committed?: boolean;
 }
 
+/** A nodes.info entry that says Retired without `retired_committed`, and the version that wrote it. */
+export interface RetirementCandidate {
+  id: string;
+  version: number;
+}
+
 /**
- * Nodes whose retirement has committed but is not yet recorded as such: the primary writes
- * `retired_committed` for them.
+ * The nodes.info entries that say Retired without `retired_committed`, each with the version that
+ * wrote it. It does not depend on the commit point, so the primary keeps it until nodes.info
+ * changes (MapState.generation) and only filters it as the commit point moves (`retirementsIn`).
  */
-export function retirementsToRecord(store: Store, commitSeqno: number): string[] {
-  return committedNodes(store, commitSeqno)
-    .filter(({ info }) => info.status === "Retired" && info.retired_committed !== true)
-    .map(({ id }) => id);
+export function retirementCandidates(store: Store): RetirementCandidate[] {
+  const out: RetirementCandidate[] = [];
+  const state = store.mapState(Tables.NODES);
+  if (state === undefined) return out;
+  for (const key of state.sortedKeys()) {
+    const entry = state.entries.get(key);
+    if (entry === undefined || entry.value === null) continue;
+    const info = decodeStoredValue(Tables.NODES, entry.value) as NodeInfo;
+    if (info.status === "Retired" && info.retired_committed !== true) {
+      out.push({ id: keyFromString(key).toString("utf8"), version: entry.version });
+    }
+  }
+  return out;
+}
+
+/**
+ * Nodes whose retirement has committed but is not yet recorded as such (the candidates whose entry
+ * is committed at `commitSeqno`): the primary writes `retired_committed` for them.
+ */
+export function retirementsIn(
+  candidates: readonly RetirementCandidate[],
+  commitSeqno: number,
+): string[] {
+  return candidates.filter((c) => c.version <= commitSeqno).map((c) => c.id);
 }
 
 /** Records `retired_committed: true` for the nodes that are (still) Retired. */

@@ -221,4 +221,42 @@ describe("kv store", () => {
       }),
     );
   });
+
+  it("moves a map's generation on every change to its entries, and only then", () => {
+    const store = new Store();
+    const write = (k: string, v: string | null) => {
+      const tx = store.begin();
+      if (v === null) tx.map("m").delete(b(k));
+      else tx.map("m").set(b(k), b(v));
+      return store.commit(tx).version;
+    };
+    write("a", "1");
+    const state = store.mapState("m");
+    assert.ok(state !== undefined);
+    const seen = new Set([state.generation]);
+    const moved = (what: string) => {
+      assert.ok(!seen.has(state.generation), `${what} moves the generation`);
+      seen.add(state.generation);
+    };
+    write("b", "2");
+    moved("a write");
+    const before = state.generation;
+    store.begin().map("m").get(b("a"));
+    store.get("m", "a");
+    assert.equal(state.generation, before, "reads leave it");
+    // A rollback and a different write at the same version: the map's version cannot tell them
+    // apart, its generation can.
+    const v = write("c", "3");
+    moved("a write");
+    store.rollback(v - 1);
+    moved("a rollback");
+    assert.equal(write("c", "other"), v);
+    moved("the rewrite");
+    write("a", null);
+    moved("a removal");
+    store.compact(store.version);
+    moved("dropping the tombstone at compaction");
+    store.compact(store.version);
+    assert.equal(state.generation, [...seen].pop(), "compacting nothing leaves it");
+  });
 });
