@@ -90,5 +90,8 @@ export async function run(): Promise<void> {
   console.log(`etcd p50 commit latency: ${etcd.p50.toFixed(1)} ms`);
   console.log(`etcd p99 commit latency: ${etcd.p99.toFixed(1)} ms`);
   console.log(`ratio vs etcd: ${(ccf.rate / etcd.rate).toFixed(2)}`);
+  // Each pair ran back to back, so its ratio is the least affected by the box's speed changing.
+  const pairs = sides[0].results.map((r, i) => r.rate / (sides[1].results[i]?.rate ?? Number.NaN));
+  console.log(`ratio per pair of runs: ${pairs.map((x) => x.toFixed(2)).join(", ")}`);
   console.log("aim: ratio vs etcd 1.0");
 }
