@@ -2,6 +2,7 @@
 
 export { compareKeys, type KeyString, keyFromString, keyToString } from "./keys.js";
 export { type Entry, MapState, Store, type CommitOptions } from "./store.js";
+export { MapsWatch } from "./watch.js";
 export { Tx, TxMap } from "./tx.js";
 export {
   isPublicMap,

@@ -64,7 +64,7 @@ import {
   idKey,
   keyFromString,
   keyToString,
-  type MapState,
+  MapsWatch,
   SINGLETON_KEY,
   Store,
   Tables,
@@ -240,8 +240,8 @@ export class Node implements NodeContext {
   private secrets!: LedgerSecrets;
   private peersKey = "";
   private lastKeepAlive = 0;
-  /** The app tables' states and generations when the endpoints were last read. */
-  private appTablesSeen: Array<{ state: MapState | undefined; generation: number }> = [];
+  /** The app's endpoints are read again when these tables change (checked every tick). */
+  private readonly appTablesWatch = new MapsWatch(this.store, APP_TABLES);
   /** The trusted set of the last configuration proposed (sorted ids, comma-separated). */
   private configurationKey = "";
   private app!: JsApp;
@@ -429,6 +429,7 @@ export class Node implements NodeContext {
       serviceCertPem: info.service_certificate,
     });
     this.seedPeers = new Map(Object.entries(info.nodes));
+    this.peersWatch.invalidate();
     this.transport?.setPeers(this.seedPeers);
     this.log.info({ node_id: this.nodeId, now: now.toISOString() }, "joined the service");
     this.goLive(info.service_certificate, n2nAddress);
@@ -1611,6 +1612,7 @@ export class Node implements NodeContext {
    * channel byte first (consensus, and later request forwarding).
    */
   private async listenNodeToNode(certPem: string, serviceCertPem: string): Promise<string> {
+    this.peersWatch.invalidate();
     this.transport = await WorkerTransport.start({
       bindAddress: this.config.network.node_to_node_interface.bind_address,
       identity: { certPem, keyPem: this.identity.key.privateKeyPem, serviceCertPem },
@@ -1639,10 +1641,8 @@ export class Node implements NodeContext {
    */
   private seedPeers = new Map<string, string>();
 
-  /** What the transport's peers were last derived from: the tick re-derives them only on change. */
-  private peersFrom:
-    | { nodes: MapState | undefined; generation: number; seeds: unknown; transport: unknown }
-    | undefined;
+  /** The peer list is rebuilt when nodes.info changes (or the seeds or the transport: invalidated). */
+  private readonly peersWatch = new MapsWatch(this.store, [Tables.NODES]);
 
   /**
    * Peers are the other nodes of nodes.info with their published node-to-node addresses (and the
@@ -1650,24 +1650,7 @@ export class Node implements NodeContext {
    * a core per node, so the list is rebuilt only when nodes.info, the seeds or the transport changed.
    */
   private refreshPeers(): void {
-    if (this.transport === undefined) return;
-    const nodes = this.store.mapState(Tables.NODES);
-    const from = this.peersFrom;
-    if (
-      from !== undefined &&
-      from.nodes === nodes &&
-      from.generation === (nodes?.generation ?? 0) &&
-      from.seeds === this.seedPeers &&
-      from.transport === this.transport
-    ) {
-      return;
-    }
-    this.peersFrom = {
-      nodes,
-      generation: nodes?.generation ?? 0,
-      seeds: this.seedPeers,
-      transport: this.transport,
-    };
+    if (this.transport === undefined || !this.peersWatch.changed()) return;
     const peers = new Map<string, string>();
     const records = this.nodeRecords();
     for (const [id, address] of this.seedPeers) {
@@ -1749,18 +1732,7 @@ export class Node implements NodeContext {
    * here (a governance write) or on the primary (replicated to this node).
    */
   private refreshAppIfChanged(force = false): void {
-    // Checked every tick: compared by each table's state and generation, without allocating.
-    const seen = this.appTablesSeen;
-    let changed = force || seen.length !== APP_TABLES.length;
-    for (let i = 0; !changed && i < APP_TABLES.length; i++) {
-      const state = this.store.mapState(APP_TABLES[i]);
-      changed = seen[i]?.state !== state || seen[i]?.generation !== (state?.generation ?? 0);
-    }
-    if (!changed) return;
-    this.appTablesSeen = APP_TABLES.map((t) => {
-      const state = this.store.mapState(t);
-      return { state, generation: state?.generation ?? 0 };
-    });
+    if (!this.appTablesWatch.changed() && !force) return;
     this.refreshAppEndpoints();
   }
 
@@ -1777,24 +1749,18 @@ export class Node implements NodeContext {
     }
   }
 
-  /** nodes.info's retirement candidates, kept until nodes.info changes (checked every tick). */
-  private retirementCandidates:
-    | { nodes: MapState | undefined; generation: number; candidates: RetirementCandidate[] }
-    | undefined;
+  /** nodes.info's retirement candidates, read again when nodes.info changes (checked every tick). */
+  private retirementCandidates: RetirementCandidate[] = [];
+  private readonly retirementsWatch = new MapsWatch(this.store, [Tables.NODES]);
 
   /** On the primary: nodes whose retirement committed get `retired_committed` (CCF's last phase). */
   private recordRetirements(): void {
     const pipeline = this.host.pipeline;
     if (pipeline === undefined) return;
-    const nodes = this.store.mapState(Tables.NODES);
-    const generation = nodes?.generation ?? 0;
-    let cached = this.retirementCandidates;
-    if (cached === undefined || cached.nodes !== nodes || cached.generation !== generation) {
-      cached = { nodes, generation, candidates: retirementCandidates(this.store) };
-      this.retirementCandidates = cached;
-    }
-    if (cached.candidates.length === 0) return;
-    const ids = retirementsIn(cached.candidates, this.commitSeqno);
+    if (this.retirementsWatch.changed())
+      this.retirementCandidates = retirementCandidates(this.store);
+    if (this.retirementCandidates.length === 0) return;
+    const ids = retirementsIn(this.retirementCandidates, this.commitSeqno);
     if (ids.length > 0) pipeline.execute((tx) => recordRetirements(tx, ids));
   }
 
