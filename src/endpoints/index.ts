@@ -15,6 +15,7 @@ export {
   committedNodes,
   type NodeDescription,
   nodeEndpoints,
+  nodeEntries,
   removableNodeIds,
 } from "./node.js";
 export { openApiDocument } from "./openapi.js";

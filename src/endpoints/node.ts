@@ -41,14 +41,8 @@ export interface NodeDescription {
 
 function describeNodes(ctx: NodeContext): NodeDescription[] {
   const out: NodeDescription[] = [];
-  const state = ctx.store.mapState(Tables.NODES);
-  if (state === undefined) return out;
   const primary = ctx.primaryId();
-  for (const key of state.sortedKeys()) {
-    const entry = state.entries.get(key);
-    if (entry === undefined || entry.value === null) continue;
-    const info = decodeStoredValue(Tables.NODES, entry.value) as NodeInfoValue;
-    const id = keyFromString(key).toString();
+  for (const { id, info, version } of nodeEntries(ctx.store)) {
     const rpc: NodeDescription["rpc_interfaces"] = {};
     for (const [name, i] of Object.entries(info.rpc_interfaces ?? {})) {
       const bind = i.bind_address ?? "";
@@ -60,7 +54,29 @@ function describeNodes(ctx: NodeContext): NodeDescription[] {
       primary: id === primary,
       rpc_interfaces: rpc,
       node_data: info.node_data ?? null,
-      last_written: entry.version,
+      last_written: version,
+    });
+  }
+  return out;
+}
+
+/**
+ * The nodes.info entries (removed nodes left out) by id order: each node's id, its record decoded
+ * (typed as the caller reads it) and the version that wrote it.
+ */
+export function nodeEntries<T = NodeInfoValue>(
+  store: Store,
+): Array<{ id: string; info: T; version: number }> {
+  const out: Array<{ id: string; info: T; version: number }> = [];
+  const state = store.mapState(Tables.NODES);
+  if (state === undefined) return out;
+  for (const key of state.sortedKeys()) {
+    const entry = state.entries.get(key);
+    if (entry === undefined || entry.value === null) continue;
+    out.push({
+      id: keyFromString(key).toString("utf8"),
+      info: decodeStoredValue(Tables.NODES, entry.value) as T,
+      version: entry.version,
     });
   }
   return out;
@@ -70,19 +86,8 @@ function describeNodes(ctx: NodeContext): NodeDescription[] {
 export function committedNodes(
   store: Store,
   commitSeqno: number,
-): Array<{ id: string; info: NodeInfoValue }> {
-  const out: Array<{ id: string; info: NodeInfoValue }> = [];
-  const state = store.mapState(Tables.NODES);
-  if (state === undefined) return out;
-  for (const key of state.sortedKeys()) {
-    const entry = state.entries.get(key);
-    if (entry === undefined || entry.value === null || entry.version > commitSeqno) continue;
-    out.push({
-      id: keyFromString(key).toString("utf8"),
-      info: decodeStoredValue(Tables.NODES, entry.value) as NodeInfoValue,
-    });
-  }
-  return out;
+): Array<{ id: string; info: NodeInfoValue; version: number }> {
+  return nodeEntries(store).filter((n) => n.version <= commitSeqno);
 }
 
 /**

@@ -30,6 +30,7 @@ import {
   type NodeContext,
   type NodeStartupState,
   nodeEndpoints,
+  nodeEntries,
   parseTxId,
   type Quote,
   type SessionMetrics,
@@ -59,10 +60,8 @@ import {
   setJwtPublicSigningKeys,
 } from "../gov/index.js";
 import {
-  decodeStoredValue,
   decodeValue,
   idKey,
-  keyFromString,
   keyToString,
   MapsWatch,
   SINGLETON_KEY,
@@ -1715,16 +1714,7 @@ export class Node implements NodeContext {
 
   /** The nodes.info records as this node's store has them now, by node id order. */
   private nodeRecords(): Array<{ id: string; info: NodeRecord }> {
-    const out: Array<{ id: string; info: NodeRecord }> = [];
-    for (const key of this.store.mapState(Tables.NODES)?.sortedKeys() ?? []) {
-      const raw = this.store.get(Tables.NODES, key);
-      if (raw === undefined) continue;
-      out.push({
-        id: Buffer.from(keyFromString(key)).toString("utf8"),
-        info: decodeStoredValue(Tables.NODES, raw) as NodeRecord,
-      });
-    }
-    return out;
+    return nodeEntries<NodeRecord>(this.store);
   }
 
   /**

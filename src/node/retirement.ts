@@ -5,13 +5,17 @@
 // /node/network/removable_nodes`, and an operator may delete its records with `DELETE
 // /node/network/nodes/{node_id}` once it is shut down.
 
-import { type Endpoint, type EndpointResponse, removableNodeIds } from "../endpoints/index.js";
+import {
+  type Endpoint,
+  type EndpointResponse,
+  nodeEntries,
+  removableNodeIds,
+} from "../endpoints/index.js";
 import { HttpErrors } from "../errors.js";
 import {
   decodeStoredValue,
   decodeValue,
   encodeValue,
-  keyFromString,
   type Store,
   Tables,
   type Tx,
@@ -34,18 +38,9 @@ export interface RetirementCandidate {
  * changes (MapState.generation) and only filters it as the commit point moves (`retirementsIn`).
  */
 export function retirementCandidates(store: Store): RetirementCandidate[] {
-  const out: RetirementCandidate[] = [];
-  const state = store.mapState(Tables.NODES);
-  if (state === undefined) return out;
-  for (const key of state.sortedKeys()) {
-    const entry = state.entries.get(key);
-    if (entry === undefined || entry.value === null) continue;
-    const info = decodeStoredValue(Tables.NODES, entry.value) as NodeInfo;
-    if (info.status === "Retired" && info.retired_committed !== true) {
-      out.push({ id: keyFromString(key).toString("utf8"), version: entry.version });
-    }
-  }
-  return out;
+  return nodeEntries<NodeInfo>(store)
+    .filter(({ info }) => info.status === "Retired" && info.retired_committed !== true)
+    .map(({ id, version }) => ({ id, version }));
 }
 
 /**
