@@ -15,6 +15,8 @@ export {
   FRAME_MAGIC,
   FrameDecoder,
   FrameError,
+  type Lane,
+  LANES,
   type NodeIdentity,
   parseAddress,
   TlsTransport,
@@ -61,4 +63,5 @@ export type {
   TestOnlyFaults,
 } from "./types.js";
 export { decodeMessage, encodeMessage } from "./codec.js";
+export { NodeTransport, type NodeTransportOptions } from "./node-transport.js";
 export { WorkerTransport } from "./worker-transport.js";

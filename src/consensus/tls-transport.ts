@@ -14,6 +14,13 @@
 // listener has judged the dialer's certificate, so without this a refused dialer would write into
 // a connection about to be closed and lose those messages while believing them sent.
 //
+// Lanes: a node may dial a peer twice, each connection naming its lane in TLS ALPN: the main lane
+// carries its messages, the heartbeat lane (dialled from a worker thread, see NodeTransport) only
+// the heartbeats it sends while its main thread is held up. The listener keeps the newest inbound
+// connection per peer and lane, and delivers both lanes' frames alike; a dialer that names no lane
+// is on the main lane. Messages on different lanes may arrive out of order, which Raft tolerates
+// (an empty AppendEntries truncates nothing that matches).
+//
 // Frame: [0xCF magic+version][u32 big-endian payload length][payload]. A bad magic or a length over
 // `maxFrameBytes` closes that connection only; the peer's dialer reconnects.
 
@@ -35,6 +42,10 @@ export const FRAME_MAGIC = 0xcf;
 export const FRAME_HEADER_BYTES = 5;
 /** The listener's only byte on a connection: "you are admitted, send". */
 export const ACCEPT_BYTE = 0xac;
+
+/** The ALPN protocol name of each lane (see the file comment). */
+export const LANES = { main: "ccf-ts-n2n", heartbeat: "ccf-ts-n2n-heartbeat" } as const;
+export type Lane = keyof typeof LANES;
 
 /** A frame that cannot be decoded: the connection it arrived on is closed. */
 export class FrameError extends FormatError {}
@@ -128,6 +139,10 @@ export interface TransportLog {
 export interface TlsTransportOptions extends TransportBounds {
   /** "host:port" to listen on; port 0 picks a free port (see `address`). */
   bindAddress: string;
+  /** Whether to listen on `bindAddress` (default true); a transport that does not only dials. */
+  listen?: boolean;
+  /** The lane this transport dials on (default "main"). */
+  lane?: Lane;
   identity: NodeIdentity & { serviceCertPem: string };
   /** First reconnection delay (default 50 ms); doubles per failed attempt up to `maxBackoffMs`. */
   minBackoffMs?: number;
@@ -162,7 +177,8 @@ interface Outbound {
 const silentLog: TransportLog = { warn: () => {}, debug: () => {} };
 
 export class TlsTransport implements Transport {
-  readonly #server: tls.Server;
+  readonly #server: tls.Server | undefined;
+  readonly #lane: string;
   readonly #bounds: Required<TransportBounds>;
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
@@ -172,8 +188,8 @@ export class TlsTransport implements Transport {
   #nodeId: NodeId;
   #clientContext: tls.SecureContext;
   #peers = new Map<NodeId, Peer>();
-  /** The newest inbound connection per peer; an older one is closed when a newer arrives. */
-  readonly #inbound = new Map<NodeId, tls.TLSSocket>();
+  /** The newest inbound connection per peer and lane (`inboundKey`); an older one is closed. */
+  readonly #inbound = new Map<string, tls.TLSSocket>();
   /** Every accepted TCP socket, mid-handshake included, so `close` need not wait for timeouts. */
   readonly #sockets = new Set<Socket>();
   #handler: ((from: NodeId, payload: Uint8Array) => void) | undefined;
@@ -193,44 +209,51 @@ export class TlsTransport implements Transport {
     this.#identity = { ...options.identity };
     this.#nodeId = identityNodeId(this.#identity);
     this.#clientContext = secureContext(this.#identity);
-    this.#server = tls.createServer(
+    this.#lane = LANES[options.lane ?? "main"];
+    if (options.listen === false) return;
+    const server = tls.createServer(
       {
         ...contextOptions(this.#identity),
         requestCert: true,
         rejectUnauthorized: true,
         handshakeTimeout: options.handshakeTimeoutMs ?? 5000,
+        ALPNProtocols: [LANES.main, LANES.heartbeat],
       },
       (socket) => this.#accept(socket),
     );
-    this.#server.maxConnections = options.maxInboundConnections ?? 256;
-    this.#server.on("connection", (socket: Socket) => {
+    this.#server = server;
+    server.maxConnections = options.maxInboundConnections ?? 256;
+    server.on("connection", (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once("close", () => this.#sockets.delete(socket));
     });
     // A handshake that fails (certificate not endorsed by the service, garbage, timeout).
-    this.#server.on("tlsClientError", (err) => {
+    server.on("tlsClientError", (err) => {
       this.#refused++;
       this.#log.debug({ err }, "node-to-node handshake refused");
     });
   }
 
-  /** Listens on `options.bindAddress` and returns the transport once bound. */
+  /** Listens on `options.bindAddress` (unless told not to) and returns the transport once bound. */
   static async start(options: TlsTransportOptions): Promise<TlsTransport> {
     const t = new TlsTransport(options);
+    const server = t.#server;
+    if (server === undefined) return t;
     const { host, port } = parseAddress(options.bindAddress);
     await new Promise<void>((resolve, reject) => {
-      t.#server.once("error", reject);
-      t.#server.listen(port, host, () => {
-        t.#server.off("error", reject);
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
         resolve();
       });
     });
-    t.#server.on("error", (err) => t.#log.warn({ err }, "node-to-node listener error"));
+    server.on("error", (err) => t.#log.warn({ err }, "node-to-node listener error"));
     return t;
   }
 
-  /** The bound address, "host:port" ("[v6]:port" for IPv6). */
+  /** The bound address, "host:port" ("[v6]:port" for IPv6); "" for a transport that only dials. */
   get address(): string {
+    if (this.#server === undefined) return "";
     const a = this.#server.address() as AddressInfo;
     return `${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}`;
   }
@@ -247,8 +270,10 @@ export class TlsTransport implements Transport {
       peer.removed = true;
       this.#dropped += peer.queue.clear();
       this.#hangUp(peer);
-      this.#inbound.get(id)?.destroy();
-      this.#inbound.delete(id);
+      for (const lane of Object.values(LANES)) {
+        this.#inbound.get(inboundKey(id, lane))?.destroy();
+        this.#inbound.delete(inboundKey(id, lane));
+      }
     }
     const next = new Map<NodeId, Peer>();
     for (const [id, address] of peers) {
@@ -307,7 +332,7 @@ export class TlsTransport implements Transport {
     };
     const context = secureContext(next);
     const nodeId = identityNodeId(next);
-    this.#server.setSecureContext(contextOptions(next));
+    this.#server?.setSecureContext(contextOptions(next));
     const caChanged = next.serviceCertPem !== this.#identity.serviceCertPem;
     this.#identity = next;
     this.#nodeId = nodeId;
@@ -355,7 +380,8 @@ export class TlsTransport implements Transport {
     for (const s of this.#inbound.values()) s.destroy();
     this.#inbound.clear();
     for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const server = this.#server;
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   #accept(socket: tls.TLSSocket): void {
@@ -377,10 +403,14 @@ export class TlsTransport implements Transport {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     // The peer re-dialled (its old connection died without us noticing): the newest one wins.
-    this.#inbound.get(from)?.destroy();
-    this.#inbound.set(from, socket);
+    const key = inboundKey(
+      from,
+      socket.alpnProtocol === LANES.heartbeat ? LANES.heartbeat : LANES.main,
+    );
+    this.#inbound.get(key)?.destroy();
+    this.#inbound.set(key, socket);
     socket.on("close", () => {
-      if (this.#inbound.get(from) === socket) this.#inbound.delete(from);
+      if (this.#inbound.get(key) === socket) this.#inbound.delete(key);
     });
     socket.write(Buffer.of(ACCEPT_BYTE));
     const decoder = new FrameDecoder(this.#bounds.maxFrameBytes);
@@ -431,6 +461,7 @@ export class TlsTransport implements Transport {
       port,
       secureContext: this.#clientContext,
       minVersion: "TLSv1.2",
+      ALPNProtocols: [this.#lane],
       // Identity is the node id checked below, not a host name.
       checkServerIdentity: () => undefined,
     });
@@ -523,6 +554,10 @@ export class TlsTransport implements Transport {
     }
     socket.uncork();
   }
+}
+
+function inboundKey(from: NodeId, lane: string): string {
+  return `${from}\0${lane}`;
 }
 
 function contextOptions(identity: Required<NodeIdentity>): tls.SecureContextOptions {

@@ -1,6 +1,6 @@
-// The thread a WorkerTransport runs its TlsTransport in: node-to-node traffic keeps flowing (the
-// TLS writes complete on this thread's event loop) while the node's main thread is held up by a
-// long application handler.
+// The thread a WorkerTransport runs its TlsTransport in: what it is given to send is written on
+// this thread's event loop, while the thread that gave it (a node's main thread, inside a long
+// application handler) is held up.
 
 import { parentPort, workerData } from "node:worker_threads";
 import { TlsTransport, type TlsTransportOptions } from "./tls-transport.js";

@@ -1,6 +1,7 @@
 // A TlsTransport in a worker thread of its own, behind the Transport interface. `send` only posts
 // to the worker, which a thread whose event loop is held up can still do: a node's main thread
-// sends consensus heartbeats from inside a long application handler this way.
+// sends consensus heartbeats from inside a long application handler this way (NodeTransport's
+// heartbeat lane).
 
 import { Worker } from "node:worker_threads";
 import type { NodeIdentity, TlsTransportOptions } from "./tls-transport.js";

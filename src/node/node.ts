@@ -46,7 +46,7 @@ import {
   NotPrimaryError,
   Raft,
   TooManyPendingTransactionsError,
-  WorkerTransport,
+  NodeTransport,
   txStatus as consensusTxStatus,
   viewAt,
 } from "../consensus/index.js";
@@ -228,7 +228,7 @@ export class Node implements NodeContext {
   private host!: ConsensusHost;
   private commitWaiters: Array<{ seqno: number; resolve: () => void }> = [];
   private storage!: FileLedger;
-  private transport: WorkerTransport | undefined;
+  private transport: NodeTransport | undefined;
   /** Carries requests that must run on the primary to it, and runs those forwarded here. */
   private readonly forwarder: Forwarder;
   private serviceCertPem = "";
@@ -1612,7 +1612,7 @@ export class Node implements NodeContext {
    */
   private async listenNodeToNode(certPem: string, serviceCertPem: string): Promise<string> {
     this.peersWatch.invalidate();
-    this.transport = await WorkerTransport.start({
+    this.transport = await NodeTransport.start({
       bindAddress: this.config.network.node_to_node_interface.bind_address,
       identity: { certPem, keyPem: this.identity.key.privateKeyPem, serviceCertPem },
       log: {
@@ -1765,7 +1765,7 @@ export class Node implements NodeContext {
     this.lastKeepAlive = now;
     if (this.host?.raft.role !== "Primary") return;
     for (const out of this.host.raft.heartbeats()) {
-      this.sendConsensus(out.to, encodeMessage(out.message));
+      this.sendConsensus(out.to, encodeMessage(out.message), true);
     }
   }
 
@@ -1776,12 +1776,16 @@ export class Node implements NodeContext {
     else this.log.info({ tag }, message);
   }
 
-  /** A consensus message to another node, on the consensus channel of the transport. */
-  private sendConsensus(to: string, payload: Uint8Array): void {
+  /**
+   * A consensus message to another node, on the consensus channel of the transport; `heldUp` when
+   * called from inside a long handler, whose event loop cannot write it.
+   */
+  private sendConsensus(to: string, payload: Uint8Array, heldUp = false): void {
     const frame = Buffer.allocUnsafe(payload.length + 1);
     frame[0] = NODE_CHANNEL.consensus;
     frame.set(payload, 1);
-    this.transport?.send(to, frame);
+    if (heldUp) this.transport?.sendWhileHeldUp(to, frame);
+    else this.transport?.send(to, frame);
   }
 
   /** Consensus committed up to a signature: history before it is final. */

@@ -325,6 +325,33 @@ describe("TLS node-to-node transport", () => {
     assert.deepEqual(got, ["one", "two"]);
   });
 
+  it("keeps a node's main and heartbeat lanes side by side: neither connection displaces the other", async () => {
+    const [ia, ib] = await Promise.all([endorsed(), endorsed()]);
+    const b = await start(ib);
+    const main = await start(ia);
+    const heartbeat = await start(ia, { lane: "heartbeat", listen: false });
+    assert.equal(heartbeat.address, "", "a transport that only dials has no address");
+    const atB = inbox(b);
+    for (const t of [main, heartbeat]) t.setPeers(new Map([[ib.id, b.address]]));
+    main.send(ib.id, text("main 1"));
+    heartbeat.send(ib.id, text("heartbeat 1"));
+    await until(() => atB.length === 2, "one message on each lane");
+    await until(() => b.stats().connections === 2, "two inbound connections from the same node");
+    // A second connection on one lane would have closed the other's: both still deliver.
+    main.send(ib.id, text("main 2"));
+    heartbeat.send(ib.id, text("heartbeat 2"));
+    await until(() => atB.length === 4, "a second message on each lane");
+    assert.deepEqual(atB.map(([from, m]) => `${from === ia.id ? "a" : "?"}:${m}`).sort(), [
+      "a:heartbeat 1",
+      "a:heartbeat 2",
+      "a:main 1",
+      "a:main 2",
+    ]);
+    assert.equal(main.stats().peers[ib.id]?.connected, true);
+    assert.equal(heartbeat.stats().peers[ib.id]?.connected, true);
+    assert.equal(b.stats().connections, 2);
+  });
+
   it("rejects unusable configuration with a typed error", async () => {
     const ia = await endorsed();
     await assert.rejects(
