@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { QuickJSContext } from "quickjs-emscripten";
-import { decodeGuestValue, encodeHostValue, UNSUPPORTED } from "../../../src/js/sandbox/bjson.js";
+import {
+  decodeGuestValue,
+  encodeHostValue,
+  MAX_ATOM_SLOTS,
+  UNSUPPORTED,
+} from "../../../src/js/sandbox/bjson.js";
 import { loadEngine } from "../../../src/js/sandbox/engine.js";
 import { GuestView, type HostValue } from "../../../src/js/sandbox/index.js";
 
@@ -36,6 +41,8 @@ describe("QuickJS binary object format", () => {
       [-0, "-0"],
       ["h\u00e9", '"h\\u00e9"'],
       ["\u20ac", '"\\u20ac"'],
+      // A short string turns wide after Latin-1 characters: rewritten wide from the start.
+      ["ab\u00e9\u20acd", '"ab\\u00e9\\u20acd"'],
       [255n, "255n"],
       [-256n, "-256n"],
       [2n ** 64n, "2n ** 64n"],
@@ -56,6 +63,32 @@ describe("QuickJS binary object format", () => {
     for (const [host, guest] of cases) {
       assert.deepEqual(encodeHostValue(host), engineBytes(context, guest), guest);
     }
+  });
+
+  it("numbers each encoding's property names afresh, however many names came before", () => {
+    // Names are remembered across encodings (see MAX_ATOM_SLOTS): a name seen before gets this
+    // encoding's index, in this encoding's order, and past the bound the memory is emptied.
+    const cases: Array<[HostValue, string]> = [
+      [{ b: 1, a: { b: 2 } }, "{ b: 1, a: { b: 2 } }"],
+      [{ a: 1, c: 2, b: 3 }, "{ a: 1, c: 2, b: 3 }"],
+      [{ c: { a: [{ c: 1 }] } }, "{ c: { a: [{ c: 1 }] } }"],
+    ];
+    const check = () => {
+      for (const [host, guest] of cases) {
+        assert.deepEqual(encodeHostValue(host), engineBytes(context, guest), guest);
+      }
+    };
+    check();
+    for (let i = 0; i < MAX_ATOM_SLOTS + 10; i++) encodeHostValue({ [`k${i}`]: i, a: 0 });
+    check();
+    const many = Object.fromEntries(
+      Array.from({ length: MAX_ATOM_SLOTS + 10 }, (_, i) => [`n${i}`, i]),
+    );
+    const names = Object.keys(many);
+    const decoded = decodeGuestValue(encodeHostValue(many)) as Record<string, number>;
+    assert.deepEqual(Object.keys(decoded), names);
+    assert.equal(decoded[`n${MAX_ATOM_SLOTS + 9}`], MAX_ATOM_SLOTS + 9);
+    check();
   });
 
   it("reads what the engine writes, typed arrays and shared references included", () => {
