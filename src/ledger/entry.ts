@@ -224,6 +224,32 @@ export function decodeEntry(bytes: Buffer): DecodedEntry {
 }
 
 /**
+ * Readies the decryption of entries about to be decrypted in this order under `secret` (a batch
+ * replicated from the primary): their keystreams come from one call into node:crypto (see
+ * AesGcmKey.prepare). Malformed entries are left out (decrypting them reports them). Returns the
+ * function that drops what the batch did not use.
+ */
+export function prepareDecryption(entries: readonly Buffer[], secret: LedgerSecret): () => void {
+  const messages: Array<{ iv: Uint8Array; textLength: number; aadLength: number }> = [];
+  for (const bytes of entries) {
+    let raw: RawEntry;
+    try {
+      raw = splitEntry(bytes);
+    } catch {
+      continue;
+    }
+    messages.push({
+      iv: raw.iv,
+      textLength: raw.privateCiphertext.length,
+      aadLength: raw.publicDomain.length,
+    });
+  }
+  const cipher = cipherFor(secret);
+  cipher.prepare(messages);
+  return () => cipher.dropAhead();
+}
+
+/**
  * Checks the GCM tag (which covers the public domain too) and adds the private maps to the entry's
  * write set. Throws CryptoError if the tag does not verify under the secret.
  */

@@ -5,7 +5,7 @@
 import { sha256 } from "../crypto/index.js";
 import { keyToString, SINGLETON_KEY, type Store, Tables, type WriteSet } from "../kv/index.js";
 import { decodePrimarySignature, leafDigest, type MerkleTree } from "../merkle/index.js";
-import { decodeEntry, decryptEntry } from "./entry.js";
+import { decodeEntry, decryptEntry, prepareDecryption } from "./entry.js";
 import type { LedgerSecrets } from "./secrets.js";
 import { LedgerError, type LedgerStorage } from "./storage.js";
 
@@ -25,6 +25,7 @@ export interface AppliedEntry {
 }
 
 const SINGLETON = keyToString(SINGLETON_KEY);
+const noop = (): void => undefined;
 
 export class LedgerReplica {
   constructor(private readonly o: ReplicaOptions) {
@@ -34,6 +35,28 @@ export class LedgerReplica {
 
   get lastSeqno(): number {
     return this.o.store.version;
+  }
+
+  /**
+   * Readies the private domains of entries about to be applied in this order for decryption in one
+   * batch; call the returned function once they are applied. Entries under more than one ledger
+   * secret (a rekey among them) are left to decrypt one at a time.
+   */
+  prepare(entries: ReadonlyArray<{ seqno: number; bytes: Buffer }>): () => void {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    if (first === undefined || last === undefined || entries.length < 2) return noop;
+    let secret: ReturnType<LedgerSecrets["forSeqno"]>;
+    try {
+      secret = this.o.secrets.forSeqno(first.seqno);
+      if (this.o.secrets.forSeqno(last.seqno) !== secret) return noop;
+    } catch {
+      return noop;
+    }
+    return prepareDecryption(
+      entries.map((e) => e.bytes),
+      secret,
+    );
   }
 
   /**

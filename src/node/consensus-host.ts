@@ -188,7 +188,15 @@ export class ConsensusHost {
       this.o.onRollback?.(ready.rollbackTo);
     }
     if (ready.appends.length > 0) {
-      for (const e of ready.appends) this.applyEntry(e);
+      const entries = ready.appends.map((e) => ({ seqno: e.idx, bytes: Buffer.from(e.data) }));
+      const done = this.o.replica.prepare(entries);
+      try {
+        for (let i = 0; i < entries.length; i++) {
+          this.applyEntry(ready.appends[i], entries[i].bytes);
+        }
+      } finally {
+        done();
+      }
       await this.o.storage.flush();
     }
     for (const out of ready.messages) this.o.transport.send(out.to, encodeMessage(out.message));
@@ -233,8 +241,8 @@ export class ConsensusHost {
     if (upTo > tree.minIndex) tree.flush(upTo);
   }
 
-  private applyEntry(e: LogEntry): void {
-    const applied = this.o.replica.apply(e.idx, Buffer.from(e.data));
+  private applyEntry(e: LogEntry, bytes: Buffer): void {
+    const applied = this.o.replica.apply(e.idx, bytes);
     if (applied.view !== e.term || applied.isSignature !== e.isSignature) {
       throw new Error(
         `entry ${e.idx} is ${applied.view}/${applied.isSignature}, consensus says ${e.term}/${e.isSignature}`,

@@ -137,6 +137,83 @@ describe("AesGcmKey", () => {
     );
   });
 
+  it("decrypts a prepared batch, whatever order the decryptions come in, as without preparing", () => {
+    // prepare computes the batch's keystreams at once; decrypt takes them while it follows the
+    // list, and anything else (another order, a different size, a skipped message, a forgery)
+    // falls back to computing its own. Every outcome must be what node's cipher says.
+    const rng = seededRng(11);
+    const keyBytes = rng.bytes(32);
+    const key = new AesGcmKey(keyBytes);
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            seed: fc.integer({ min: 0, max: 2 ** 30 }),
+            size: fc.integer({ min: 0, max: 600 }),
+            aadSize: fc.integer({ min: 0, max: 200 }),
+          }),
+          { minLength: 0, maxLength: 12 },
+        ),
+        fc.array(fc.integer({ min: 0, max: 11 }), { maxLength: 14 }),
+        fc.integer({ min: -1, max: 11 }),
+        (specs, order, forged) => {
+          const messages = specs.map((m) => {
+            const r = seededRng(m.seed);
+            const iv = r.bytes(12);
+            const plaintext = r.bytes(m.size);
+            const aad = r.bytes(m.aadSize);
+            return { iv, plaintext, aad, ...nodeEncrypt(keyBytes, iv, plaintext, aad) };
+          });
+          key.prepare(
+            messages.map((m) => ({
+              iv: m.iv,
+              textLength: m.plaintext.length,
+              aadLength: m.aad.length,
+            })),
+          );
+          // The prepared order first (as replication uses it), then arbitrary picks.
+          const picks = [...messages.keys(), ...order.filter((i) => i < messages.length)];
+          for (const [n, i] of picks.entries()) {
+            const m = messages[i];
+            if (n === forged) {
+              const tag = flipBit(m.tag, 5);
+              assert.throws(() => key.decrypt(m.iv, m.ciphertext, tag, m.aad), DECRYPTION_FAILED);
+              continue;
+            }
+            assert.deepEqual(
+              key.decrypt(m.iv, m.ciphertext, m.tag, m.aad),
+              Buffer.from(m.plaintext),
+            );
+          }
+          key.dropAhead();
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("uses a prepared batch out of order only by computing afresh", () => {
+    const rng = seededRng(12);
+    const keyBytes = rng.bytes(32);
+    const key = new AesGcmKey(keyBytes);
+    const messages = [0, 1, 2].map(() => {
+      const iv = rng.bytes(12);
+      const plaintext = rng.bytes(40);
+      const aad = rng.bytes(100);
+      return { iv, plaintext, aad, ...nodeEncrypt(keyBytes, iv, plaintext, aad) };
+    });
+    key.prepare(messages.map((m) => ({ iv: m.iv, textLength: 40, aadLength: 100 })));
+    // The second message first: it does not follow the list, so the list is dropped.
+    const [m0, m1, m2] = messages as [
+      (typeof messages)[0],
+      (typeof messages)[0],
+      (typeof messages)[0],
+    ];
+    assert.deepEqual(key.decrypt(m1.iv, m1.ciphertext, m1.tag, m1.aad), Buffer.from(m1.plaintext));
+    assert.deepEqual(key.decrypt(m0.iv, m0.ciphertext, m0.tag, m0.aad), Buffer.from(m0.plaintext));
+    assert.deepEqual(key.decrypt(m2.iv, m2.ciphertext, m2.tag, m2.aad), Buffer.from(m2.plaintext));
+  });
+
   it("matches node:crypto for long messages (node's own cipher) and around the switch to it", () => {
     const rng = seededRng(8);
     const keyBytes = rng.bytes(32);
