@@ -366,13 +366,9 @@ class QuickJsInterpreter implements RewindableInterpreter {
     }
     restoreMemory(this.engine, cp.image);
     this.owned.forgetAfter(cp.owned);
-    const reset = <K, V>(map: Map<K, V>, saved: Map<K, V>): void => {
-      map.clear();
-      for (const [k, v] of saved) map.set(k, v);
-    };
-    reset(this.helpers, cp.helpers);
-    reset(this.namespaces, cp.namespaces);
-    reset(this.exportFunctions, cp.exportFunctions);
+    restoreCache(this.helpers, cp.helpers);
+    restoreCache(this.namespaces, cp.namespaces);
+    restoreCache(this.exportFunctions, cp.exportFunctions);
     this.marshal.restore(cp.marshal);
     this.untrustedTime = cp.untrustedTime;
     this.heapAtLastCheck = cp.heapAtLastCheck;
@@ -913,6 +909,17 @@ class QuickJsInterpreter implements RewindableInterpreter {
       return 0;
     }
   }
+}
+
+/**
+ * Puts back a cache of handles as it was at the checkpoint. The caches only gain entries (each on
+ * a miss, never replaced or removed while the interpreter lives), so one of the checkpoint's size
+ * is unchanged; rebuilding it anyway cost a Map's worth of garbage per request.
+ */
+function restoreCache<K, V>(cache: Map<K, V>, saved: ReadonlyMap<K, V>): void {
+  if (cache.size === saved.size) return;
+  cache.clear();
+  for (const [k, v] of saved) cache.set(k, v);
 }
 
 function isNamespace(value: Definition): value is { readonly [key: string]: Definition } {

@@ -38,6 +38,7 @@ export function swapWrapper() {
 export const notAFunction = 1;
 `,
   "counter.js": `let n = 0; export function bump() { return ++n; }`,
+  "later.js": `let n = 0; export function bump() { return ++n; }`,
 };
 
 async function rewindable(
@@ -93,6 +94,21 @@ describe("rewindable interpreters", () => {
       () => interp.callExport("app.js", "nope", [], { via: "wrap" }),
       /Failed to find export 'nope' in module 'app.js'/,
     );
+    interp.dispose();
+  });
+
+  it("a module first imported during a use is evaluated afresh after each rewind", async () => {
+    // Its namespace and export handles are cached during the use, in memory the rewind restores:
+    // the caches must forget them, or the next use would call through stale handles.
+    const interp = await rewindable();
+    interp.importModule("app.js");
+    interp.checkpoint();
+    for (let round = 0; round < 5; round++) {
+      interp.rewind();
+      assert.deepEqual(interp.callExport("app.js", "use", [round]), [1, 7, 1, round]);
+      assert.equal(interp.callExport("later.js", "bump", []), 1);
+      assert.equal(interp.callExport("later.js", "bump", []), 2);
+    }
     interp.dispose();
   });
 
