@@ -27,7 +27,7 @@ export function benchWorkerThreads(fallback: number): number {
 export interface BenchNetwork {
   /** The run's folder: node i's workspace is `n{i}` in it (node 0's holds the keys). */
   dir: string;
-  /** Each node's output so far. */
+  /** Each node's output so far (its log file, `n{i}/node.log`). */
   outputs: Array<() => string>;
   /** Node 0 (the primary) first. */
   bases: string[];
@@ -63,7 +63,7 @@ export async function startBenchNetwork(
     signatures: o.signatures,
   });
   config0.worker_threads = o.workerThreads;
-  const first = await startNode(dir0, config0, true);
+  const first = await startNode(dir0, config0, true, true);
   res.child(first.node);
   const serviceCert = join(dir0, "service_cert.pem");
   const ca = readFileSync(serviceCert, "utf8");
@@ -74,7 +74,7 @@ export async function startBenchNetwork(
     const config = singleNodeConfig(d, { signatures: o.signatures });
     config.worker_threads = o.workerThreads;
     config.command = joinCommand(serviceCert, first.base);
-    const joiner = await startNode(d, config, true);
+    const joiner = await startNode(d, config, true, true);
     res.child(joiner.node);
     started.push(joiner);
   }

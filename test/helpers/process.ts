@@ -2,7 +2,7 @@
 // condition with a deadline (never a fixed sleep).
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -27,14 +27,29 @@ export function runCcfTs(args: string[], cwd?: string) {
 
 /**
  * Starts the CLI as a long-running child (its output collected): from the sources, or with `built`
- * the compiled build (`npm run build` first), as users run it.
+ * the compiled build (`npm run build` first), as users run it. With `logFile` its output goes to
+ * that file (read back by `output()`) rather than through a pipe into this process: benchmarks use
+ * it, so that the load generator does not also carry the nodes' logs (etcd's go to a file too).
  */
 export function startCcfTs(
   args: string[],
   cwd?: string,
   built = false,
+  logFile?: string,
 ): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, built ? [BUILT_CLI, ...args] : ccfTsArgs(...args), {
+  const argv = built ? [BUILT_CLI, ...args] : ccfTsArgs(...args);
+  if (logFile !== undefined) {
+    const fd = openSync(logFile, "a");
+    try {
+      const child = spawn(process.execPath, argv, { cwd, stdio: ["ignore", fd, fd] });
+      return Object.assign(child, {
+        output: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
+      });
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const child = spawn(process.execPath, argv, {
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -80,10 +95,17 @@ export async function startNode(
   dir: string,
   config: Record<string, unknown>,
   built = false,
+  /** Its output to `dir/node.log` instead of this process (see `startCcfTs`). */
+  logToFile = false,
 ): Promise<{ node: ReturnType<typeof startCcfTs>; base: string }> {
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config));
-  const node = startCcfTs(["node", "--config", file], dir, built);
+  const node = startCcfTs(
+    ["node", "--config", file],
+    dir,
+    built,
+    logToFile ? join(dir, "node.log") : undefined,
+  );
   let addresses: Record<string, string> | "exited";
   try {
     addresses = await waitFor("the node to listen", () => {
