@@ -1,5 +1,7 @@
 // The TLS transport on real sockets (127.0.0.1, port 0): who may connect, what a bad frame costs,
-// reconnection, and the certificate switch of a joining node. The shared behaviour is in
+// reconnection, the certificate switch of a joining node, and a node's two lanes (NodeTransport;
+// that the heartbeat lane keeps a held-up primary's backups quiet is tested end to end by
+// test/e2e/multinode.test.ts). The shared behaviour is in
 // transport.case.test.ts; the frame decoder is fuzzed here because it parses peer bytes.
 
 import assert from "node:assert/strict";
@@ -13,6 +15,7 @@ import {
   FrameDecoder,
   FrameError,
   type NodeId,
+  NodeTransport,
   parseAddress,
   TlsTransport,
   type TlsTransportOptions,
@@ -63,7 +66,7 @@ async function selfSigned(key = EcKeyPair.generate("secp384r1")): Promise<Identi
   return { id: nodeIdFromPublicKey(key.publicKey), key, certPem, keyPem: key.privateKeyPem };
 }
 
-const running: TlsTransport[] = [];
+const running: Array<TlsTransport | NodeTransport> = [];
 after(async () => {
   for (const t of running) await t.close();
 });
@@ -79,6 +82,17 @@ async function start(
     minBackoffMs: 10,
     maxBackoffMs: 100,
     ...extra,
+  });
+  running.push(t);
+  return t;
+}
+
+async function startNodeTransport(who: Identity): Promise<NodeTransport> {
+  const t = await NodeTransport.start({
+    bindAddress: "127.0.0.1:0",
+    identity: { certPem: who.certPem, keyPem: who.keyPem, serviceCertPem: service.certPem },
+    minBackoffMs: 10,
+    maxBackoffMs: 100,
   });
   running.push(t);
   return t;
@@ -427,5 +441,48 @@ describe("node-to-node frames", () => {
     for (const bad of ["", "host", ":80", "host:65536", "::1:80", "host:-1"]) {
       assert.throws(() => parseAddress(bad), TransportConfigError, bad);
     }
+  });
+});
+
+describe("a node's transport: the main thread's TlsTransport and the worker's heartbeat lane", () => {
+  it("delivers what is sent on the main thread and what is sent while held up, from the same node", async () => {
+    const [ia, ib] = await Promise.all([endorsed(), endorsed()]);
+    const a = await startNodeTransport(ia);
+    const b = await startNodeTransport(ib);
+    assert.match(a.address, /^127\.0\.0\.1:\d+$/);
+    assert.equal(a.nodeId, ia.id);
+    a.setPeers(new Map([[ib.id, b.address]]));
+    b.setPeers(new Map([[ia.id, a.address]]));
+    const atB: Array<[NodeId, string]> = [];
+    b.onMessage((from, payload) => atB.push([from, str(payload)]));
+    a.send(ib.id, text("append entries"));
+    a.sendWhileHeldUp(ib.id, text("heartbeat"));
+    await until(() => atB.length === 2, "both messages");
+    assert.deepEqual(
+      [...atB].sort((x, y) => x[1].localeCompare(y[1])),
+      [
+        [ia.id, "append entries"],
+        [ia.id, "heartbeat"],
+      ],
+    );
+    // b holds a's two lanes and its own connection to a; a's worker reports every 500 ms.
+    await until(() => b.stats().connections === 3, "both of a's lanes connected to b");
+    await until(() => a.stats().sent === 2, "a's counters include its heartbeat lane");
+  });
+
+  it("closes both lanes: nothing is delivered afterwards", async () => {
+    const [ia, ib] = await Promise.all([endorsed(), endorsed()]);
+    const a = await startNodeTransport(ia);
+    const b = await startNodeTransport(ib);
+    a.setPeers(new Map([[ib.id, b.address]]));
+    const atB: string[] = [];
+    b.onMessage((_from, payload) => atB.push(str(payload)));
+    a.sendWhileHeldUp(ib.id, text("before"));
+    await until(() => atB.length === 1, "the message before closing");
+    await a.close();
+    a.send(ib.id, text("after"));
+    a.sendWhileHeldUp(ib.id, text("after"));
+    await until(() => b.stats().connections === 0, "b seeing a's lanes close");
+    assert.deepEqual(atB, ["before"]);
   });
 });
