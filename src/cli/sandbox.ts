@@ -264,6 +264,19 @@ function stopChild(child: ChildProcess): void {
 }
 
 /** Waits until node 0 reports its address and answers as part of the network. */
+/**
+ * The primary RPC address in a node's rpc_addresses file, or undefined while the file cannot be
+ * read as one (a node of another build might still be writing it).
+ */
+function primaryAddress(text: string): string | undefined {
+  try {
+    const address = (JSON.parse(text) as Record<string, unknown> | null)?.primary_rpc_interface;
+    return typeof address === "string" ? address : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function waitForNode(
   dir: string,
   index: number,
@@ -278,8 +291,7 @@ async function waitForNode(
   const addressFile = join(dir, `${index}.rpc_addresses.json`);
   while (!done && Date.now() < deadline) {
     if (existsSync(addressFile) && existsSync(serviceCert)) {
-      const address = (JSON.parse(readFileSync(addressFile, "utf8")) as Record<string, string>)
-        .primary_rpc_interface;
+      const address = primaryAddress(readFileSync(addressFile, "utf8"));
       if (
         address !== undefined &&
         (await isPartOfNetwork(address, readFileSync(serviceCert, "utf8")))

@@ -1,7 +1,7 @@
 // Files a config names (member certificates, constitution, data JSON): read with errors that name
 // the config field, so a bad path is reported as the config's problem.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { ConfigError } from "./config.js";
 
 export function readConfigFile(path: string, field: string, json = false): unknown {
@@ -19,4 +19,15 @@ export function readConfigFile(path: string, field: string, json = false): unkno
   } catch (e) {
     throw new ConfigError(`${field}: ${path} is not JSON (${(e as Error).message})`);
   }
+}
+
+/**
+ * Writes `path` whole or not at all: into a temporary file beside it, then renamed over it, so that
+ * a tool polling for one of the node's output files (the sandbox, a script waiting on a node)
+ * never reads it empty or half written.
+ */
+export function writeFileAtomically(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
 }

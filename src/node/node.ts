@@ -4,7 +4,7 @@
 // joining exists a service has one node, its own majority.
 
 import { createPublicKey } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
@@ -113,7 +113,7 @@ import {
   retirementsIn,
 } from "./retirement.js";
 import { createNodeIdentity, type NodeIdentity } from "./identity.js";
-import { readConfigFile } from "./files.js";
+import { readConfigFile, writeFileAtomically } from "./files.js";
 import { PACKAGE_ROOT, VERSION } from "./version.js";
 import { encryptedShareOf, issueRecoveryShares } from "./share-manager.js";
 import {
@@ -1208,10 +1208,10 @@ export class Node implements NodeContext {
     if (this.config.output_files.rpc_addresses_file !== undefined) {
       const addresses: Record<string, string> = {};
       for (const i of this.interfaces) addresses[i.name] = i.address;
-      writeFileSync(this.config.output_files.rpc_addresses_file, JSON.stringify(addresses));
+      writeFileAtomically(this.config.output_files.rpc_addresses_file, JSON.stringify(addresses));
     }
     if (this.config.output_files.node_to_node_address_file !== undefined) {
-      writeFileSync(
+      writeFileAtomically(
         this.config.output_files.node_to_node_address_file,
         JSON.stringify({ node_to_node_interface: n2nAddress }),
       );
@@ -1220,9 +1220,12 @@ export class Node implements NodeContext {
 
   /** Output files, endpoints and the ticker: the node is part of the network. */
   private goLive(serviceCert: string, n2nAddress: string): void {
-    writeFileSync(this.config.command.service_certificate_file, serviceCert);
-    writeFileSync(this.config.output_files.node_certificate_file, this.identity.selfSignedCert);
-    writeFileSync(this.config.output_files.pid_file, String(process.pid));
+    writeFileAtomically(this.config.command.service_certificate_file, serviceCert);
+    writeFileAtomically(
+      this.config.output_files.node_certificate_file,
+      this.identity.selfSignedCert,
+    );
+    writeFileAtomically(this.config.output_files.pid_file, String(process.pid));
     this.writeAddressFiles(n2nAddress);
 
     const joinEndpoint: Endpoint = {
