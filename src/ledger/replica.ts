@@ -6,7 +6,7 @@ import { sha256 } from "../crypto/index.js";
 import { keyToString, SINGLETON_KEY, type Store, Tables, type WriteSet } from "../kv/index.js";
 import { decodePrimarySignature, leafDigest, type MerkleTree } from "../merkle/index.js";
 import { decodeEntry, decryptEntry, prepareDecryption } from "./entry.js";
-import type { LedgerSecrets } from "./secrets.js";
+import type { LedgerSecret, LedgerSecrets } from "./secrets.js";
 import { LedgerError, type LedgerStorage } from "./storage.js";
 
 export interface ReplicaOptions {
@@ -46,7 +46,7 @@ export class LedgerReplica {
     const first = entries[0];
     const last = entries[entries.length - 1];
     if (first === undefined || last === undefined || entries.length < 2) return noop;
-    let secret: ReturnType<LedgerSecrets["forSeqno"]>;
+    let secret: LedgerSecret;
     try {
       secret = this.o.secrets.forSeqno(first.seqno);
       if (this.o.secrets.forSeqno(last.seqno) !== secret) return noop;
