@@ -33,10 +33,13 @@ export {
   valueCodec,
 } from "./builtin.js";
 export {
+  captureSnapshot,
   ccfKeyHash,
   installSnapshot,
   type ParsedSnapshot,
   parseSnapshot,
+  type SnapshotCapture,
+  SnapshotSerialiser,
   serialiseSnapshot,
   type SnapshotDomains,
   type SnapshotEntry,

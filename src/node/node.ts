@@ -1076,7 +1076,11 @@ export class Node implements NodeContext {
       onCommit: (seqno) => this.onCommit(seqno),
       beforeCommit: (seqno) => {
         const p = this.snapshotter.commit(seqno, raft.role === "Primary");
-        if (p !== undefined) this.preparedSnapshots.push(p);
+        if (p !== undefined) {
+          // Handled where it is awaited (advanceSnapshots); a failure before then is not unhandled.
+          p.catch(() => undefined);
+          this.preparedSnapshots.push(p);
+        }
       },
       onRollback: (seqno) => {
         // Points at once (the replacing entries are applied next); files once writes in flight end.
@@ -1793,7 +1797,8 @@ export class Node implements NodeContext {
 
   /** Consensus committed up to a signature: history before it is final. */
   private snapshotter!: Snapshotter;
-  private preparedSnapshots: PreparedSnapshot[] = [];
+  /** Snapshots captured at a commit, being serialised. */
+  private preparedSnapshots: Array<Promise<PreparedSnapshot>> = [];
   /** Snapshot file work, one step at a time. */
   private snapshotWork: Promise<void> = Promise.resolve();
 
@@ -1807,7 +1812,14 @@ export class Node implements NodeContext {
     this.preparedSnapshots = [];
     this.snapshotWork = this.snapshotWork
       .then(async () => {
-        for (const p of prepared) {
+        for (const preparing of prepared) {
+          let p: PreparedSnapshot;
+          try {
+            p = await preparing;
+          } catch (err) {
+            this.log.warn({ err }, "snapshot: not serialised");
+            continue;
+          }
           const pipeline = this.host.pipeline;
           if (pipeline === undefined) {
             this.snapshotter.abandon(p);

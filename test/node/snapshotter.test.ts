@@ -134,9 +134,11 @@ async function commitTo(
   h: Harness,
   seqno: number,
 ): Promise<{ prepared?: PreparedSnapshot; committed: string[] }> {
-  const prepared = h.snapshotter.commit(seqno, true);
+  const preparing = h.snapshotter.commit(seqno, true);
+  // Compaction right after the capture: the snapshot is serialised from the capture, not the store.
   h.pipeline.committed(seqno);
   h.commit = seqno;
+  const prepared = await preparing;
   if (prepared !== undefined) {
     const evidence = h.pipeline.execute(
       (tx) => tx.map(Tables.SNAPSHOT_EVIDENCE).set(SNAPSHOT_EVIDENCE_KEY, prepared.evidenceValue),
