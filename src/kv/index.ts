@@ -39,6 +39,7 @@ export {
   type ParsedSnapshot,
   parseSnapshot,
   type SnapshotCapture,
+  SnapshotLayout,
   SnapshotSerialiser,
   serialiseSnapshot,
   type SnapshotDomains,

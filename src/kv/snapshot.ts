@@ -9,7 +9,7 @@
 import { FormatError } from "../errors.js";
 import { EntryType } from "../merkle/index.js";
 import { type KeyString, keyToString } from "./keys.js";
-import type { Entry, Store } from "./store.js";
+import type { Entry, MapState, Store } from "./store.js";
 import { sipHash24Low32, sipHash24Low32OfLatin1 } from "./siphash.js";
 import { isPublicMap } from "./write-set.js";
 
@@ -100,8 +100,15 @@ interface CapturedMap {
   name: string;
   /** Version of the map's last write at or before the capture's version. */
   version: number;
+  /** The map captured, so that a later snapshot reuses this one's bytes only for the same map. */
+  state: MapState;
   keys: KeyString[];
   entries: Entry[];
+  /**
+   * How many of the first entries are in the map's iteration order (the others are the state at
+   * the version of keys written after it, taken from the undo log).
+   */
+  inOrder: number;
 }
 
 /**
@@ -133,6 +140,9 @@ export function captureSnapshot(store: Store, version: number): SnapshotCapture 
           entries.push(e);
         }
       }
+    }
+    const inOrder = keys.length;
+    if (delta !== undefined) {
       for (const [key, e] of delta.entries) {
         if (e !== undefined && e.value !== null) {
           keys.push(key);
@@ -140,64 +150,125 @@ export function captureSnapshot(store: Store, version: number): SnapshotCapture 
         }
       }
     }
-    maps.push({ name, version: mapVersion, keys, entries });
+    maps.push({ name, version: mapVersion, state, keys, entries, inOrder });
   }
   return { version, maps };
 }
 
-/** A map being serialised: its entries' hashes, then their order, then their bytes. */
+/**
+ * What a serialised snapshot leaves for the next one of the same store: where each map's entries
+ * lie in its bytes, in CCF's order. An entry the next capture still holds (the same `Entry`
+ * object: same key, value and version) is copied from here, a run of neighbours at a time, instead
+ * of being hashed, sorted and written again; between two snapshots most of a large store does not
+ * change. Holds the previous snapshot's plaintext domains until replaced.
+ */
+export class SnapshotLayout {
+  /** @internal */
+  constructor(readonly maps: ReadonlyMap<string, MapLayout>) {}
+}
+
+interface MapLayout {
+  map: CapturedMap;
+  /** The version the snapshot was taken at. */
+  version: number;
+  /** CCF position of the capture's entry i. */
+  rank: Int32Array;
+  /** By CCF position: the key's hash, and where the entry's bytes start (one more: the end). */
+  hashes: Float64Array;
+  starts: Float64Array;
+  bytes: Buffer;
+}
+
+/** A map being serialised. */
 interface MapWork {
   map: CapturedMap;
   nameBytes: Buffer;
-  hashes: Float64Array;
-  /** Entries hashed (and sized) so far. */
+  /** The previous snapshot's layout of the same map, if there is one to copy from. */
+  prev: MapLayout | undefined;
+  /** Entries matched against `prev` so far (the match phase walks the capture in order). */
+  matched: number;
+  /** Where the walk is in `prev`'s capture. */
+  prevAt: number;
+  /** Entries of this capture that the walk expected in `prev` and did not find there. */
+  misses: number;
+  /** For each entry of `prev` by CCF position, the capture index that reuses it, else -1. */
+  reusedAt: Int32Array | undefined;
+  /** For each capture index, the CCF position in `prev` of the entry it reuses, else -1. */
+  fromPrev: Int32Array;
+  /** Capture indexes of the entries to hash and write afresh. */
+  fresh: number[];
+  /** Fresh entries hashed so far. */
   hashed: number;
-  /** Positions of the entries in CCF's order, once sorted. */
-  order: number[] | undefined;
+  /** Hash of each entry, by capture index. */
+  hashes: Float64Array;
+  /** Capture indexes in CCF's order, once merged. */
+  order: Int32Array | undefined;
   /** Bytes of the entries' section (what the map's size field says). */
   entriesBytes: number;
-  /** Entries written so far. */
+  /** Entries written so far, and where each one's bytes start (by CCF position; one more: end). */
   written: number;
+  starts: Float64Array;
 }
 
 /**
  * Serialises a capture as CCF lays out a snapshot, a bounded slice of work per `step`, so that a
- * large store does not hold up its caller (the node serialises between requests). Deterministic:
- * the bytes do not depend on how the work was sliced.
+ * large store does not hold up its caller (the node serialises between requests). Given the
+ * layout of an earlier snapshot of the same store, copies what did not change from it.
+ * Deterministic: the bytes do not depend on the slicing or on the earlier snapshot.
  */
 export class SnapshotSerialiser {
   private readonly work: MapWork[];
-  private phase: "hash" | "sort" | "write" | "done" = "hash";
+  private phase: "match" | "hash" | "sort" | "write" | "done" = "match";
   /** The map the current phase is at. */
   private at = 0;
   private pub: SnapshotWriter | undefined;
   private priv: SnapshotWriter | undefined;
   private result: SnapshotDomains | undefined;
+  private layoutValue: SnapshotLayout | undefined;
 
   constructor(
     private readonly capture: SnapshotCapture,
     private readonly opts: SnapshotOptions,
+    previous?: SnapshotLayout,
   ) {
-    this.work = capture.maps.map((map) => ({
-      map,
-      nameBytes: Buffer.from(map.name, "utf8"),
-      hashes: new Float64Array(map.keys.length),
-      hashed: 0,
-      order: undefined,
-      entriesBytes: 0,
-      written: 0,
-    }));
+    this.work = capture.maps.map((map) => {
+      const prev = previous?.maps.get(map.name);
+      const n = map.keys.length;
+      return {
+        map,
+        nameBytes: Buffer.from(map.name, "utf8"),
+        prev: prev !== undefined && prev.map.state === map.state ? prev : undefined,
+        matched: 0,
+        prevAt: 0,
+        misses: 0,
+        reusedAt: undefined,
+        fromPrev: new Int32Array(n).fill(-1),
+        fresh: [],
+        hashed: 0,
+        hashes: new Float64Array(n),
+        order: undefined,
+        entriesBytes: 0,
+        written: 0,
+        starts: new Float64Array(n + 1),
+      };
+    });
   }
 
   /**
-   * Does about `budget` entries' worth of work (hashing or writing an entry is one; sorting a map
-   * is done whole, at one per entry). Returns true once the snapshot is complete.
+   * Does about `budget` entries' worth of work (matching, hashing or writing an entry is one;
+   * ordering a map is done whole, at one per entry). Returns true once the snapshot is complete.
    */
   step(budget: number): boolean {
+    if (this.work.length === 0 && this.phase !== "done") {
+      this.startWriting();
+      this.phase = "done";
+      this.finish();
+    }
     let left = budget;
     while (left > 0 && this.phase !== "done") {
-      if (this.phase === "hash") left -= this.hashSome(left);
-      else if (this.phase === "sort") left -= this.sortOne();
+      if (this.phase === "match") left -= this.matchSome(left);
+      else if (this.phase === "hash") left -= this.hashSome(left);
+      else if (this.phase === "sort") left -= this.orderOne();
       else left -= this.writeSome(left);
     }
     return this.phase === "done";
@@ -209,38 +280,118 @@ export class SnapshotSerialiser {
     return this.result;
   }
 
-  private hashSome(budget: number): number {
+  /** Entries copied from the previous snapshot rather than written again. */
+  get reused(): number {
+    let n = 0;
+    for (const w of this.work) n += w.map.keys.length - w.fresh.length;
+    return n;
+  }
+
+  /** Where this snapshot's entries lie, for the next one; once `step` returned true. */
+  get layout(): SnapshotLayout {
+    if (this.layoutValue === undefined) throw new Error("the snapshot is not serialised yet");
+    return this.layoutValue;
+  }
+
+  /** Next phase once every map is through this one. */
+  private nextMap(then: "hash" | "sort" | "write" | "done"): void {
+    this.at++;
+    if (this.at === this.work.length) {
+      this.at = 0;
+      if (then === "write") this.startWriting();
+      else this.phase = then;
+    }
+  }
+
+  /**
+   * Finds the captured entries that the previous snapshot holds as they are: both captures list
+   * a map's entries in its iteration order, which a key keeps until it is removed, so one walk
+   * over both finds them. Everything else is fresh.
+   */
+  private matchSome(budget: number): number {
     const w = this.work[this.at];
     if (w === undefined) {
-      this.phase = "sort";
-      this.at = 0;
+      this.phase = "hash";
       return 0;
     }
+    const { keys, entries, inOrder } = w.map;
+    const end = Math.min(keys.length, w.matched + budget);
+    const prev = w.prev;
+    if (prev !== undefined && w.reusedAt === undefined) {
+      w.reusedAt = new Int32Array(prev.hashes.length).fill(-1);
+    }
+    for (let i = w.matched; i < end; i++) {
+      // Only an entry written at or before the previous snapshot's version can be one it holds.
+      if (prev !== undefined && i < inOrder && entries[i].version <= prev.version) {
+        const key = keys[i];
+        const pk = prev.map.keys;
+        let p = w.prevAt;
+        while (p < prev.map.inOrder && pk[p] !== key) p++;
+        if (p < prev.map.inOrder) {
+          w.prevAt = p + 1;
+          if (prev.map.entries[p] === entries[i]) {
+            const j = prev.rank[p];
+            (w.reusedAt as Int32Array)[j] = i;
+            w.fromPrev[i] = j;
+            w.hashes[i] = prev.hashes[j];
+            w.entriesBytes += prev.starts[j + 1] - prev.starts[j];
+            continue;
+          }
+        } else if (++w.misses === MAX_MISSES) {
+          // Not where the order says (the previous capture took it from the undo log): rare, and
+          // each miss walks the rest of the previous capture, so after a few nothing more is reused.
+          w.prevAt = prev.map.inOrder;
+        }
+      }
+      w.fresh.push(i);
+    }
+    const done = end - w.matched;
+    w.matched = end;
+    if (end === keys.length) this.nextMap("hash");
+    return Math.max(done, 1);
+  }
+
+  private hashSome(budget: number): number {
+    const w = this.work[this.at];
     const { keys, entries } = w.map;
-    const end = Math.min(keys.length, w.hashed + budget);
+    const end = Math.min(w.fresh.length, w.hashed + budget);
     let bytes = 0;
-    for (let i = w.hashed; i < end; i++) {
+    for (let f = w.hashed; f < end; f++) {
+      const i = w.fresh[f];
       const key = keys[i];
       const value = entries[i].value as Uint8Array;
       w.hashes[i] = ccfKeyHash(key);
-      bytes += 8 + key.length + pad8(key.length) + 16 + value.length + pad8(value.length);
+      bytes += entryBytes(key.length, value.length);
     }
     w.entriesBytes += bytes;
     const done = end - w.hashed;
     w.hashed = end;
-    if (end === keys.length) this.at++;
+    if (end === w.fresh.length) this.nextMap("sort");
     return Math.max(done, 1);
   }
 
-  private sortOne(): number {
+  /** CCF's order of one map: the fresh entries sorted, merged with the reused ones (in order). */
+  private orderOne(): number {
     const w = this.work[this.at];
-    if (w === undefined) {
-      this.startWriting();
-      return 0;
+    const { keys } = w.map;
+    const fresh = ccfOrder(
+      w.fresh.map((i) => keys[i]),
+      Float64Array.from(w.fresh, (i) => w.hashes[i]),
+    ).map((k) => w.fresh[k]);
+    const order = new Int32Array(keys.length);
+    const reused = w.reusedAt ?? new Int32Array(0);
+    let n = 0;
+    let f = 0;
+    for (let j = 0; j < reused.length; j++) {
+      const i = reused[j];
+      if (i < 0) continue;
+      while (f < fresh.length && before(w, fresh[f], i)) order[n++] = fresh[f++];
+      order[n++] = i;
     }
-    w.order = ccfOrder(w.map.keys, w.hashes);
-    this.at++;
-    return Math.max(w.map.keys.length, 1);
+    while (f < fresh.length) order[n++] = fresh[f++];
+    w.order = order;
+    this.nextMap("write");
+    return Math.max(keys.length, 1);
   }
 
   private startWriting(): void {
@@ -264,31 +415,70 @@ export class SnapshotSerialiser {
     this.pub = pub;
     this.priv = new SnapshotWriter(privSize);
     this.phase = "write";
-    this.at = 0;
   }
 
   private writeSome(budget: number): number {
     const w = this.work[this.at];
     const pub = this.pub as SnapshotWriter;
     const priv = this.priv as SnapshotWriter;
-    if (w === undefined) {
-      this.result = { publicDomain: pub.finish(), privateDomain: priv.finish() };
-      this.phase = "done";
-      return 0;
-    }
     const out = isPublicMap(w.map.name) ? pub : priv;
     if (w.written === 0) {
       out.sized(w.nameBytes);
       out.i64(w.map.version);
       out.u64(w.entriesBytes);
+      out.room(w.entriesBytes);
     }
     const end = Math.min(w.map.keys.length, w.written + budget);
     writeEntries(out, w, end);
     const done = end - w.written;
     w.written = end;
-    if (end === w.map.keys.length) this.at++;
+    if (end === w.map.keys.length) {
+      w.starts[end] = out.offset;
+      this.nextMap("done");
+      if (this.phase === "done") this.finish();
+    }
     return Math.max(done, 1);
   }
+
+  private finish(): void {
+    const pub = (this.pub as SnapshotWriter).finish();
+    const priv = (this.priv as SnapshotWriter).finish();
+    this.result = { publicDomain: pub, privateDomain: priv };
+    const maps = new Map<string, MapLayout>();
+    for (const w of this.work) {
+      const order = w.order as Int32Array;
+      const rank = new Int32Array(order.length);
+      const hashes = new Float64Array(order.length);
+      for (let r = 0; r < order.length; r++) {
+        rank[order[r]] = r;
+        hashes[r] = w.hashes[order[r]];
+      }
+      maps.set(w.map.name, {
+        map: w.map,
+        version: this.capture.version,
+        rank,
+        hashes,
+        starts: w.starts,
+        bytes: isPublicMap(w.map.name) ? pub : priv,
+      });
+    }
+    this.layoutValue = new SnapshotLayout(maps);
+  }
+}
+
+/** Walks of the previous capture that may miss before a map stops reusing it. */
+const MAX_MISSES = 8;
+
+/** Whether capture entry `a` comes before `b` in CCF's order: by hash, then by key. */
+function before(w: MapWork, a: number, b: number): boolean {
+  const ha = w.hashes[a];
+  const hb = w.hashes[b];
+  return ha < hb || (ha === hb && w.map.keys[a] < w.map.keys[b]);
+}
+
+/** Bytes of one serialised entry: key (length, bytes, padding), value (length, version, bytes, padding). */
+function entryBytes(keyLength: number, valueLength: number): number {
+  return 8 + keyLength + pad8(keyLength) + 16 + valueLength + pad8(valueLength);
 }
 
 /** Packing a 32-bit hash and an index below 2^21 into one double keeps every bit (53 in all). */
@@ -326,30 +516,38 @@ function pad8(n: number): number {
 }
 
 /**
- * Writes the entries of `w` from `w.written` up to `end` (positions in CCF's order). Entries are
- * written by index into a buffer sized once (the writer's buffer is zero-filled, so padding is
- * skipped): ~3x cheaper per entry than the writer's per-field methods.
+ * Writes the entries of `w` at CCF positions `w.written` up to `end`, recording where each
+ * starts: those reused from the previous snapshot are copied from its bytes, a run of neighbours
+ * at a time; the others are written by index into a buffer sized once (the writer's buffer is
+ * zero-filled, so padding is skipped), ~3x cheaper per entry than the writer's per-field methods.
  */
 function writeEntries(out: SnapshotWriter, w: MapWork, end: number): void {
-  const order = w.order as number[];
+  const order = w.order as Int32Array;
   const { keys, entries } = w.map;
-  let size = 0;
-  for (let i = w.written; i < end; i++) {
-    const p = order[i];
-    const key = keys[p];
-    const length = (entries[p].value as Uint8Array).length;
-    size += 8 + key.length + pad8(key.length) + 16 + length + pad8(length);
-  }
-  const buf = out.room(size);
+  const prev = w.prev;
+  // The map's whole section was made room for when its header was written.
+  const buf = out.room(0);
   let o = out.offset;
-  for (let i = w.written; i < end; i++) {
-    const p = order[i];
-    const key = keys[p];
-    const { value, version } = entries[p];
+  for (let r = w.written; r < end; ) {
+    const i = order[r];
+    const from = w.fromPrev[i];
+    if (prev !== undefined && from >= 0) {
+      // A run of entries that were neighbours in the previous snapshot too: one copy.
+      let s = r + 1;
+      while (s < end && w.fromPrev[order[s]] === from + (s - r)) s++;
+      const start = prev.starts[from];
+      for (let k = r; k < s; k++) w.starts[k] = o + (prev.starts[from + k - r] - start);
+      o += prev.bytes.copy(buf, o, start, prev.starts[from + (s - r)]);
+      r = s;
+      continue;
+    }
+    w.starts[r] = o;
+    const key = keys[i];
+    const { value, version } = entries[i];
     const bytes = value as Uint8Array;
     o = putU64(buf, o, key.length);
     if (key.length <= SHORT) {
-      for (let j = 0; j < key.length; j++) buf[o + j] = key.charCodeAt(j);
+      for (let k = 0; k < key.length; k++) buf[o + k] = key.charCodeAt(k);
     } else {
       buf.write(key, o, key.length, "latin1");
     }
@@ -357,11 +555,12 @@ function writeEntries(out: SnapshotWriter, w: MapWork, end: number): void {
     o = putU64(buf, o, 8 + bytes.length);
     o = putU64(buf, o, version);
     if (bytes.length <= SHORT) {
-      for (let j = 0; j < bytes.length; j++) buf[o + j] = bytes[j];
+      for (let k = 0; k < bytes.length; k++) buf[o + k] = bytes[k];
     } else {
       buf.set(bytes, o);
     }
     o += bytes.length + pad8(bytes.length);
+    r++;
   }
   out.offset = o;
 }

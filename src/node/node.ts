@@ -1836,7 +1836,11 @@ export class Node implements NodeContext {
             this.snapshotter.abandon(p);
             continue;
           }
-          await this.snapshotter.writePending(p, evidence);
+          const pending = await this.snapshotter.writePending(p, evidence);
+          this.log.info(
+            { seqno: p.seqno, evidence, entries: p.entries, reused: p.reused, file: pending.path },
+            "snapshot written",
+          );
         }
         await this.snapshotter.onCommit(commit, (evidenceSeqno) => {
           const view = this.viewOf(evidenceSeqno);

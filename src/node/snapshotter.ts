@@ -17,6 +17,7 @@ import {
   captureSnapshot,
   SnapshotSerialiser,
   type SnapshotCapture,
+  type SnapshotLayout,
   type SnapshotOptions,
   type Store,
   viewHistoryUntil,
@@ -75,6 +76,9 @@ export interface PreparedSnapshot {
   digest: Buffer;
   /** What the evidence transaction writes at SNAPSHOT_EVIDENCE_KEY in SNAPSHOT_EVIDENCE. */
   evidenceValue: Buffer;
+  /** Entries serialised, and how many of them were copied from the previous snapshot. */
+  entries: number;
+  reused: number;
 }
 
 /** A snapshot whose file is written and whose evidence awaits commit. */
@@ -103,6 +107,8 @@ export class Snapshotter {
   /** Snapshots captured and not yet written (between `commit` and `writePending`). */
   private inFlight = 0;
   private enabled = true;
+  /** The last snapshot's layout: the next one copies the entries that did not change since. */
+  private layout: SnapshotLayout | undefined;
 
   constructor(options: SnapshotterOptions) {
     if (!Number.isInteger(options.txCount) || options.txCount < 1) {
@@ -241,13 +247,23 @@ export class Snapshotter {
     options: SnapshotOptions,
     secret: LedgerSecret,
   ): Promise<PreparedSnapshot> {
-    const serialiser = new SnapshotSerialiser(capture, options);
+    const serialiser = new SnapshotSerialiser(capture, options, this.layout);
     const nextSlice = this.o.nextSlice ?? (() => nextTurn());
     while (!serialiser.step(SLICE_ENTRIES)) await nextSlice();
+    this.layout = serialiser.layout;
     const seqno = capture.version;
     const entry = encodeSnapshotEntry(serialiser.domains, seqno, secret);
     const digest = snapshotDigest(entry);
-    return { seqno, entry, digest, evidenceValue: snapshotEvidenceValue(digest, seqno) };
+    let entries = 0;
+    for (const m of capture.maps) entries += m.keys.length;
+    return {
+      seqno,
+      entry,
+      digest,
+      evidenceValue: snapshotEvidenceValue(digest, seqno),
+      entries,
+      reused: serialiser.reused,
+    };
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   keyFromString,
   type ParsedSnapshot,
   parseSnapshot,
+  type SnapshotLayout,
   SnapshotSerialiser,
   serialiseSnapshot,
   sipHash24Low32,
@@ -153,6 +154,74 @@ describe("store snapshots", () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  it("copy what an earlier snapshot holds, to the same bytes as serialising it all", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(opArb, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }),
+        fc.array(
+          fc.record({
+            txs: fc.array(fc.array(opArb, { minLength: 1, maxLength: 5 }), { maxLength: 8 }),
+            compact: fc.boolean(),
+            lag: fc.nat({ max: 3 }),
+            budget: fc.integer({ min: 1, max: 9 }),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (first, rounds) => {
+          const store = new Store();
+          commitAll(store, first);
+          let layout: SnapshotLayout | undefined;
+          for (const round of rounds) {
+            commitAll(store, round.txs);
+            // The snapshot's version trails the store's by `lag` (still in the undo log).
+            const at = Math.max(store.compactedVersion, store.version - round.lag);
+            const expected = serialiseSnapshot(store, at, { viewHistory: [1] });
+            const serialiser = new SnapshotSerialiser(
+              captureSnapshot(store, at),
+              { viewHistory: [1] },
+              layout,
+            );
+            while (!serialiser.step(round.budget)) {
+              // The store goes on between slices.
+              commitAll(store, [[{ map: "priv", key: "a", value: String(store.version) }]]);
+            }
+            assert.deepEqual(serialiser.domains, expected);
+            layout = serialiser.layout;
+            if (round.compact) store.compact(store.version);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("copy most of a large store that changed a little since the last snapshot", () => {
+    const store = new Store();
+    const keys = Array.from({ length: 2000 }, (_, i) => `key-${i}`);
+    commitAll(store, [keys.map((key) => ({ map: "priv", key, value: `v-${key}` }))]);
+    const first = new SnapshotSerialiser(captureSnapshot(store, store.version), {
+      viewHistory: [],
+    });
+    while (!first.step(100));
+    assert.equal(first.reused, 0);
+    commitAll(store, [
+      [
+        { map: "priv", key: "key-7", value: "changed" },
+        { map: "priv", key: "key-1500", value: null },
+        { map: "priv", key: "new-key", value: "new" },
+      ],
+    ]);
+    store.compact(store.version);
+    const second = new SnapshotSerialiser(
+      captureSnapshot(store, store.version),
+      { viewHistory: [] },
+      first.layout,
+    );
+    while (!second.step(100));
+    assert.equal(second.reused, 1998);
+    assert.deepEqual(second.domains, serialiseSnapshot(store, store.version, { viewHistory: [] }));
   });
 
   it("keeps each map's version: its last write at or before the snapshot", () => {
