@@ -62,8 +62,6 @@ export interface SnapshotterOptions {
    */
   startSeqno?: number;
   log?: (msg: string, err?: unknown) => void;
-  /** Resolves when serialising may go on after a slice: the next event loop turn by default. */
-  nextSlice?: () => Promise<void>;
 }
 
 /** A snapshot captured from the store, ready to be written once its evidence has a seqno. */
@@ -195,6 +193,8 @@ export class Snapshotter {
    * longer readable (logged).
    */
   commit(commitSeqno: number, generate: boolean): Promise<PreparedSnapshot> | undefined {
+    // A backup generates nothing: the last layout would only hold its memory.
+    if (!generate) this.layout = undefined;
     while (this.points.length > 1 && this.points[1].seqno <= commitSeqno) this.points.shift();
     const next = this.points[0];
     if (commitSeqno < next.seqno) return undefined;
@@ -248,8 +248,7 @@ export class Snapshotter {
     secret: LedgerSecret,
   ): Promise<PreparedSnapshot> {
     const serialiser = new SnapshotSerialiser(capture, options, this.layout);
-    const nextSlice = this.o.nextSlice ?? (() => nextTurn());
-    while (!serialiser.step(SLICE_ENTRIES)) await nextSlice();
+    while (!serialiser.step(SLICE_ENTRIES)) await nextTurn();
     this.layout = serialiser.layout;
     const seqno = capture.version;
     const entry = encodeSnapshotEntry(serialiser.domains, seqno, secret);
