@@ -65,7 +65,7 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
       await r.body.dump();
       return r.statusCode === 204 ? true : undefined;
     });
-    const window = new CommitWindow(performance.now());
+    const window = new CommitWindow(performance.now(), () => res.pids());
     const pending: Array<TxId & { sentAt: number }> = [];
     let next = 0;
     let writing = true;

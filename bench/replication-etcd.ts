@@ -108,7 +108,7 @@ export async function runEtcd(res: Resources, tag: string): Promise<LoadResult> 
     await waitFor("etcd to accept a put", async () =>
       (await put(`${tag}-ready`, "x")).status === 200 ? true : undefined,
     );
-    const window = new CommitWindow(performance.now());
+    const window = new CommitWindow(performance.now(), () => res.pids());
     let next = 0;
     let firstFailure = true;
     const writer = async () => {

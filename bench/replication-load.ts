@@ -1,8 +1,8 @@
 // The shared half of the replication benchmark: a measurement window over committed writes, the
 // figures drawn from it, and the children and folders to clean up whatever happens.
 
-import type { ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 
 export const CONNECTIONS = 64;
@@ -27,6 +27,79 @@ export interface LoadResult {
   failed: number;
   /** Writes sent in the window and accepted, but not seen committed by the end of the drain. */
   uncommitted: number;
+  /**
+   * CPU time per write committed in the window, in µs: of the servers' processes (and their
+   * children: frontends) and of this process (the load generator). Absent where /proc is not.
+   */
+  cpu?: { servers: number; loadGenerator: number };
+}
+
+/** Clock ticks per second of /proc's CPU times. */
+let clockTicks: number | undefined;
+
+/** CPU time (µs) of `pids` and all their descendants, from /proc; undefined without it. */
+function processTreeCpu(pids: number[]): number | undefined {
+  try {
+    clockTicks ??= Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+    const stats = new Map<number, { ppid: number; ticks: number }>();
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      } catch {
+        continue; // gone meanwhile
+      }
+      // Fields after the command (which may hold spaces): state ppid ... utime(14) stime(15).
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    }
+    const tree = new Set(pids);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [pid, s] of stats) {
+        if (!tree.has(pid) && tree.has(s.ppid)) {
+          tree.add(pid);
+          grew = true;
+        }
+      }
+    }
+    let ticks = 0;
+    for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+    return (ticks * 1e6) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU used over the measured window by the servers (`pids()`, with descendants) and this process. */
+class WindowCpu {
+  private start: { servers: number | undefined; self: NodeJS.CpuUsage } | undefined;
+  private used: { servers: number | undefined; self: number } | undefined;
+
+  constructor(pids: () => number[], startAt: number, endAt: number) {
+    const now = performance.now();
+    setTimeout(() => {
+      this.start = { servers: processTreeCpu(pids()), self: process.cpuUsage() };
+    }, startAt - now).unref();
+    setTimeout(() => {
+      if (this.start === undefined) return;
+      const servers = processTreeCpu(pids());
+      const self = process.cpuUsage(this.start.self);
+      this.used = {
+        servers:
+          servers === undefined || this.start.servers === undefined
+            ? undefined
+            : servers - this.start.servers,
+        self: self.user + self.system,
+      };
+    }, endAt - now).unref();
+  }
+
+  perWrite(writes: number): LoadResult["cpu"] {
+    if (this.used?.servers === undefined || writes === 0) return undefined;
+    return { servers: this.used.servers / writes, loadGenerator: this.used.self / writes };
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -45,10 +118,13 @@ export class CommitWindow {
   private accepted = 0;
   private acceptedCommitted = 0;
   failed = 0;
+  private readonly cpu: WindowCpu | undefined;
 
-  constructor(now: number) {
+  /** `servers`: the pids whose CPU per committed write is measured over the window. */
+  constructor(now: number, servers?: () => number[]) {
     this.start = now + WARMUP_MS;
     this.end = this.start + DURATION_MS;
+    if (servers !== undefined) this.cpu = new WindowCpu(servers, this.start, this.end);
   }
 
   /** Whether a write sent at `t` belongs to the measured window. */
@@ -71,12 +147,14 @@ export class CommitWindow {
 
   result(): LoadResult {
     const sorted = [...this.latencies].sort((a, b) => a - b);
+    const cpu = this.cpu?.perWrite(this.committedInWindow);
     return {
       rate: Math.round(this.committedInWindow / (DURATION_MS / 1000)),
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       failed: this.failed,
       uncommitted: this.accepted - this.acceptedCommitted,
+      ...(cpu === undefined ? {} : { cpu }),
     };
   }
 }
@@ -110,6 +188,15 @@ export class Resources {
   child<T extends ChildProcess>(c: T): T {
     this.children.add(c);
     return c;
+  }
+
+  /** The pids of the children still running. */
+  pids(): number[] {
+    const out: number[] = [];
+    for (const c of this.children) {
+      if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) out.push(c.pid);
+    }
+    return out;
   }
 
   dir(d: string): string {

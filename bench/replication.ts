@@ -24,10 +24,24 @@ function median(xs: number[]): number {
 }
 
 function describe(name: string, r: LoadResult): string {
+  const cpu =
+    r.cpu === undefined
+      ? ""
+      : `; CPU per write ${Math.round(r.cpu.servers)} us in the servers, ` +
+        `${Math.round(r.cpu.loadGenerator)} us in the load generator`;
   return (
     `${name}: ${r.rate} tx/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms` +
-    ` (failed ${r.failed}, uncommitted ${r.uncommitted})`
+    ` (failed ${r.failed}, uncommitted ${r.uncommitted})${cpu}`
   );
+}
+
+/** The median CPU per write of the runs that measured it, as a figure line (none without /proc). */
+function cpuLine(name: string, results: LoadResult[]): string | undefined {
+  const measured = results.flatMap((r) => (r.cpu === undefined ? [] : [r.cpu]));
+  if (measured.length === 0) return undefined;
+  const servers = median(measured.map((c) => c.servers));
+  const load = median(measured.map((c) => c.loadGenerator));
+  return `${name} CPU per write: ${Math.round(servers)} us (servers; load generator ${Math.round(load)} us)`;
 }
 
 export async function run(): Promise<void> {
@@ -89,6 +103,10 @@ export async function run(): Promise<void> {
   console.log(`etcd writes (via etcd's JSON gateway): ${Math.round(etcd.rate)} tx/s`);
   console.log(`etcd p50 commit latency: ${etcd.p50.toFixed(1)} ms`);
   console.log(`etcd p99 commit latency: ${etcd.p99.toFixed(1)} ms`);
+  for (const side of sides) {
+    const line = cpuLine(side.name, side.results);
+    if (line !== undefined) console.log(line);
+  }
   console.log(`ratio vs etcd: ${(ccf.rate / etcd.rate).toFixed(2)}`);
   // Each pair ran back to back, so its ratio is the least affected by the box's speed changing.
   const pairs = sides[0].results.map((r, i) => r.rate / (sides[1].results[i]?.rate ?? Number.NaN));
