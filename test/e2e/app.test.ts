@@ -187,10 +187,10 @@ for (const workerThreads of [0, 2]) {
         };
         const before = children();
         assert.equal(before.length, workerThreads, "one process per worker thread");
-        process.kill(before[0] as number, "SIGKILL");
+        process.kill(before[0], "SIGKILL");
         await waitFor("a replacement frontend process", () => {
           const now = children();
-          return now.length === workerThreads && !now.includes(before[0] as number)
+          return now.length === workerThreads && !now.includes(before[0])
             ? true
             : undefined;
         });
