@@ -169,7 +169,7 @@ for (const workerThreads of [0, 2]) {
       assert.match(res.text, /User TLS cert/);
       const anon = await call(anonymous, "POST", "/app/multi_auth");
       assert.equal(anon.status, 200, anon.text);
-    assert.doesNotMatch(anon.text, /User TLS cert/);
+      assert.doesNotMatch(anon.text, /User TLS cert/);
     });
 
     it("counts the open sessions of the interface in /node/metrics", async () => {
@@ -190,9 +190,7 @@ for (const workerThreads of [0, 2]) {
         process.kill(before[0], "SIGKILL");
         await waitFor("a replacement frontend process", () => {
           const now = children();
-          return now.length === workerThreads && !now.includes(before[0])
-            ? true
-            : undefined;
+          return now.length === workerThreads && !now.includes(before[0]) ? true : undefined;
         });
         // New connections, whichever process they reach, are served.
         for (let i = 0; i < 4; i++) {
