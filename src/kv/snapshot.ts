@@ -310,10 +310,6 @@ export class SnapshotSerialiser {
    */
   private matchSome(budget: number): number {
     const w = this.work[this.at];
-    if (w === undefined) {
-      this.phase = "hash";
-      return 0;
-    }
     const { keys, entries, inOrder } = w.map;
     const end = Math.min(keys.length, w.matched + budget);
     const prev = w.prev;
@@ -409,7 +405,7 @@ export class SnapshotSerialiser {
     let privSize = 0;
     for (const w of this.work) {
       const bytes = 8 + w.nameBytes.length + 8 + 8 + w.entriesBytes;
-      if (isPublicMap(w.map.name)) pub.reserve(bytes);
+      if (isPublicMap(w.map.name)) pub.room(bytes);
       else privSize += bytes;
     }
     this.pub = pub;
@@ -686,11 +682,6 @@ class SnapshotWriter {
   /** `expected`: the bytes the caller will write (the buffer grows if it writes more). */
   constructor(expected = 256) {
     this.buf = Buffer.alloc(Math.max(expected, 8));
-  }
-
-  /** Makes room for `n` more bytes at once. */
-  reserve(n: number): void {
-    this.room(n);
   }
 
   /** Makes room for `n` more bytes; returns the buffer (zero from the offset on). */
