@@ -3,9 +3,13 @@
 // make durable, then send and commit). Owns which node may write: a TxPipeline exists only while
 // this node is primary, opened in its view over the same store, tree and ledger.
 //
-// Durability: the primary proposes its entries to consensus only once they are on its own disk (it
-// counts itself in the quorum), and a backup acknowledges entries only after flushing them, so a
-// commit index is always a signature on a majority of disks.
+// Durability: a commit index is always a signature on a majority of disks. Consensus commits only
+// at signatures, so only they wait for the disk: the primary proposes a signature (and what came
+// before it) once it is on its own disk (it counts itself in the quorum), and a backup flushes
+// before acknowledging a batch that holds a signature. Other entries are proposed and acknowledged
+// as they come, their bytes written with the next flush (one fdatasync per signature instead of
+// one per batch): an acknowledgement up to X still means every signature up to X is on that disk,
+// since batches are carried out in order and a flush covers everything written before it.
 //
 // Memory: behind commit, the bytes of old entries leave the consensus log (the ledger holds them)
 // and the Merkle tree forgets its leaves more than TREE_LEAVES_KEPT behind the commit point (as
@@ -145,26 +149,43 @@ export class ConsensusHost {
     });
   }
 
-  /** Proposes what the pipeline appended, once it is durable here (group commit). */
+  /**
+   * Proposes what the pipeline appended, a turn of the event loop at a time (one AppendEntries per
+   * peer for all of it); a batch that holds a signature first waits for this node's disk (group
+   * commit), and only entries appended before that flush began are proposed after it.
+   */
   private scheduleProposal(): void {
     if (this.proposing !== undefined) {
       this.proposeAgain = true;
       return;
     }
-    this.proposing = this.o.storage
-      .flush()
-      .then(() => {
-        if (this.stopped || this.proposals.length === 0) return;
-        const entries = this.proposals;
-        this.proposals = [];
+    this.proposing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(async () => {
+        if (this.stopped) {
+          this.proposals = [];
+          return;
+        }
+        if (this.proposals.length === 0) return;
+        let upTo = this.proposals[this.proposals.length - 1].idx;
+        if (this.proposals.some((p) => p.isSignature)) {
+          await this.o.storage.flush();
+        } else {
+          upTo = Number.POSITIVE_INFINITY;
+        }
         // A primary that lost its role meanwhile has had its suffix rolled back: nothing to propose.
-        if (this.o.raft.role !== "Primary") return;
-        this.enqueue(this.o.raft.step({ kind: "propose", entries }));
+        if (this.stopped || this.o.raft.role !== "Primary") {
+          this.proposals = [];
+          return;
+        }
+        const cut = this.proposals.findIndex((p) => p.idx > upTo);
+        const entries = cut === -1 ? this.proposals : this.proposals.slice(0, cut);
+        this.proposals = cut === -1 ? [] : this.proposals.slice(cut);
+        if (entries.length > 0) this.enqueue(this.o.raft.step({ kind: "propose", entries }));
       })
       .catch((e: unknown) => this.o.onFatal(e))
       .finally(() => {
         this.proposing = undefined;
-        if (this.proposeAgain) {
+        if (this.proposeAgain || this.proposals.length > 0) {
           this.proposeAgain = false;
           this.scheduleProposal();
         }
@@ -197,7 +218,8 @@ export class ConsensusHost {
       } finally {
         done();
       }
-      await this.o.storage.flush();
+      // Acknowledged next: a signature must be on this disk first (see the head of this file).
+      if (ready.appends.some((e) => e.isSignature)) await this.o.storage.flush();
     }
     for (const out of ready.messages) this.o.transport.send(out.to, encodeMessage(out.message));
     if (ready.commitIdx !== undefined && ready.commitIdx > this.commitValue) {

@@ -137,6 +137,8 @@ export class TestApp {
   private readonly router = new Router();
   private readonly app: JsApp;
   private readonly named = new Map<string, TestUser>();
+  /** DER of the certificates callers presented, by PEM: a node parses a session's once, not per call. */
+  private readonly ders = new Map<string, Buffer>();
   private jwtKey: ReturnType<typeof generateKeyPairSync> | undefined;
   /** Requests run one at a time, in call order: each is one committed transaction. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -377,11 +379,21 @@ export class TestApp {
     };
   }
 
+  private der(pem: string): Buffer {
+    let der = this.ders.get(pem);
+    if (der === undefined) {
+      der = certificateDer(pem);
+      if (this.ders.size >= 1024) this.ders.clear();
+      this.ders.set(pem, der);
+    }
+    return der;
+  }
+
   /** Puts the caller's credentials on the request: a client certificate or a bearer token. */
   private present(caller: TestCaller | undefined, req: EndpointRequest): void {
     if (caller === undefined || ("policy" in caller && caller.policy === "no_auth")) return;
     if ("cert" in caller) {
-      req.clientCert = { pem: caller.cert, der: certificateDer(caller.cert) };
+      req.clientCert = { pem: caller.cert, der: this.der(caller.cert) };
     } else if ("jwt" in caller) {
       req.headers.authorization = `Bearer ${this.token(caller.jwt)}`;
     } else if ("policy" in caller && caller.policy === "user_cert") {
@@ -392,7 +404,7 @@ export class TestApp {
           `caller: no user ${caller.id} (loadApp's users: ${[...this.named.keys()].join(", ") || "none"})`,
         );
       }
-      req.clientCert = { pem: user.cert, der: certificateDer(user.cert) };
+      req.clientCert = { pem: user.cert, der: this.der(user.cert) };
     } else {
       throw new AppTestError(`caller: unknown form ${JSON.stringify(caller)}`);
     }

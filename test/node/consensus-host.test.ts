@@ -1,7 +1,8 @@
 // Three nodes' consensus hosts in one process (real Raft, pipeline, replica and in-memory ledgers,
 // messages through the wire codec): entries replicate and commit at signatures; when the primary
 // is cut off, the others elect a primary that signs first and commits new writes, and nothing
-// committed before is lost.
+// committed before is lost; only signatures wait for the disk, and a commit is always a signature
+// on a majority of disks.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -27,6 +28,8 @@ class Cluster {
   private queue: Array<{ from: NodeId; to: NodeId; payload: Uint8Array }> = [];
   private readonly secrets: LedgerSecrets;
   private now = 0;
+  /** Called at every commit a node learns of, before it is recorded. */
+  onCommit: ((node: TestNode, seqno: number) => void) | undefined;
 
   constructor(ids: NodeId[]) {
     const rng = seededRng(1);
@@ -73,7 +76,10 @@ class Cluster {
               clock: { now: () => this.now },
               onAppend,
             }),
-          onCommit: (seqno) => node.commits.push(seqno),
+          onCommit: (seqno) => {
+            this.onCommit?.(node, seqno);
+            node.commits.push(seqno);
+          },
           onFatal: (e) => {
             throw e;
           },
@@ -144,6 +150,43 @@ describe("consensus host", () => {
       assert.equal(n.host.commitSeqno, sig, `${n.id} committed the signature`);
       assert.equal(n.storage.lastSeqno, sig);
       assert.ok(n.store.get("public:records", "k2") !== undefined);
+    }
+  });
+
+  it("only signatures wait for the disk: other entries are proposed and acknowledged unflushed, and a commit is a signature on a majority of disks", async () => {
+    const c = new Cluster(["a", "b", "c"]);
+    const a = c.node("a");
+    a.host.startAsBootstrapPrimary();
+    const sig0 = c.sign("a");
+    await c.ticks(3);
+    assert.equal(c.node("b").host.commitSeqno, sig0);
+    // Every commit any node learns of must already be durable on a majority.
+    c.onCommit = (n, seqno) => {
+      const durable = [...c.nodes.values()].filter((m) => m.storage.durableSeqno >= seqno);
+      assert.ok(
+        durable.length >= 2,
+        `${seqno} committed on ${n.id} while durable on ${durable.length} disks`,
+      );
+    };
+    c.write("a", "k1");
+    c.write("a", "k2");
+    await c.settle();
+    const last = a.storage.lastSeqno;
+    assert.equal(last, sig0 + 2);
+    // Replicated and acknowledged without any flush: no signature among them.
+    assert.deepEqual([...a.host.raft.matchIndexes().values()], [last, last]);
+    for (const n of c.nodes.values()) {
+      assert.equal(n.storage.lastSeqno, last, `${n.id} holds both entries`);
+      assert.equal(n.storage.durableSeqno, sig0, `${n.id} did not flush for them`);
+      assert.equal(n.host.commitSeqno, sig0);
+    }
+    const sig = c.sign("a");
+    await c.settle();
+    await c.ticks(3);
+    for (const n of c.nodes.values()) {
+      assert.equal(n.host.commitSeqno, sig, `${n.id} committed the signature`);
+      assert.ok(n.storage.durableSeqno >= sig, `${n.id} flushed up to the signature`);
+      assert.ok(n.commits.includes(sig));
     }
   });
 
