@@ -31,6 +31,10 @@ export function echo(request) {
     headers: request.headers, params: request.params, url: request.url, path: request.path,
     route: request.route, query: request.query, method: request.method, hostname: request.hostname,
     text: request.body.text(), bytes: request.body.arrayBuffer().byteLength, caller: request.caller,
+    bodyKeys: Object.keys(request.body), bodyCopied: (() => {
+      new Uint8Array(request.body.arrayBuffer()).fill(0x41);
+      return request.body.text();
+    })(),
   } };
 }
 export function respond(request) {
@@ -505,6 +509,9 @@ describe("JsApp", () => {
       text: "héllo",
       bytes: 6,
       caller,
+      // As CCF: the body's methods are on its prototype; arrayBuffer() is a copy.
+      bodyKeys: [],
+      bodyCopied: "héllo",
     });
     const noCaller = await h.call("POST", "/app/echo/{a}", request("POST", "/app/echo/z"), null);
     const parsed = JSON.parse(noCaller.response.body as string) as Record<string, unknown>;
