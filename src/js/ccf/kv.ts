@@ -131,33 +131,39 @@ function installScript(exposeFactory: boolean): string {
   const packed = host.callPacked;
   const checkName = host.checkName;
   // source 0 is the running transaction; others are historical states of the request.
+  // As CCF's map handles: the methods live on a prototype, so a handle is one object (apps take
+  // one per request: ccf.kv[name], ccf-app's typedKv), not ten closures.
+  class KvMap {
+    #source;
+    #name;
+    constructor(source, name) {
+      this.#source = source;
+      this.#name = name;
+    }
+    has(key) { return packed([this.#source, "has", this.#name, arguments.length, key]); }
+    get(key) { return packed([this.#source, "get", this.#name, arguments.length, key]); }
+    getVersionOfPreviousWrite(key) { return packed([this.#source, "getVersionOfPreviousWrite", this.#name, arguments.length, key]); }
+    set(key, value) { packed([this.#source, "set", this.#name, arguments.length, key, value]); return this; }
+    delete(key) { packed([this.#source, "delete", this.#name, arguments.length, key]); }
+    clear() { call(this.#source, "clear", this.#name, arguments.length); }
+    forEach(callback) {
+      const entries = call(this.#source, "forEach", this.#name, arguments.length, callback);
+      for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], this);
+    }
+    get size() { return call(this.#source, "size", this.#name, 0); }
+    range(from, to, options) {
+      const flat = call(this.#source, "range", this.#name, arguments.length, from, to, options);
+      const entries = [];
+      for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], flat[i + 1]]);
+      return entries;
+    }
+    forEachInRange(from, to, callback) {
+      const flat = call(this.#source, "forEachInRange", this.#name, arguments.length, from, to, callback);
+      for (let i = 0; i < flat.length; i += 2) callback(flat[i + 1], flat[i], this);
+    }
+  }
   const makeKv = (source) => {
-    const handle = (name) => {
-      const map = {
-        has(key) { return packed([source, "has", name, arguments.length, key]); },
-        get(key) { return packed([source, "get", name, arguments.length, key]); },
-        getVersionOfPreviousWrite(key) { return packed([source, "getVersionOfPreviousWrite", name, arguments.length, key]); },
-        set(key, value) { packed([source, "set", name, arguments.length, key, value]); return map; },
-        delete(key) { packed([source, "delete", name, arguments.length, key]); },
-        clear() { call(source, "clear", name, arguments.length); },
-        forEach(callback) {
-          const entries = call(source, "forEach", name, arguments.length, callback);
-          for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], map);
-        },
-        get size() { return call(source, "size", name, 0); },
-        range(from, to, options) {
-          const flat = call(source, "range", name, arguments.length, from, to, options);
-          const entries = [];
-          for (let i = 0; i < flat.length; i += 2) entries.push([flat[i], flat[i + 1]]);
-          return entries;
-        },
-        forEachInRange(from, to, callback) {
-          const flat = call(source, "forEachInRange", name, arguments.length, from, to, callback);
-          for (let i = 0; i < flat.length; i += 2) callback(flat[i + 1], flat[i], map);
-        },
-      };
-      return map;
-    };
+    const handle = (name) => new KvMap(source, name);
     return new Proxy(Object.create(null), {
       get(_target, property) {
         if (typeof property !== "string") return undefined;

@@ -69,6 +69,26 @@ describe("ccf.kv", () => {
     );
   });
 
+  it("a handle is one object whose methods are on a prototype (as CCF's): no own keys, and a method detached from its handle throws", () => {
+    request("app-rw", () => {
+      assert.deepEqual(
+        evaluate(
+          interp,
+          `(() => {
+            const m = ccf.kv.records;
+            m.set(b("k"), b("v"));
+            const get = m.get;
+            let detached = "no error";
+            try { get(b("k")); } catch (e) { detached = e.name; }
+            const other = ccf.kv.records;
+            return [Object.keys(m).length, typeof m.get, s(other.get(b("k"))), other.get === m.get, detached];
+          })()`,
+        ),
+        [0, "function", "v", true, "TypeError"],
+      );
+    });
+  });
+
   it("set then get/has/size/forEach/delete/clear, within one transaction and across commits", () => {
     request("app-rw", () => {
       assert.deepEqual(
