@@ -324,20 +324,10 @@ const PRELUDE = `(() => {
     json() { return parse(bufToStr(this.#b)); }
     arrayBuffer() { return this.#b.slice(0); }
   }
+  // r is the request as the host encoded it, fields in CCF's order: only its body is replaced.
   globalThis.${INVOKE} = (fn, r) => {
-    const request = {
-      headers: r.headers,
-      params: r.params,
-      url: r.url,
-      path: r.path,
-      route: r.route,
-      query: r.query,
-      method: r.method,
-      hostname: r.hostname,
-      body: new Body(r.body),
-      caller: r.caller,
-    };
-    const res = fn(request);
+    r.body = new Body(r.body);
+    const res = fn(r);
     if ((typeof res !== "object" && typeof res !== "function") || res === null) {
       return { error: "not-object" };
     }
