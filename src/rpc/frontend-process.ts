@@ -8,7 +8,7 @@ import { Socket } from "node:net";
 import type { ClientSession, EndpointRequest } from "../endpoints/types.js";
 import type { RpcResponse } from "./dispatch.js";
 import {
-  batchedWriter,
+  frameWriter,
   encodeFrame,
   FRAME_REQUEST,
   FRAME_RESPONSE,
@@ -37,7 +37,7 @@ const pending = new Map<number, (r: RpcResponse) => void>();
 const announced = new WeakSet<ClientSession>();
 let nextRequestId = 1;
 
-const write = batchedWriter((bytes) => pipe.write(bytes));
+const write = frameWriter((bytes) => pipe.write(bytes));
 
 function forward(iface: string, request: EndpointRequest): Promise<RpcResponse> {
   const id = nextRequestId++;

@@ -11,7 +11,7 @@ import type { ClientCertificate, ClientSession, EndpointRequest } from "../endpo
 import { CcfError, HttpErrors } from "../errors.js";
 import { errorResponse, type HandlerErrorListener, type RpcResponse } from "./dispatch.js";
 import {
-  batchedWriter,
+  frameWriter,
   encodeFrame,
   FRAME_REQUEST,
   FRAME_RESPONSE,
@@ -205,7 +205,7 @@ export class FrontendPool {
       write: () => undefined,
       exited: false,
     };
-    f.write = batchedWriter(
+    f.write = frameWriter(
       (bytes) => pipe.write(bytes),
       () => f.exited,
     );
