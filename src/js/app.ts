@@ -422,6 +422,8 @@ export class JsApp {
    */
   private readonly templates = new Map<string, Promise<ModuleTemplate | undefined>>();
   private readonly rewind: boolean;
+  /** The key of the template used last (already last in `templates`' order). */
+  private lastTemplate: string | undefined;
   private readonly onLongRun: (() => void) | undefined;
   private readonly history: AppHistory | undefined;
   private readonly onRun: ((endpoint: AppEndpoint, seconds: number) => void) | undefined;
@@ -495,8 +497,12 @@ export class JsApp {
     const key = `${module}\0${limitsKey}`;
     let p = this.templates.get(key);
     if (p !== undefined) {
-      this.templates.delete(key);
-      this.templates.set(key, p);
+      // Least recently used first; most requests use the one used last.
+      if (this.lastTemplate !== key) {
+        this.templates.delete(key);
+        this.templates.set(key, p);
+        this.lastTemplate = key;
+      }
       return p;
     }
     p = this.buildTemplate(module, limits, tx).catch((e: unknown) => {
@@ -505,6 +511,7 @@ export class JsApp {
       return undefined;
     });
     this.templates.set(key, p);
+    this.lastTemplate = key;
     while (this.templates.size > MAX_TEMPLATES) {
       const oldest = this.templates.keys().next().value as string;
       const old = this.templates.get(oldest);

@@ -1510,10 +1510,12 @@ export class Node implements NodeContext {
     if (res.wrote && wantsCommit(req.headers[WAIT_FOR_COMMIT_HEADER])) {
       await this.waitForCommit(res.txId);
     }
-    return {
-      ...response,
-      headers: { ...(response.headers ?? {}), [TX_ID_HEADER]: txIdString(res.txId) },
-    };
+    // The app made this response for this request alone: it gets its TxID in place (object
+    // spreads with a computed key were ~2 % of a busy node's main thread).
+    const headers = response.headers ?? {};
+    headers[TX_ID_HEADER] = txIdString(res.txId);
+    response.headers = headers;
+    return response;
   }
 
   /**
