@@ -7,8 +7,8 @@
 // at signatures, so only they wait for the disk: the primary proposes a signature (and what came
 // before it) once it is on its own disk (it counts itself in the quorum), and a backup flushes
 // before acknowledging a batch that holds a signature. Other entries are proposed and acknowledged
-// as they come, their bytes written with the next flush (one fdatasync per signature instead of
-// one per batch): an acknowledgement up to X still means every signature up to X is on that disk,
+// as they come, their bytes written with the next flush (one fdatasync per signature, and one in
+// the background per BACKGROUND_FLUSH_BYTES, instead of one per batch): an acknowledgement up to X still means every signature up to X is on that disk,
 // since batches are carried out in order and a flush covers everything written before it.
 //
 // Memory: behind commit, the bytes of old entries leave the consensus log (the ledger holds them)
@@ -85,7 +85,6 @@ export class ConsensusHost {
   private pipelineValue: TxPipeline | undefined;
   private proposals: Proposal[] = [];
   private proposing: Promise<void> | undefined;
-  private proposeAgain = false;
   /** Readies are carried out one at a time, in order (each may await a flush). */
   private chain: Promise<void> = Promise.resolve();
   private commitValue = 0;
@@ -167,10 +166,8 @@ export class ConsensusHost {
    * commit), and only entries appended before that flush began are proposed after it.
    */
   private scheduleProposal(): void {
-    if (this.proposing !== undefined) {
-      this.proposeAgain = true;
-      return;
-    }
+    // One at a time; what is appended meanwhile waits for the next round (see `finally`).
+    if (this.proposing !== undefined) return;
     this.proposing = new Promise<void>((resolve) => setImmediate(resolve))
       .then(async () => {
         if (this.stopped) {
@@ -178,13 +175,10 @@ export class ConsensusHost {
           return;
         }
         if (this.proposals.length === 0) return;
-        let upTo = this.proposals[this.proposals.length - 1].idx;
-        if (this.proposals.some((p) => p.isSignature)) {
-          await this.flush();
-        } else {
-          upTo = Number.POSITIVE_INFINITY;
-          this.flushIfMuchWaits();
-        }
+        const needsDisk = this.proposals.some((p) => p.isSignature);
+        const upTo = needsDisk ? this.proposals[this.proposals.length - 1].idx : Infinity;
+        if (needsDisk) await this.flush();
+        else this.flushIfMuchWaits();
         // A primary that lost its role meanwhile has had its suffix rolled back: nothing to propose.
         if (this.stopped || this.o.raft.role !== "Primary") {
           this.proposals = [];
@@ -198,10 +192,7 @@ export class ConsensusHost {
       .catch((e: unknown) => this.o.onFatal(e))
       .finally(() => {
         this.proposing = undefined;
-        if (this.proposeAgain || this.proposals.length > 0) {
-          this.proposeAgain = false;
-          this.scheduleProposal();
-        }
+        if (this.proposals.length > 0) this.scheduleProposal();
       });
   }
 
