@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
+import { type BenchRequest, send } from "./http-client.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
@@ -32,7 +33,7 @@ interface Figures {
 
 async function load(
   pool: Pool,
-  request: (i: number) => { method: "GET" | "PUT"; path: string; body?: string },
+  request: (i: number) => BenchRequest,
   durationMs = DURATION_MS,
 ): Promise<Figures> {
   const latencies: number[] = [];
@@ -45,11 +46,10 @@ async function load(
       while (Date.now() < deadline) {
         const r = request(next++);
         const t0 = process.hrtime.bigint();
-        const res = await pool.request({ method: r.method, path: r.path, body: r.body });
-        const body = Buffer.from(await res.body.arrayBuffer());
-        if (res.statusCode >= 300) {
+        const res = await send(pool, r);
+        if (res.status >= 300) {
           if (failed === 0)
-            console.error(`first failure: ${res.statusCode} ${body.toString().slice(0, 300)}`);
+            console.error(`first failure: ${res.status} ${res.body.toString().slice(0, 300)}`);
           failed++;
         }
         latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);

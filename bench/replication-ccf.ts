@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { Pool } from "undici";
+import { send } from "./http-client.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
@@ -57,13 +58,8 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
   const poller = new Pool(base, { connections: 1, connect: { ca } });
   try {
     await waitFor("the basic app to accept a write", async () => {
-      const r = await writes.request({
-        method: "PUT",
-        path: `/app/records/${tag}-ready`,
-        body: "x",
-      });
-      await r.body.dump();
-      return r.statusCode === 204 ? true : undefined;
+      const r = await send(writes, { method: "PUT", path: `/app/records/${tag}-ready`, body: "x" });
+      return r.status === 204 ? true : undefined;
     });
     const window = new CommitWindow(performance.now(), () => res.pids());
     const pending: Array<TxId & { sentAt: number }> = [];
@@ -76,16 +72,17 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
         const i = next++;
         const sentAt = performance.now();
         try {
-          const r = await writes.request({
+          const r = await send(writes, {
             method: "PUT",
             path: `/app/records/${tag}-${i}`,
             body: valueFor(i),
           });
-          const text = await r.body.text();
           const txId = parseTxId(r.headers["x-ms-ccf-transaction-id"]);
-          if (r.statusCode !== 204 || txId === undefined) {
+          if (r.status !== 204 || txId === undefined) {
             if (firstFailure)
-              console.error(`ccf-ts: first failed write: ${r.statusCode} ${text.slice(0, 300)}`);
+              console.error(
+                `ccf-ts: first failed write: ${r.status} ${r.body.toString().slice(0, 300)}`,
+              );
             firstFailure = false;
             window.failed++;
             continue;
@@ -103,9 +100,9 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
     const poll = async () => {
       let drainUntil = Number.POSITIVE_INFINITY;
       for (;;) {
-        const r = await poller.request({ method: "GET", path: "/node/commit" });
+        const r = await send(poller, { method: "GET", path: "/node/commit" });
         const commit = parseTxId(
-          ((await r.body.json()) as { transaction_id?: string }).transaction_id,
+          (JSON.parse(r.body.toString()) as { transaction_id?: string }).transaction_id,
         );
         const now = performance.now();
         if (commit !== undefined) {

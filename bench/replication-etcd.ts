@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
+import { send } from "./http-client.js";
 import { waitFor } from "../test/helpers/process.js";
 import {
   CONNECTIONS,
@@ -93,7 +94,7 @@ export async function runEtcd(res: Resources, tag: string): Promise<LoadResult> 
   const base = await startCluster(res);
   const pool = new Pool(base, { connections: CONNECTIONS, pipelining: 1 });
   const put = async (key: string, value: string) => {
-    const r = await pool.request({
+    const r = await send(pool, {
       method: "POST",
       path: "/v3/kv/put",
       headers: { "content-type": "application/json" },
@@ -102,7 +103,7 @@ export async function runEtcd(res: Resources, tag: string): Promise<LoadResult> 
         value: Buffer.from(value).toString("base64"),
       }),
     });
-    return { status: r.statusCode, text: await r.body.text() };
+    return { status: r.status, text: r.body.toString() };
   };
   try {
     await waitFor("etcd to accept a put", async () =>
