@@ -2,7 +2,7 @@
 // host values (see `HostValue` and `GuestValue` for the rules).
 
 import type { QuickJSContext, QuickJSHandle } from "quickjs-emscripten";
-import { decodeGuestValue, encodeHostValue, UNSUPPORTED } from "./bjson.js";
+import { decodeGuestValue, encodeHostValue, UNSUPPORTED, viewBytes } from "./bjson.js";
 import { TreeKind } from "./bootstrap.js";
 import type { ContextInternals } from "./engine.js";
 import { LimitExceeded, SandboxError } from "./errors.js";
@@ -107,7 +107,7 @@ export class Marshal {
     if (value === null) return this.context.null;
     if (value instanceof ArrayBuffer) return this.newArrayBuffer(new Uint8Array(value));
     if (ArrayBuffer.isView(value)) {
-      return this.newArrayBuffer(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+      return this.newArrayBuffer(viewBytes(value));
     }
     return this.decodeIntoGuest(encodeHostValue(value));
   }
