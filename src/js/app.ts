@@ -714,8 +714,11 @@ export class JsApp {
     let response: EndpointResponse;
     let threw = false;
     try {
+      // A template is rewound before its next request, which takes the call's values away (an
+      // interpreter without a checkpoint ignores the flag and frees them).
       const out = app.interp.callExport(endpoint.jsModule, endpoint.jsFunction, [requestData], {
         via: INVOKE,
+        discard: true,
       });
       response = this.mapResponse(out);
     } catch (e) {

@@ -254,11 +254,12 @@ class QuickJsInterpreter implements RewindableInterpreter {
   ): GuestValue {
     return this.enter(() => {
       const fn = this.exportFunction(stripLeadingSlashes(moduleName), exportName);
-      if (options.via === undefined) return this.invoke(fn, [], args);
+      const discard = options.discard === true && this.checkpointState !== undefined;
+      if (options.via === undefined) return this.invoke(fn, [], args, discard);
       // Only a rewound interpreter has prepared globals: the guest cannot have replaced them
       // since they were looked up, as every use starts from the captured state.
       const prepared = this.preparedGlobals.get(options.via);
-      if (prepared !== undefined) return this.invoke(prepared, [fn], args);
+      if (prepared !== undefined) return this.invoke(prepared, [fn], args, discard);
       const via = this.globalFunction(options.via);
       try {
         return this.invoke(via, [fn], args);
@@ -705,7 +706,14 @@ class QuickJsInterpreter implements RewindableInterpreter {
     fn: QuickJSHandle,
     leading: QuickJSHandle[],
     args: readonly HostValue[],
+    discard = false,
   ): GuestValue {
+    if (discard) {
+      // Left to the rewind (see CallOptions.discard), even when a conversion or the call throws.
+      const handles = [...leading];
+      for (const arg of args) handles.push(this.marshal.toGuest(arg));
+      return this.marshal.toHost(this.callChecked(fn, handles).value);
+    }
     return Scope.withScope((scope) => {
       const handles = [...leading];
       for (const arg of args) handles.push(scope.manage(this.marshal.toGuest(arg)));

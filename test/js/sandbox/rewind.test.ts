@@ -36,6 +36,7 @@ export function swapWrapper() {
   return "swapped";
 }
 export const notAFunction = 1;
+export function echo(x) { return x; }
 `,
   "counter.js": `let n = 0; export function bump() { return ++n; }`,
   "later.js": `let n = 0; export function bump() { return ++n; }`,
@@ -94,6 +95,32 @@ describe("rewindable interpreters", () => {
       () => interp.callExport("app.js", "nope", [], { via: "wrap" }),
       /Failed to find export 'nope' in module 'app.js'/,
     );
+    interp.dispose();
+  });
+
+  it("a discarding call leaves its values to the rewind; elsewhere they are freed as usual", async () => {
+    const arg = { rows: Array.from({ length: 200 }, (_, i) => ({ i, s: "y".repeat(40) })) };
+    const interp = await rewindable();
+    interp.importModule("app.js");
+    interp.callExport("app.js", "echo", [arg]);
+    // Not checkpointed: the flag is ignored, the argument and the result are freed.
+    const before = interp.heapUsed();
+    assert.deepEqual(interp.callExport("app.js", "echo", [arg], { discard: true }), arg);
+    assert.ok(interp.heapUsed() - before < 1024, `heap ${before} -> ${interp.heapUsed()}`);
+    interp.checkpoint();
+    const captured = interp.heapUsed();
+    for (let round = 0; round < 3; round++) {
+      interp.rewind();
+      assert.equal(interp.heapUsed(), captured);
+      assert.deepEqual(interp.callExport("app.js", "echo", [arg], { discard: true }), arg);
+      // Left in the heap (200 objects and strings) until the rewind takes them away.
+      assert.ok(
+        interp.heapUsed() - captured > 200 * 40,
+        `heap ${captured} -> ${interp.heapUsed()}`,
+      );
+    }
+    interp.rewind();
+    assert.equal(interp.heapUsed(), captured);
     interp.dispose();
   });
 
