@@ -7,7 +7,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { createLogger } from "../../src/node/log.js";
+import { createLogger, LINE_BATCH_CHARS, LineBatch } from "../../src/node/log.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ccf-ts-log-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,6 +20,14 @@ function lines(path: string): Array<Record<string, unknown>> {
     .split("\n")
     .filter((l) => l !== "")
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function waitUntil(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 1));
+  }
 }
 
 describe("the node's log", () => {
@@ -47,6 +55,30 @@ describe("the node's log", () => {
     }
     assert.equal(got[n]?.msg, "a failure");
     assert.equal(got[n]?.level, 50);
+  });
+
+  it("gathers lines into batches handed over in order, after a while or past a size", async () => {
+    const chunks: string[] = [];
+    const batch = new LineBatch((chunk) => chunks.push(chunk.toString("utf8")));
+    batch.add("a é\n");
+    batch.add("b\n");
+    await new Promise((r) => setImmediate(r));
+    batch.add("c\n");
+    assert.deepEqual(chunks, [], "a line waits for others");
+    await waitUntil(() => chunks.length > 0);
+    assert.deepEqual(chunks, ["a é\nb\nc\n"]);
+    batch.add("d\n");
+    batch.drain();
+    assert.deepEqual(chunks, ["a é\nb\nc\n", "d\n"]);
+    batch.drain();
+    assert.equal(chunks.length, 2, "nothing waits after a drain");
+    // Past the size bound a batch leaves at once, in the same turn.
+    const line = `${"x".repeat(1023)}\n`;
+    const n = (2 * LINE_BATCH_CHARS) / line.length + 10;
+    for (let i = 0; i < n; i++) batch.add(line);
+    assert.equal(chunks.length, 4);
+    await waitUntil(() => chunks.length === 5);
+    assert.equal(chunks.slice(2).join(""), line.repeat(n));
   });
 
   it("gets every line out before a process that logs and returns exits", () => {
