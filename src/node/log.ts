@@ -19,9 +19,10 @@ const PINO_LEVEL: Record<LogLevel, string> = {
  * and handed to the destination as one buffer (`LineBatch`): handed over one by one, or once per
  * event loop turn (a busy node's turns are short), most lines started a write of their own, and
  * each write costs a thread pool round trip and a system call. Measured with the per-request
- * "JS execution complete" line under `bench app`: ~5 µs of the node's CPU per request that way,
- * ~0.5 µs gathered (turn-end batches gained nothing). The pending batch's timer keeps the process
- * alive, so lines still leave before a process that returns exits.
+ * "JS execution complete" line under `bench app`: switching it off saved the node 6-12 µs of CPU
+ * per request; gathered, the node spends 3-7 µs less per write than with a write per line
+ * (turn-end batches gained nothing). The pending batch's timer keeps the process alive, so lines
+ * still leave before a process that returns exits; a crash loses up to the last 10 ms of them.
  *
  * The destination keeps the batches waiting for a write as buffers (sonic-boom's buffer mode), not
  * as one growing string: in string mode it measures the UTF-8 length of the waiting string at
