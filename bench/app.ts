@@ -1,6 +1,7 @@
 // One node in its own process serving the basic sample app over HTTPS to 32 keep-alive
 // connections with a user certificate: writes (PUT /app/records/{k}) then reads (GET), as tx/s
-// and latency percentiles; then the same client against a hello-world `node:https` server (the
+// and latency percentiles, and the CPU each request cost the node, its frontends and the load
+// generator (from /proc); then the same client against a hello-world `node:https` server (the
 // machine's ceiling for any Node.js HTTPS service with this client); then the sandbox's own
 // per-call cost. Each server gets an untimed warm-up (BENCH_WARMUP_SECONDS, 5) first. The load generator runs in this process, the server in another: each can use a
 // core of its own, as with any server benchmark.
@@ -13,7 +14,7 @@ import { type BenchRequest, send } from "./http-client.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
-import { Resources, WARMUP_MS } from "./replication-load.js";
+import { processTreeCpu, Resources, WARMUP_MS } from "./replication-load.js";
 
 const CONNECTIONS = 32;
 /** Two frontend processes (see benchWorkerThreads). */
@@ -29,14 +30,27 @@ interface Figures {
   p50: number;
   p99: number;
   failed: number;
+  /** CPU per request (µs) over the window, when the server's pid is known and /proc is there. */
+  cpu?: { node: number; frontends: number; loadGenerator: number };
+}
+
+/** CPU (µs) used so far by the node alone, by the node with its frontend processes, and here. */
+function cpuNow(nodePid: number | undefined) {
+  return {
+    node: nodePid === undefined ? undefined : processTreeCpu([nodePid], false),
+    tree: nodePid === undefined ? undefined : processTreeCpu([nodePid]),
+    self: process.cpuUsage(),
+  };
 }
 
 async function load(
   pool: Pool,
   request: (i: number) => BenchRequest,
   durationMs = DURATION_MS,
+  nodePid?: number,
 ): Promise<Figures> {
   const latencies: number[] = [];
+  const cpu0 = cpuNow(nodePid);
   let failed = 0;
   let next = 0;
   const deadline = Date.now() + durationMs;
@@ -57,12 +71,28 @@ async function load(
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu1 = cpuNow(nodePid);
   latencies.sort((a, b) => a - b);
+  const n = latencies.length;
+  const self = process.cpuUsage(cpu0.self);
   return {
-    rate: Math.round(latencies.length / seconds),
+    rate: Math.round(n / seconds),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     failed,
+    ...(cpu0.node === undefined ||
+    cpu0.tree === undefined ||
+    cpu1.node === undefined ||
+    cpu1.tree === undefined ||
+    n === 0
+      ? {}
+      : {
+          cpu: {
+            node: (cpu1.node - cpu0.node) / n,
+            frontends: (cpu1.tree - cpu0.tree - (cpu1.node - cpu0.node)) / n,
+            loadGenerator: (self.user + self.system) / n,
+          },
+        }),
   };
 }
 
@@ -70,6 +100,13 @@ function print(name: string, f: Figures): void {
   console.log(`${name}: ${f.rate} tx/s`);
   console.log(`${name} p50: ${f.p50.toFixed(2)} ms`);
   console.log(`${name} p99: ${f.p99.toFixed(2)} ms`);
+  if (f.cpu !== undefined) {
+    const { node, frontends, loadGenerator } = f.cpu;
+    console.log(
+      `${name} CPU per request: ${(node + frontends).toFixed(1)} us (node ${node.toFixed(1)}, ` +
+        `frontends ${frontends.toFixed(1)}; load generator ${loadGenerator.toFixed(1)})`,
+    );
+  }
 }
 
 /** The hello-world `node:https` server of https-baseline.ts, in a child process. */
@@ -129,16 +166,24 @@ export async function run(): Promise<void> {
       WARMUP_MS,
     );
     let written = 0;
-    const writes = await load(pool, (i) => {
-      written = Math.max(written, Math.min(i + 1, 1000));
-      return { method: "PUT", path: `/app/records/k${i % 1000}`, body: value };
-    });
+    const nodePid = net.pids[0];
+    const writes = await load(
+      pool,
+      (i) => {
+        written = Math.max(written, Math.min(i + 1, 1000));
+        return { method: "PUT", path: `/app/records/k${i % 1000}`, body: value };
+      },
+      DURATION_MS,
+      nodePid,
+    );
     // only keys whose write has completed are read back
     const readable = Math.max(1, Math.min(written, 1000) - CONNECTIONS);
-    const reads = await load(pool, (i) => ({
-      method: "GET",
-      path: `/app/records/k${i % readable}`,
-    }));
+    const reads = await load(
+      pool,
+      (i) => ({ method: "GET", path: `/app/records/k${i % readable}` }),
+      DURATION_MS,
+      nodePid,
+    );
     await pool.close();
     console.log(
       `worker_threads ${WORKER_THREADS} (frontend processes for TLS and HTTP; BENCH_WORKER_THREADS=0 for CCF's default)`,

@@ -37,8 +37,11 @@ export interface LoadResult {
 /** Clock ticks per second of /proc's CPU times. */
 let clockTicks: number | undefined;
 
-/** CPU time (µs) of `pids` and all their descendants, from /proc; undefined without it. */
-function processTreeCpu(pids: number[]): number | undefined {
+/**
+ * CPU time (µs) of `pids` and (unless `descendants` is false) all their descendants, from /proc;
+ * undefined without it.
+ */
+export function processTreeCpu(pids: number[], descendants = true): number | undefined {
   try {
     clockTicks ??= Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
     const stats = new Map<number, { ppid: number; ticks: number }>();
@@ -55,7 +58,7 @@ function processTreeCpu(pids: number[]): number | undefined {
       stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
     }
     const tree = new Set(pids);
-    for (let grew = true; grew; ) {
+    for (let grew = descendants; grew; ) {
       grew = false;
       for (const [pid, s] of stats) {
         if (!tree.has(pid) && tree.has(s.ppid)) {
