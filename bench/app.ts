@@ -34,12 +34,32 @@ interface Figures {
   cpu?: { node: number; frontends: number; loadGenerator: number };
 }
 
+interface CpuSample {
+  node: number | undefined;
+  tree: number | undefined;
+  self: NodeJS.CpuUsage;
+}
+
 /** CPU (µs) used so far by the node alone, by the node with its frontend processes, and here. */
-function cpuNow(nodePid: number | undefined) {
+function cpuNow(nodePid: number | undefined): CpuSample {
   return {
     node: nodePid === undefined ? undefined : processTreeCpu([nodePid], false),
     tree: nodePid === undefined ? undefined : processTreeCpu([nodePid]),
     self: process.cpuUsage(),
+  };
+}
+
+/** The CPU `n` requests cost between two samples; undefined without the server's figures. */
+function cpuPerRequest(a: CpuSample, b: CpuSample, n: number): Figures["cpu"] {
+  if (a.node === undefined || a.tree === undefined || b.node === undefined || b.tree === undefined)
+    return undefined;
+  if (n === 0) return undefined;
+  const node = b.node - a.node;
+  const self = process.cpuUsage(a.self);
+  return {
+    node: node / n,
+    frontends: (b.tree - a.tree - node) / n,
+    loadGenerator: (self.user + self.system) / n,
   };
 }
 
@@ -71,28 +91,14 @@ async function load(
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const cpu1 = cpuNow(nodePid);
+  const cpu = cpuPerRequest(cpu0, cpuNow(nodePid), latencies.length);
   latencies.sort((a, b) => a - b);
-  const n = latencies.length;
-  const self = process.cpuUsage(cpu0.self);
   return {
-    rate: Math.round(n / seconds),
+    rate: Math.round(latencies.length / seconds),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     failed,
-    ...(cpu0.node === undefined ||
-    cpu0.tree === undefined ||
-    cpu1.node === undefined ||
-    cpu1.tree === undefined ||
-    n === 0
-      ? {}
-      : {
-          cpu: {
-            node: (cpu1.node - cpu0.node) / n,
-            frontends: (cpu1.tree - cpu0.tree - (cpu1.node - cpu0.node)) / n,
-            loadGenerator: (self.user + self.system) / n,
-          },
-        }),
+    ...(cpu === undefined ? {} : { cpu }),
   };
 }
 
