@@ -9,8 +9,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Pool } from "undici";
-import { type BenchRequest, send } from "./http-client.js";
+import { BenchClient, type BenchRequest } from "./http-client.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
@@ -64,7 +63,7 @@ function cpuPerRequest(a: CpuSample, b: CpuSample, n: number): Figures["cpu"] {
 }
 
 async function load(
-  pool: Pool,
+  client: BenchClient,
   request: (i: number) => BenchRequest,
   durationMs = DURATION_MS,
   nodePid?: number,
@@ -80,7 +79,7 @@ async function load(
       while (Date.now() < deadline) {
         const r = request(next++);
         const t0 = process.hrtime.bigint();
-        const res = await send(pool, r);
+        const res = await client.send(r);
         if (res.status >= 300) {
           if (failed === 0)
             console.error(`first failure: ${res.status} ${res.body.toString().slice(0, 300)}`);
@@ -133,19 +132,17 @@ async function baseline(res: Resources, keyFile: string, certFile: string): Prom
     () => /port (\d+)/.exec(out)?.[1],
     30_000,
   );
-  const pool = new Pool(`https://127.0.0.1:${port}`, {
+  const client = new BenchClient(`https://127.0.0.1:${port}`, {
     connections: CONNECTIONS,
-    connect: {
-      rejectUnauthorized: false,
-      cert: readFileSync(certFile, "utf8"),
-      key: readFileSync(keyFile, "utf8"),
-    },
+    insecure: true,
+    cert: readFileSync(certFile, "utf8"),
+    key: readFileSync(keyFile, "utf8"),
   });
   try {
-    await load(pool, () => ({ method: "GET", path: "/" }), WARMUP_MS);
-    return await load(pool, () => ({ method: "GET", path: "/" }));
+    await load(client, () => ({ method: "GET", path: "/" }), WARMUP_MS);
+    return await load(client, () => ({ method: "GET", path: "/" }));
   } finally {
-    await pool.close();
+    await client.close();
   }
 }
 
@@ -160,21 +157,23 @@ export async function run(): Promise<void> {
       timeoutMs: 60_000,
       workerThreads: WORKER_THREADS,
     });
-    const pool = new Pool(net.bases[0] ?? "", {
+    const client = new BenchClient(net.bases[0] ?? "", {
       connections: CONNECTIONS,
-      connect: { ca: net.ca, cert: net.cert, key: net.key },
+      ca: net.ca,
+      cert: net.cert,
+      key: net.key,
     });
     const value = "a twenty char value!";
     // Untimed: the node's steady state is measured, not V8 optimising its request path.
     await load(
-      pool,
+      client,
       (i) => ({ method: "PUT", path: `/app/records/w${i % 1000}`, body: value }),
       WARMUP_MS,
     );
     let written = 0;
     const nodePid = net.pids[0];
     const writes = await load(
-      pool,
+      client,
       (i) => {
         written = Math.max(written, Math.min(i + 1, 1000));
         return { method: "PUT", path: `/app/records/k${i % 1000}`, body: value };
@@ -185,12 +184,12 @@ export async function run(): Promise<void> {
     // only keys whose write has completed are read back
     const readable = Math.max(1, Math.min(written, 1000) - CONNECTIONS);
     const reads = await load(
-      pool,
+      client,
       (i) => ({ method: "GET", path: `/app/records/k${i % readable}` }),
       DURATION_MS,
       nodePid,
     );
-    await pool.close();
+    await client.close();
     console.log(
       `worker_threads ${WORKER_THREADS} (frontend processes for TLS and HTTP; BENCH_WORKER_THREADS=0 for CCF's default)`,
     );

@@ -8,8 +8,7 @@
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { Pool } from "undici";
-import { send } from "./http-client.js";
+import { BenchClient } from "./http-client.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
@@ -50,15 +49,11 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
   });
   const { ca, cert, key } = net;
   const base = net.bases[0];
-  const writes = new Pool(base, {
-    connections: CONNECTIONS,
-    pipelining: 1,
-    connect: { ca, cert, key },
-  });
-  const poller = new Pool(base, { connections: 1, connect: { ca } });
+  const writes = new BenchClient(base, { connections: CONNECTIONS, ca, cert, key });
+  const poller = new BenchClient(base, { ca });
   try {
     await waitFor("the basic app to accept a write", async () => {
-      const r = await send(writes, { method: "PUT", path: `/app/records/${tag}-ready`, body: "x" });
+      const r = await writes.send({ method: "PUT", path: `/app/records/${tag}-ready`, body: "x" });
       return r.status === 204 ? true : undefined;
     });
     const window = new CommitWindow(performance.now(), () => res.pids());
@@ -72,7 +67,7 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
         const i = next++;
         const sentAt = performance.now();
         try {
-          const r = await send(writes, {
+          const r = await writes.send({
             method: "PUT",
             path: `/app/records/${tag}-${i}`,
             body: valueFor(i),
@@ -100,7 +95,7 @@ export async function runCcf(res: Resources, tag: string): Promise<LoadResult> {
     const poll = async () => {
       let drainUntil = Number.POSITIVE_INFINITY;
       for (;;) {
-        const r = await send(poller, { method: "GET", path: "/node/commit" });
+        const r = await poller.send({ method: "GET", path: "/node/commit" });
         const commit = parseTxId(
           (JSON.parse(r.body.toString()) as { transaction_id?: string }).transaction_id,
         );

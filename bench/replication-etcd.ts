@@ -9,8 +9,7 @@ import { mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Pool } from "undici";
-import { send } from "./http-client.js";
+import { BenchClient } from "./http-client.js";
 import { waitFor } from "../test/helpers/process.js";
 import {
   CONNECTIONS,
@@ -77,13 +76,13 @@ async function startCluster(res: Resources): Promise<string> {
   }
   for (const m of members) {
     await waitFor(`etcd member ${m.name} to be healthy`, async () => {
-      const pool = new Pool(`http://127.0.0.1:${m.client}`);
+      const client = new BenchClient(`http://127.0.0.1:${m.client}`);
       try {
-        const r = await pool.request({ method: "GET", path: "/health" });
-        const body = (await r.body.json()) as { health?: string };
+        const r = await client.send({ method: "GET", path: "/health" });
+        const body = JSON.parse(r.body.toString()) as { health?: string };
         return body.health === "true" ? true : undefined;
       } finally {
-        await pool.close();
+        await client.close();
       }
     });
   }
@@ -92,9 +91,9 @@ async function startCluster(res: Resources): Promise<string> {
 
 export async function runEtcd(res: Resources, tag: string): Promise<LoadResult> {
   const base = await startCluster(res);
-  const pool = new Pool(base, { connections: CONNECTIONS, pipelining: 1 });
+  const client = new BenchClient(base, { connections: CONNECTIONS });
   const put = async (key: string, value: string) => {
-    const r = await send(pool, {
+    const r = await client.send({
       method: "POST",
       path: "/v3/kv/put",
       headers: { "content-type": "application/json" },
@@ -137,6 +136,6 @@ export async function runEtcd(res: Resources, tag: string): Promise<LoadResult> 
     await Promise.all(Array.from({ length: CONNECTIONS }, writer));
     return window.result();
   } finally {
-    await pool.close();
+    await client.close();
   }
 }
