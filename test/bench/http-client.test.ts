@@ -36,7 +36,7 @@ async function serve(handler: Handler): Promise<{ base: string; connections: () 
 describe("BenchClient", () => {
   it("sends method, path, headers and body, and reads status, headers and a sized body", async () => {
     const { base } = await serve((req, body, res) => {
-      res.setHeader("x-seen", `${req.method} ${req.url} ${req.headers["x-tag"]}`);
+      res.setHeader("x-seen", `${req.method} ${req.url} ${String(req.headers["x-tag"])}`);
       res.setHeader("X-Twice", ["a", "b"]);
       res.writeHead(201, { "content-length": Buffer.byteLength(body) + 1 }).end(`${body}!`);
     });
@@ -152,7 +152,7 @@ describe("BenchClient", () => {
       { key: key.privateKeyPem, cert, ca: cert, requestCert: true, rejectUnauthorized: false },
       (req, res) => {
         const socket = req.socket as TLSSocket;
-        res.end(`${socket.authorized} ${socket.getPeerCertificate().subject?.CN}`);
+        res.end(`${socket.authorized} ${String(socket.getPeerCertificate().subject?.CN)}`);
       },
     );
     servers.push(server);
