@@ -188,13 +188,15 @@ class ResponseReader {
 /** One keep-alive connection: requests written in order, answers matched to them in order. */
 class Connection {
   readonly inFlight: Pending[] = [];
+  /** Whether the client has it in its list of idle connections. */
+  listedIdle = false;
   private outbox: string[] = [];
   private flushing = false;
   private broken: Error | undefined;
   private readonly socket: Socket;
   private readonly reader = new ResponseReader();
 
-  constructor(url: URL, options: BenchClientOptions, onFree: (c: Connection) => void) {
+  constructor(url: URL, options: BenchClientOptions, onSettled: (c: Connection) => void) {
     const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
     const host = url.hostname.replace(/^\[|\]$/g, "");
     this.socket =
@@ -221,12 +223,12 @@ class Connection {
         this.fail(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      if (this.broken === undefined) onFree(this);
+      onSettled(this);
     });
     this.socket.on("error", (e) => this.fail(e));
     this.socket.on("close", () => {
       this.fail(new Error("connection closed by the server"));
-      onFree(this);
+      onSettled(this);
     });
   }
 
@@ -275,6 +277,8 @@ class Connection {
 export class BenchClient {
   private readonly url: URL;
   private readonly connections: Connection[] = [];
+  /** Connections with nothing in flight (a connection may be listed after it broke). */
+  private readonly idle: Connection[] = [];
   private readonly waiting: Pending[] = [];
   private readonly maxConnections: number;
   private readonly pipelining: number;
@@ -295,7 +299,8 @@ export class BenchClient {
   send(req: BenchRequest): Promise<BenchReply> {
     if (this.closed) return Promise.reject(new Error("BenchClient: closed"));
     let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${this.url.host}\r\n`;
-    for (const [name, value] of Object.entries(req.headers ?? {})) head += `${name}: ${value}\r\n`;
+    if (req.headers !== undefined)
+      for (const [name, value] of Object.entries(req.headers)) head += `${name}: ${value}\r\n`;
     const body = req.body ?? "";
     if (body !== "" || req.method !== "GET")
       head += `content-length: ${Buffer.byteLength(body)}\r\n`;
@@ -318,35 +323,44 @@ export class BenchClient {
 
   /** A usable connection with room for one more request (opened if there may be more), or none. */
   private pick(): Connection | undefined {
+    for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) {
+      c.listedIdle = false;
+      if (c.usable) return c;
+    }
+    if (this.connections.length < this.maxConnections) {
+      const c = new Connection(this.url, this.options, (settled) => this.settled(settled));
+      this.connections.push(c);
+      return c;
+    }
+    if (this.pipelining === 1) return undefined;
     let best: Connection | undefined;
-    for (let i = 0; i < this.connections.length; ) {
-      const c = this.connections[i];
-      if (!c.usable) {
-        this.connections.splice(i, 1);
-        continue;
-      }
-      if (c.inFlight.length === 0) return c;
+    for (const c of this.connections)
       if (
+        c.usable &&
         c.inFlight.length < this.pipelining &&
         (best === undefined || c.inFlight.length < best.inFlight.length)
       )
         best = c;
-      i++;
-    }
-    if (this.connections.length < this.maxConnections) {
-      const c = new Connection(this.url, this.options, (free) => this.drain(free));
-      this.connections.push(c);
-      return c;
-    }
     return best;
   }
 
-  /** Hands waiting requests to a connection that has room again (or to any, if it broke). */
-  private drain(c: Connection): void {
+  /**
+   * After a connection read answers or broke: forgets it if it broke, hands waiting requests to
+   * it (or to others), and lists it as idle once nothing is in flight on it.
+   */
+  private settled(c: Connection): void {
+    if (!c.usable) {
+      const at = this.connections.indexOf(c);
+      if (at !== -1) this.connections.splice(at, 1);
+    }
     while (this.waiting.length > 0) {
       const target = c.usable && c.inFlight.length < this.pipelining ? c : this.pick();
-      if (target === undefined) return;
+      if (target === undefined) break;
       target.send(this.waiting.shift() as Pending);
+    }
+    if (c.usable && c.inFlight.length === 0 && !c.listedIdle) {
+      c.listedIdle = true;
+      this.idle.push(c);
     }
   }
 }
