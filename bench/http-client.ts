@@ -2,8 +2,9 @@
 // keep-alive connections and optional pipelining.
 //
 // Why not undici: the load generator shares the machine's two cores with the servers it measures,
-// so what it spends is taken from them. undici's `dispatch` cost ~23-27 µs of CPU per request
-// in `bench app`'s load (its `request` ~30); this client ~14-16, as wrk would be next to curl.
+// so what it spends is taken from them. undici's `dispatch` cost ~25-28 µs of CPU per request
+// in `bench app`'s load (its `request` ~30); this client ~16-17.5, and one node served ~30 % more
+// reads under it (bench/RESULTS.md, fourteenth session).
 // Every benchmark (ccf-ts, etcd, the hello-world ceiling) uses it, so comparisons stay like for
 // like. It speaks only what the benchmarks need: requests with a string body, responses framed
 // by Content-Length or chunked, answered in order on each connection.
