@@ -31,20 +31,57 @@ interface Figures {
   failed: number;
   /** CPU per request (µs) over the window, when the server's pid is known and /proc is there. */
   cpu?: { node: number; frontends: number; loadGenerator: number };
+  /**
+   * The node's main thread over the window: µs it ran per request, and the share of the window
+   * it was running and waiting for a core (from its schedstat; absent without it).
+   */
+  mainThread?: { perRequest: number; running: number; waiting: number };
 }
 
 interface CpuSample {
+  at: number;
   node: number | undefined;
   tree: number | undefined;
   self: NodeJS.CpuUsage;
+  /** The node's main thread: nanoseconds run and waited on a run queue so far. */
+  main: { run: number; wait: number } | undefined;
+}
+
+/** The main thread's schedstat (run and run-queue wait, ns), or undefined without it. */
+function mainThreadSchedstat(pid: number): { run: number; wait: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8")
+      .trim()
+      .split(" ")
+      .map(Number);
+    return run === undefined || wait === undefined || Number.isNaN(run + wait)
+      ? undefined
+      : { run, wait };
+  } catch {
+    return undefined;
+  }
 }
 
 /** CPU (µs) used so far by the node alone, by the node with its frontend processes, and here. */
 function cpuNow(nodePid: number | undefined): CpuSample {
   return {
+    at: performance.now(),
     node: nodePid === undefined ? undefined : processTreeCpu([nodePid], false),
     tree: nodePid === undefined ? undefined : processTreeCpu([nodePid]),
     self: process.cpuUsage(),
+    main: nodePid === undefined ? undefined : mainThreadSchedstat(nodePid),
+  };
+}
+
+/** The node's main thread between two samples (see Figures.mainThread). */
+function mainThreadFigures(a: CpuSample, b: CpuSample, n: number): Figures["mainThread"] {
+  if (a.main === undefined || b.main === undefined || n === 0) return undefined;
+  const windowNs = (b.at - a.at) * 1e6;
+  const run = b.main.run - a.main.run;
+  return {
+    perRequest: run / 1000 / n,
+    running: run / windowNs,
+    waiting: (b.main.wait - a.main.wait) / windowNs,
   };
 }
 
@@ -90,7 +127,9 @@ async function load(
     }),
   );
   const seconds = (performance.now() - start) / 1000;
-  const cpu = cpuPerRequest(cpu0, cpuNow(nodePid), latencies.length);
+  const cpu1 = cpuNow(nodePid);
+  const cpu = cpuPerRequest(cpu0, cpu1, latencies.length);
+  const mainThread = mainThreadFigures(cpu0, cpu1, latencies.length);
   latencies.sort((a, b) => a - b);
   return {
     rate: Math.round(latencies.length / seconds),
@@ -98,6 +137,7 @@ async function load(
     p99: percentile(latencies, 99),
     failed,
     ...(cpu === undefined ? {} : { cpu }),
+    ...(mainThread === undefined ? {} : { mainThread }),
   };
 }
 
@@ -110,6 +150,13 @@ function print(name: string, f: Figures): void {
     console.log(
       `${name} CPU per request: ${(node + frontends).toFixed(1)} us (node ${node.toFixed(1)}, ` +
         `frontends ${frontends.toFixed(1)}; load generator ${loadGenerator.toFixed(1)})`,
+    );
+  }
+  if (f.mainThread !== undefined) {
+    const { perRequest, running, waiting } = f.mainThread;
+    console.log(
+      `${name} node main thread: ${perRequest.toFixed(1)} us per request, running ` +
+        `${(running * 100).toFixed(0)} % of the time, waiting for a core ${(waiting * 100).toFixed(0)} %`,
     );
   }
 }
