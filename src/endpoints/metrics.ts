@@ -36,18 +36,26 @@ export class EndpointMetrics {
       if (status >= 500) counters.failures++;
       else if (status >= 400) counters.errors++;
     };
+    const counted = (res: EndpointResponse): EndpointResponse => {
+      count(res.status);
+      return res;
+    };
+    const failed = (e: unknown): never => {
+      count(e instanceof HttpError ? e.status : 500);
+      throw e;
+    };
     return {
       ...endpoint,
-      handler: async (req): Promise<EndpointResponse> => {
+      // As the handler answers: at once, or through a promise.
+      handler: (req) => {
         counters.calls++;
+        let out: EndpointResponse | Promise<EndpointResponse>;
         try {
-          const res = await endpoint.handler(req);
-          count(res.status);
-          return res;
+          out = endpoint.handler(req);
         } catch (e) {
-          count(e instanceof HttpError ? e.status : 500);
-          throw e;
+          return failed(e);
         }
+        return out instanceof Promise ? out.then(counted, failed) : counted(out);
       },
     };
   }

@@ -421,6 +421,14 @@ export class JsApp {
    * first.
    */
   private readonly templates = new Map<string, Promise<ModuleTemplate | undefined>>();
+  /**
+   * What each template promise settled to, once it has: a request then runs in its template
+   * without awaiting (no promise on the path of a request that needs none).
+   */
+  private readonly settledTemplates = new WeakMap<
+    Promise<ModuleTemplate | undefined>,
+    { template: ModuleTemplate | undefined }
+  >();
   private readonly rewind: boolean;
   /** The key of the template used last (already last in `templates`' order). */
   private lastTemplate: string | undefined;
@@ -505,11 +513,13 @@ export class JsApp {
       }
       return p;
     }
-    p = this.buildTemplate(module, limits, tx).catch((e: unknown) => {
+    const built = this.buildTemplate(module, limits, tx).catch((e: unknown) => {
       // A module that fails to evaluate is left to the per-request path, which reports it.
       this.log("info", `no interpreter template for module ${module}: ${String(e)}`);
       return undefined;
     });
+    void built.then((template) => this.settledTemplates.set(built, { template }));
+    p = built;
     this.templates.set(key, p);
     this.lastTemplate = key;
     while (this.templates.size > MAX_TEMPLATES) {
@@ -574,20 +584,50 @@ export class JsApp {
     return { app, interp, dirty: false };
   }
 
-  /** Runs the request in its module's template, or returns undefined if there is none. */
-  private async runInTemplate(
+  /**
+   * Runs the request in its module's template, or returns undefined if there is none. Without
+   * awaiting once the template is built.
+   */
+  private runInTemplate(
     endpoint: AppEndpoint,
     req: EndpointRequest,
     caller: Caller | null,
     tx: Tx,
     options: RuntimeOptions,
     historical: AppHistoricalState | undefined,
-  ): Promise<AppResult | undefined> {
-    const key = `${endpoint.jsModule}\0${options.limitsKey}`;
+  ): AppResult | undefined | Promise<AppResult | undefined> {
     const p = this.template(endpoint.jsModule, options.limits, options.limitsKey, tx);
-    const template = await p;
+    const settled = this.settledTemplates.get(p);
+    if (settled === undefined) {
+      return p.then((template) =>
+        this.runWithTemplate(template, p, endpoint, req, caller, tx, options, historical),
+      );
+    }
+    return this.runWithTemplate(
+      settled.template,
+      p,
+      endpoint,
+      req,
+      caller,
+      tx,
+      options,
+      historical,
+    );
+  }
+
+  private runWithTemplate(
+    template: ModuleTemplate | undefined,
+    p: Promise<ModuleTemplate | undefined>,
+    endpoint: AppEndpoint,
+    req: EndpointRequest,
+    caller: Caller | null,
+    tx: Tx,
+    options: RuntimeOptions,
+    historical: AppHistoricalState | undefined,
+  ): AppResult | undefined {
     if (template === undefined) return undefined;
     const drop = () => {
+      const key = `${endpoint.jsModule}\0${options.limitsKey}`;
       if (this.templates.get(key) === p) this.templates.delete(key);
       retire(template.app);
     };
@@ -614,21 +654,41 @@ export class JsApp {
     }
   }
 
-  /** Runs the endpoint's handler in `tx` for `req` with `caller`. */
-  async execute(
+  /**
+   * Runs the endpoint's handler in `tx` for `req` with `caller`: at once (no promise) when the
+   * handler runs in a template that is built, as most requests do.
+   */
+  execute(
     endpoint: AppEndpoint,
     req: EndpointRequest,
     caller: Caller | null,
     tx: Tx,
     historical?: AppHistoricalState,
-  ): Promise<AppResult> {
+  ): AppResult | Promise<AppResult> {
     const options = readRuntimeOptions(tx);
+    if (endpoint.interpreterReuseKey === undefined && this.rewind) {
+      const result = this.runInTemplate(endpoint, req, caller, tx, options, historical);
+      if (result instanceof Promise) {
+        return result.then(
+          (r) => r ?? this.executeElsewhere(endpoint, req, caller, tx, options, historical),
+        );
+      }
+      if (result !== undefined) return result;
+    }
+    return this.executeElsewhere(endpoint, req, caller, tx, options, historical);
+  }
+
+  /** Runs the handler in a fresh interpreter, or in the reused one of its reuse key. */
+  private async executeElsewhere(
+    endpoint: AppEndpoint,
+    req: EndpointRequest,
+    caller: Caller | null,
+    tx: Tx,
+    options: RuntimeOptions,
+    historical: AppHistoricalState | undefined,
+  ): Promise<AppResult> {
     const key = endpoint.interpreterReuseKey;
     if (key === undefined) {
-      if (this.rewind) {
-        const result = await this.runInTemplate(endpoint, req, caller, tx, options, historical);
-        if (result !== undefined) return result;
-      }
       const app = await this.create(options.limits);
       try {
         return this.run(app, endpoint, req, caller, tx, options, historical);

@@ -84,7 +84,7 @@ import {
 } from "../ledger/index.js";
 import { MerkleTree, type Receipt } from "../merkle/index.js";
 import { buildCoseReceipt } from "../audit/index.js";
-import { type AppEndpoint, JsApp, readAppEndpoints } from "../js/index.js";
+import { type AppEndpoint, type AppResult, JsApp, readAppEndpoints } from "../js/index.js";
 import { Forwarder, forwardingHook, NODE_CHANNEL, type NodeRole } from "../rpc/forwarding.js";
 import {
   authenticate,
@@ -1448,17 +1448,23 @@ export class Node implements NodeContext {
     };
   }
 
-  /** Authenticates, runs the handler in a transaction, commits on success; the reply carries the TxID. */
   /**
    * Runs a handler in a transaction: through the pipeline on the primary; on a backup in a
    * transaction that must not write (what writes is forwarded to the primary before it gets here).
    */
-  private async transact<T>(
-    fn: (tx: Tx) => Promise<T>,
+  private transact<T>(
+    fn: (tx: Tx) => T | Promise<T>,
     options: { apply?: (r: T) => boolean; claimsDigest?: (r: T) => Uint8Array | undefined },
-  ): Promise<CommitResult<T>> {
+  ): CommitResult<T> | Promise<CommitResult<T>> {
     const pipeline = this.host.pipeline;
-    if (pipeline !== undefined) return pipeline.executeAsync(fn, options);
+    if (pipeline !== undefined) return pipeline.executeMaybeAsync(fn, options);
+    return this.transactOnBackup(fn, options);
+  }
+
+  private async transactOnBackup<T>(
+    fn: (tx: Tx) => T | Promise<T>,
+    options: { apply?: (r: T) => boolean },
+  ): Promise<CommitResult<T>> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = this.store.begin();
       let result: T;
@@ -1482,7 +1488,15 @@ export class Node implements NodeContext {
     );
   }
 
-  private async runAppEndpoint(ep: AppEndpoint, req: EndpointRequest): Promise<EndpointResponse> {
+  /**
+   * An app endpoint: authenticates, runs the handler in a transaction, commits on success; the
+   * reply carries the TxID. Without a promise when nothing needs to wait (the handler runs in a
+   * built template and no commit is awaited).
+   */
+  private runAppEndpoint(
+    ep: AppEndpoint,
+    req: EndpointRequest,
+  ): EndpointResponse | Promise<EndpointResponse> {
     if (this.nodeState !== "PartOfNetwork") {
       throw HttpErrors.FrontendNotOpen(
         "The application is not open: the service is recovering its private ledger",
@@ -1498,24 +1512,34 @@ export class Node implements NodeContext {
       if (!(found instanceof HistoricalState)) return found;
       historical = found;
     }
-    const res = await this.transact(
-      async (tx) => {
-        const caller = authenticate(ep.authnPolicies, req, tx);
-        return await this.app.execute(ep, req, caller, tx, historical);
-      },
+    const res = this.transact(
+      (tx) => this.app.execute(ep, req, authenticate(ep.authnPolicies, req, tx), tx, historical),
       { apply: (r) => r.applyWrites, claimsDigest: (r) => r.claimsDigest },
     );
+    return res instanceof Promise
+      ? res.then((r) => this.appResponse(r, req))
+      : this.appResponse(res, req);
+  }
+
+  /** The app's response with its TxID, once committed if the caller asked to wait for that. */
+  private appResponse(
+    res: CommitResult<AppResult>,
+    req: EndpointRequest,
+  ): EndpointResponse | Promise<EndpointResponse> {
     const response = res.result.response;
     if (response.status < 200 || response.status >= 300) return response;
+    const withTxId = (): EndpointResponse => {
+      // The app made this response for this request alone: it gets its TxID in place (object
+      // spreads with a computed key were ~2 % of a busy node's main thread).
+      const headers = response.headers ?? {};
+      headers[TX_ID_HEADER] = txIdString(res.txId);
+      response.headers = headers;
+      return response;
+    };
     if (res.wrote && wantsCommit(req.headers[WAIT_FOR_COMMIT_HEADER])) {
-      await this.waitForCommit(res.txId);
+      return this.waitForCommit(res.txId).then(withTxId);
     }
-    // The app made this response for this request alone: it gets its TxID in place (object
-    // spreads with a computed key were ~2 % of a busy node's main thread).
-    const headers = response.headers ?? {};
-    headers[TX_ID_HEADER] = txIdString(res.txId);
-    response.headers = headers;
-    return response;
+    return withTxId();
   }
 
   /**

@@ -293,6 +293,27 @@ describe("JsApp", () => {
     assert.equal(ro.applyWrites, false);
   });
 
+  it("answers without a promise once the module's template is built", async () => {
+    const h = new Harness(makeStore(modules, ENDPOINTS));
+    const ep = h.find("GET", "/app/get/{k}");
+    const req = request("GET", "/app/get/a", { params: { k: "a" } });
+    const first = h.app.execute(ep, req, { policy: "no_auth" }, h.store.begin());
+    assert.ok(first instanceof Promise, "the first request waits for the template");
+    assert.equal((await first).response.status, 404);
+    const later = h.app.execute(ep, req, { policy: "no_auth" }, h.store.begin());
+    assert.ok(!(later instanceof Promise));
+    assert.equal(later.response.status, 404);
+    // an endpoint with a reuse key runs in its cached interpreter, through a promise as before
+    const viaCache = h.app.execute(
+      h.find("GET", "/app/count_reuse"),
+      request("GET", "/app/count_reuse"),
+      { policy: "no_auth" },
+      h.store.begin(),
+    );
+    assert.ok(viaCache instanceof Promise);
+    assert.equal((await viaCache).response.status, 200);
+  });
+
   it("returns exception details when js_runtime_options asks", async () => {
     const h = new Harness(
       makeStore(modules, ENDPOINTS, {

@@ -166,6 +166,70 @@ describe("transaction pipeline", () => {
     );
   });
 
+  it("settles at once for a handler that returns a value, through a promise for one that awaits", async () => {
+    const svc = await startService({ storage: new MemoryLedger() });
+    const now = svc.pipeline.executeMaybeAsync((tx) => {
+      tx.map("m").set(Buffer.from("a"), Buffer.from("1"));
+      return "now";
+    });
+    assert.ok(!(now instanceof Promise));
+    assert.equal(now.result, "now");
+    assert.equal(now.wrote, true);
+    assert.equal(now.txId.seqno, svc.store.version);
+
+    const later = svc.pipeline.executeMaybeAsync(async (tx) => {
+      await Promise.resolve();
+      tx.map("m").set(Buffer.from("b"), Buffer.from("2"));
+      return "later";
+    });
+    assert.ok(later instanceof Promise);
+    const settled = await later;
+    assert.equal(settled.result, "later");
+    assert.equal(settled.txId.seqno, svc.store.version);
+    assert.deepEqual(Buffer.from(svc.store.get("m", "b") as Uint8Array).toString(), "2");
+
+    // what the handler throws: thrown at once, or rejected once it has awaited; nothing written
+    const before = svc.store.version;
+    assert.throws(
+      () =>
+        svc.pipeline.executeMaybeAsync((tx) => {
+          tx.map("m").set(Buffer.from("c"), Buffer.from("3"));
+          throw new Error("sync failure");
+        }),
+      /sync failure/,
+    );
+    await assert.rejects(
+      Promise.resolve(
+        svc.pipeline.executeMaybeAsync(async (tx) => {
+          await Promise.resolve();
+          tx.map("m").set(Buffer.from("c"), Buffer.from("3"));
+          throw new Error("async failure");
+        }),
+      ),
+      /async failure/,
+    );
+    assert.equal(svc.store.version, before);
+    assert.equal(svc.store.get("m", "c"), undefined);
+  });
+
+  it("re-runs a handler whose transaction conflicted while it awaited", async () => {
+    const svc = await startService({ storage: new MemoryLedger() });
+    let runs = 0;
+    const res = await svc.pipeline.executeMaybeAsync(async (tx) => {
+      runs++;
+      tx.map("c").get(Buffer.from("n"));
+      await Promise.resolve();
+      if (runs === 1) {
+        svc.pipeline.execute((t2) => t2.map("c").set(Buffer.from("n"), Buffer.from("other")));
+      }
+      tx.map("c").set(Buffer.from("n"), Buffer.from("mine"));
+      return runs;
+    });
+    assert.equal(runs, 2);
+    assert.equal(res.result, 2);
+    assert.equal(Buffer.from(svc.store.get("c", "n") as Uint8Array).toString(), "mine");
+  });
+
   it("applies writes only when the handler's result allows it", async () => {
     const svc = await startService({ storage: new MemoryLedger() });
     const before = svc.store.version;

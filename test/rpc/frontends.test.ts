@@ -11,6 +11,7 @@ import {
   FRAME_REQUEST,
   FRAME_RESPONSE,
   FrameReader,
+  frameWriter,
 } from "../../src/rpc/frontend-wire.js";
 import { FrontendPool, Router } from "../../src/rpc/index.js";
 import { waitFor } from "../helpers/process.js";
@@ -44,6 +45,30 @@ describe("frontend frames", () => {
     const head = encodeFrame(FRAME_REQUEST, { a: 1 });
     head.writeUInt32LE(1000, 5);
     assert.throws(() => new FrameReader().push(head), /bad frame head length/);
+  });
+
+  it("written in one microtask checkpoint leave in one write, in order, before the next turn", async () => {
+    const writes: Buffer[] = [];
+    let closed = false;
+    const write = frameWriter(
+      (b) => writes.push(b),
+      () => closed,
+    );
+    const frames = [0, 1, 2].map((i) => encodeFrame(FRAME_RESPONSE, { i }));
+    // another request's continuation, already queued when the first frame is written
+    queueMicrotask(() => write(frames[1]));
+    write(frames[0]);
+    assert.equal(writes.length, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(writes, [Buffer.concat([frames[0], frames[1]])]);
+    write(frames[2]);
+    await Promise.resolve();
+    assert.equal(writes.length, 2, "written before the next turn");
+    assert.deepEqual(writes[1], frames[2]);
+    closed = true;
+    write(frames[0]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 2, "nothing is written once closed");
   });
 });
 
