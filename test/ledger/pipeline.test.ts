@@ -166,34 +166,51 @@ describe("transaction pipeline", () => {
     );
   });
 
-  it("settles at once for a handler that returns a value, through a promise for one that awaits", async () => {
+  it("settles a read at once, and commits the writes of handlers run together after them", async () => {
     const svc = await startService({ storage: new MemoryLedger() });
-    const now = svc.pipeline.executeMaybeAsync((tx) => {
-      tx.map("m").set(Buffer.from("a"), Buffer.from("1"));
-      return "now";
-    });
-    assert.ok(!(now instanceof Promise));
-    assert.equal(now.result, "now");
-    assert.equal(now.wrote, true);
-    assert.equal(now.txId.seqno, svc.store.version);
+    svc.pipeline.execute((tx) => tx.map("m").set(Buffer.from("a"), Buffer.from("1")));
+    const read = svc.pipeline.executeMaybeAsync((tx) =>
+      Buffer.from(tx.map("m").get(Buffer.from("a")) as Uint8Array).toString(),
+    );
+    assert.ok(!(read instanceof Promise), "a handler that returns a value and wrote nothing");
+    assert.equal(read.result, "1");
+    assert.equal(read.wrote, false);
+
+    // two writing handlers started back to back both run before either commits
+    const before = svc.store.version;
+    const ran: string[] = [];
+    const writes = ["b", "c"].map((k) =>
+      svc.pipeline.executeMaybeAsync((tx) => {
+        ran.push(`${k} at ${svc.store.version}`);
+        tx.map("m").set(Buffer.from(k), Buffer.from(k));
+        return k;
+      }),
+    );
+    assert.deepEqual(ran, [`b at ${before}`, `c at ${before}`]);
+    assert.ok(writes.every((w) => w instanceof Promise));
+    assert.equal(svc.store.version, before);
+    const [b, c] = await Promise.all(writes);
+    assert.deepEqual(
+      [b?.result, b?.wrote, b?.txId.seqno, c?.result, c?.txId.seqno],
+      ["b", true, before + 1, "c", before + 2],
+    );
 
     const later = svc.pipeline.executeMaybeAsync(async (tx) => {
       await Promise.resolve();
-      tx.map("m").set(Buffer.from("b"), Buffer.from("2"));
+      tx.map("m").set(Buffer.from("d"), Buffer.from("2"));
       return "later";
     });
     assert.ok(later instanceof Promise);
     const settled = await later;
     assert.equal(settled.result, "later");
     assert.equal(settled.txId.seqno, svc.store.version);
-    assert.deepEqual(Buffer.from(svc.store.get("m", "b") as Uint8Array).toString(), "2");
 
     // what the handler throws: thrown at once, or rejected once it has awaited; nothing written
-    const before = svc.store.version;
+    const unchanged = svc.store.version;
     assert.throws(
       () =>
         svc.pipeline.executeMaybeAsync((tx) => {
-          tx.map("m").set(Buffer.from("c"), Buffer.from("3"));
+          tx.map("m").set(Buffer.from("e"), Buffer.from("3"));
           throw new Error("sync failure");
         }),
       /sync failure/,
@@ -202,14 +219,14 @@ describe("transaction pipeline", () => {
       Promise.resolve(
         svc.pipeline.executeMaybeAsync(async (tx) => {
           await Promise.resolve();
-          tx.map("m").set(Buffer.from("c"), Buffer.from("3"));
+          tx.map("m").set(Buffer.from("e"), Buffer.from("3"));
           throw new Error("async failure");
         }),
       ),
       /async failure/,
     );
-    assert.equal(svc.store.version, before);
-    assert.equal(svc.store.get("m", "c"), undefined);
+    assert.equal(svc.store.version, unchanged);
+    assert.equal(svc.store.get("m", "e"), undefined);
   });
 
   it("re-runs a handler whose transaction conflicted while it awaited", async () => {
