@@ -597,61 +597,37 @@ export class JsApp {
     historical: AppHistoricalState | undefined,
   ): AppResult | undefined | Promise<AppResult | undefined> {
     const p = this.template(endpoint.jsModule, options.limits, options.limitsKey, tx);
-    const settled = this.settledTemplates.get(p);
-    if (settled === undefined) {
-      return p.then((template) =>
-        this.runWithTemplate(template, p, endpoint, req, caller, tx, options, historical),
-      );
-    }
-    return this.runWithTemplate(
-      settled.template,
-      p,
-      endpoint,
-      req,
-      caller,
-      tx,
-      options,
-      historical,
-    );
-  }
-
-  private runWithTemplate(
-    template: ModuleTemplate | undefined,
-    p: Promise<ModuleTemplate | undefined>,
-    endpoint: AppEndpoint,
-    req: EndpointRequest,
-    caller: Caller | null,
-    tx: Tx,
-    options: RuntimeOptions,
-    historical: AppHistoricalState | undefined,
-  ): AppResult | undefined {
-    if (template === undefined) return undefined;
-    const drop = () => {
-      const key = `${endpoint.jsModule}\0${options.limitsKey}`;
-      if (this.templates.get(key) === p) this.templates.delete(key);
-      retire(template.app);
-    };
-    if (template.app.retired || template.interp.dead) {
-      drop();
-      return undefined;
-    }
-    // From here to the end of `run`, nothing awaits: no other request can use the template.
-    if (template.dirty) {
-      try {
-        template.interp.rewind();
-      } catch (e) {
+    const runIn = (template: ModuleTemplate | undefined): AppResult | undefined => {
+      if (template === undefined) return undefined;
+      const drop = () => {
+        const key = `${endpoint.jsModule}\0${options.limitsKey}`;
+        if (this.templates.get(key) === p) this.templates.delete(key);
+        retire(template.app);
+      };
+      if (template.app.retired || template.interp.dead) {
         drop();
-        if (e instanceof SandboxError) return undefined;
-        throw e;
+        return undefined;
       }
-      template.app.metricsLogging = true;
-    }
-    template.dirty = true;
-    try {
-      return this.run(template.app, endpoint, req, caller, tx, options, historical);
-    } finally {
-      if (template.interp.dead) drop();
-    }
+      // From here to the end of `run`, nothing awaits: no other request can use the template.
+      if (template.dirty) {
+        try {
+          template.interp.rewind();
+        } catch (e) {
+          drop();
+          if (e instanceof SandboxError) return undefined;
+          throw e;
+        }
+        template.app.metricsLogging = true;
+      }
+      template.dirty = true;
+      try {
+        return this.run(template.app, endpoint, req, caller, tx, options, historical);
+      } finally {
+        if (template.interp.dead) drop();
+      }
+    };
+    const settled = this.settledTemplates.get(p);
+    return settled === undefined ? p.then(runIn) : runIn(settled.template);
   }
 
   /**
