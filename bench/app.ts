@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BenchClient, type BenchRequest } from "./http-client.js";
+import { ALLOCATOR_VARIABLE, describeAllocator, nodeAllocator } from "../src/node/allocator.js";
 import { PACKAGE_ROOT } from "../src/node/version.js";
 import { waitFor } from "../test/helpers/process.js";
 import { benchWorkerThreads, startBenchNetwork } from "./network.js";
@@ -168,6 +169,8 @@ async function baseline(res: Resources, keyFile: string, certFile: string): Prom
     spawn(process.execPath, ["--import", "tsx", script, keyFile, certFile], {
       cwd: PACKAGE_ROOT,
       stdio: ["ignore", "pipe", "inherit"],
+      // The same allocator as the nodes it is the ceiling for.
+      env: nodeAllocator().env,
     }),
   );
   let out = "";
@@ -239,6 +242,9 @@ export async function run(): Promise<void> {
     await client.close();
     console.log(
       `worker_threads ${WORKER_THREADS} (frontend processes for TLS and HTTP; BENCH_WORKER_THREADS=0 for CCF's default)`,
+    );
+    console.log(
+      `memory allocator: ${describeAllocator(nodeAllocator())} (${ALLOCATOR_VARIABLE}=system for Node's own)`,
     );
     print("writes", writes);
     print("reads", reads);

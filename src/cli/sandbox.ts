@@ -24,6 +24,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request } from "undici";
 import { CcfError } from "../errors.js";
+import { describeAllocator, nodeAllocator } from "../node/allocator.js";
 import { PACKAGE_ROOT } from "../node/version.js";
 import { constitutionFiles, DEFAULT_CONSTITUTION_DIR } from "../gov/index.js";
 import { loadBundle } from "../node/bundle.js";
@@ -66,6 +67,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
     if (!existsSync(f)) throw new CcfError("InvalidArgument", `--constitution ${f}: no such file`);
   }
   const bundle = resolve(opts.jsAppBundle ?? DEFAULT_APP);
+  const allocator = nodeAllocator();
   if (!existsSync(bundle)) {
     throw new CcfError(
       "InvalidArgument",
@@ -178,7 +180,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
         "--log-level",
         opts.verbose === true ? "debug" : "info",
       ],
-      { cwd: dir, stdio: ["ignore", logFd, logFd] },
+      { cwd: dir, stdio: ["ignore", logFd, logFd], env: allocator.env },
     );
     children.push(child);
     const exited = new Promise<number>((res) =>
@@ -247,6 +249,7 @@ export async function runSandbox(opts: SandboxOptions): Promise<number> {
         (a, i) =>
           `  node ${i}: https://${a} (log: ${join(workspace, `sandbox_${i}`, "out")}, ledger: ${join(workspace, `sandbox_${i}`, `${i}.ledger`)})`,
       ),
+      `  memory allocator: ${describeAllocator(allocator)}`,
       `Identities and the service certificate are in ${common}:`,
       ...identityListing(common),
       `Try: curl --cacert ${join(common, "service_cert.pem")} https://${addresses[0]}/node/network`,

@@ -2,6 +2,7 @@
 // it names exist), or runs the node until SIGTERM / SIGINT, then stops it cleanly.
 
 import { CcfError } from "../errors.js";
+import { runningAllocator } from "./allocator.js";
 import { ConfigError, inputFileIssues, loadNodeConfig } from "./config.js";
 import { createLogger, LOG_LEVELS, type LogLevel } from "./log.js";
 import { Node } from "./node.js";
@@ -26,6 +27,7 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<number> 
     return 0;
   }
   const log = createLogger(level);
+  log.info({ allocator: runningAllocator() }, "memory allocator");
   const node = await Node.start(config, log);
   await new Promise<void>((resolve) => {
     let stopping = false;

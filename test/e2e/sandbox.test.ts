@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Agent, request } from "undici";
+import { nodeAllocator } from "../../src/node/allocator.js";
 import { runCcfTs, startCcfTs, waitFor } from "../helpers/process.js";
 
 describe("ccf-ts sandbox", () => {
@@ -37,6 +38,17 @@ describe("ccf-ts sandbox", () => {
       assert.match(
         sandbox.output(),
         /Identities and the service certificate are in .*sandbox_common/,
+      );
+      // The node runs with the allocator the sandbox says, and says so in its log.
+      const allocator = nodeAllocator().allocator;
+      assert.match(sandbox.output(), new RegExp(`memory allocator: ${allocator}`));
+      const nodePid = Number(readFileSync(join(cwd, "ws", "sandbox_0", "node.pid"), "utf8"));
+      const maps = readFileSync(`/proc/${nodePid}/maps`, "utf8");
+      assert.equal(maps.includes("libjemalloc"), allocator === "jemalloc");
+      const nodeLog = readFileSync(join(cwd, "ws", "sandbox_0", "out"), "utf8");
+      assert.match(
+        nodeLog,
+        new RegExp(`"allocator":"${allocator === "jemalloc" ? "jemalloc" : "system"}"`),
       );
       const agent = new Agent({
         connect: { ca: readFileSync(join(common, "service_cert.pem"), "utf8") },

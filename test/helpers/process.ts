@@ -5,6 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { nodeAllocator } from "../../src/node/allocator.js";
 
 const CLI = join(import.meta.dirname, "ccf-ts-cli.ts");
 /** The installed command, which runs the compiled build (dist/): what benchmarks measure. */
@@ -38,10 +39,12 @@ export function startCcfTs(
   logFile?: string,
 ): ChildProcess & { output: () => string } {
   const argv = built ? [BUILT_CLI, ...args] : ccfTsArgs(...args);
+  // Nodes run with the allocator the sandbox gives them (jemalloc when installed).
+  const { env } = nodeAllocator();
   if (logFile !== undefined) {
     const fd = openSync(logFile, "a");
     try {
-      const child = spawn(process.execPath, argv, { cwd, stdio: ["ignore", fd, fd] });
+      const child = spawn(process.execPath, argv, { cwd, stdio: ["ignore", fd, fd], env });
       return Object.assign(child, {
         output: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
       });
@@ -52,6 +55,7 @@ export function startCcfTs(
   const child = spawn(process.execPath, argv, {
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
+    env,
   });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
