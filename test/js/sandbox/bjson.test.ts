@@ -115,6 +115,26 @@ describe("QuickJS binary object format", () => {
     assert.deepEqual(view, new GuestView("Uint8Array", new Uint8Array([5, 6])));
   });
 
+  it("reads short strings right however many there are, the same ones coming back as before", () => {
+    // Short strings come from a cache of those read before: thousands of distinct ones, many
+    // sharing a slot, each read twice, and strings that differ only by one byte or their length.
+    const names = Array.from({ length: 3000 }, (_, i) => `k${i}`);
+    names.push("", "a", "ab", "ba", "\u00ff\u00fe", "x".repeat(24), "x".repeat(25), "x".repeat(23));
+    for (let round = 0; round < 2; round++) {
+      for (const name of names) {
+        const bytes = encodeHostValue({ [name]: name, list: [name, `${name}!`] });
+        assert.deepEqual(decodeGuestValue(bytes), { [name]: name, list: [name, `${name}!`] });
+      }
+    }
+    // Small and larger ArrayBuffers are copies of their own, whatever becomes of the source bytes.
+    for (const size of [0, 1, 64, 65, 4096]) {
+      const source = encodeHostValue(new Uint8Array(size).fill(7).buffer).slice();
+      const decoded = decodeGuestValue(source) as ArrayBuffer;
+      source.fill(0);
+      assert.deepEqual(new Uint8Array(decoded), new Uint8Array(size).fill(7), `${size} bytes`);
+    }
+  });
+
   it("declines what it does not carry: cycles, dates, boxed primitives", () => {
     assert.equal(
       decodeGuestValue(engineBytes(context, "(() => { const o = {}; o.o = o; return o })()")),
