@@ -381,9 +381,10 @@ const SHORT_STRING_MAX = 24;
 /** Up to this many bytes an ArrayBuffer's contents are copied by a loop. */
 const SMALL_COPY_MAX = 64;
 const SHORT_STRING_SLOTS = 512;
-const shortStrings: Array<{ bytes: Uint8Array; value: string } | undefined> = new Array(
-  SHORT_STRING_SLOTS,
-).fill(undefined);
+const shortStrings = Array.from(
+  { length: SHORT_STRING_SLOTS },
+  (): { bytes: Uint8Array; value: string } | undefined => undefined,
+);
 
 function shortString(bytes: Uint8Array, at: number, n: number): string {
   let h = n;
