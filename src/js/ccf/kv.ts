@@ -247,10 +247,13 @@ function rangeOptions(value: GuestValue): { reverse?: boolean; limit?: number } 
   return options;
 }
 
-/** Entries as the guest takes them: flat [key0, value0, key1, value1, ...], each its own buffer. */
+/**
+ * Entries as the guest takes them: flat [key0, value0, key1, value1, ...]. The stored bytes
+ * themselves: going into the guest copies each into an ArrayBuffer of its own.
+ */
 function flatEntries(entries: Array<[Uint8Array, Uint8Array]>): Uint8Array[] {
   const flat: Uint8Array[] = [];
-  for (const [key, value] of entries) flat.push(key.slice(), value.slice());
+  for (const [key, value] of entries) flat.push(key, value);
   return flat;
 }
 
@@ -304,8 +307,8 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
       return map.has(arrayBuffer(rest[0]));
     case "get": {
       expectArgs(argc, 1);
-      const value = map.get(arrayBuffer(rest[0]));
-      return value === undefined ? undefined : value.slice();
+      // The stored bytes themselves: going into the guest copies them (into a new ArrayBuffer).
+      return map.get(arrayBuffer(rest[0]));
     }
     case "getVersionOfPreviousWrite":
       expectArgs(argc, 1);
@@ -333,7 +336,7 @@ function kvCall(access: KvAccess, args: GuestValue[]): HostValue {
       }
       // Flat [key0, value0, key1, value1, ...]: each becomes its own guest ArrayBuffer.
       const entries: Uint8Array[] = [];
-      map.forEach((value, key) => entries.push(key.slice(), value.slice()));
+      map.forEach((value, key) => entries.push(key, value));
       return entries;
     }
     case "size":
