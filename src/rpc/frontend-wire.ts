@@ -91,34 +91,50 @@ export function encodeFrame(kind: number, head: unknown, body: Uint8Array = EMPT
 
 /** Cuts a byte stream into frames. */
 export class FrameReader {
+  /** The start of a frame still incomplete, as it came: concatenated only once it is whole. */
   #chunks: Buffer[] = [];
   #buffered = 0;
 
   /** Takes a chunk; returns the frames it completed. Throws on a malformed stream. */
   push(chunk: Buffer): Frame[] {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
+    let all = chunk;
+    if (this.#chunks.length > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered < 4) return [];
+      let first = this.#chunks[0];
+      if (first.length < 4) {
+        first = Buffer.concat(this.#chunks);
+        this.#chunks = [first];
+      }
+      if (this.#buffered < 4 + first.readUInt32LE(0)) return [];
+      all = this.#chunks.length === 1 ? first : Buffer.concat(this.#chunks);
+      this.#chunks = [];
+      this.#buffered = 0;
+    }
     const frames: Frame[] = [];
-    while (this.#buffered >= 4) {
-      const first = this.#chunks[0];
-      const head = first.length >= 4 ? first : Buffer.concat(this.#chunks);
-      const length = head.readUInt32LE(0);
+    // Frames are read at offsets into the chunk: no view of it per frame.
+    let at = 0;
+    while (all.length - at >= 4) {
+      const length = all.readUInt32LE(at);
       if (length < 5) throw new Error(`bad frame length ${length}`);
-      if (this.#buffered < 4 + length) break;
-      const all = this.#chunks.length === 1 ? first : Buffer.concat(this.#chunks);
-      const frame = all.subarray(4, 4 + length);
-      const rest = all.subarray(4 + length);
-      this.#chunks = rest.length === 0 ? [] : [rest];
-      this.#buffered = rest.length;
-      const kind = frame[0];
-      const jsonLength = frame.readUInt32LE(1);
+      const end = at + 4 + length;
+      if (end > all.length) break;
+      const kind = all[at + 4];
+      const jsonLength = all.readUInt32LE(at + 5);
       if (5 + jsonLength > length) throw new Error("bad frame head length");
+      const bodyAt = at + 9 + jsonLength;
       frames.push({
         kind,
-        head: JSON.parse(frame.toString("utf8", 5, 5 + jsonLength)) as unknown,
-        // Its own copy: `all` may be a chunk node reuses, or hold the frames after this one.
-        body: Buffer.from(frame.subarray(5 + jsonLength)),
+        head: JSON.parse(all.toString("utf8", at + 9, bodyAt)) as unknown,
+        // Its own copy: a small body kept as a view would keep the whole chunk alive.
+        body: bodyAt === end ? EMPTY : Buffer.from(all.subarray(bodyAt, end)),
       });
+      at = end;
+    }
+    if (at < all.length) {
+      this.#chunks = [all.subarray(at)];
+      this.#buffered = all.length - at;
     }
     return frames;
   }
