@@ -6,8 +6,8 @@
 // the tests and benchmarks, preload jemalloc when the system has it (Debian: libjemalloc2).
 //
 // CCF_TS_ALLOCATOR chooses: unset (jemalloc if installed, else the system's), `jemalloc`
-// (required), `system`, or the absolute path of a shared library to preload. An LD_PRELOAD the
-// user set already is left as it is.
+// (required), `system`, or the absolute path of a shared library to preload. An LD_PRELOAD set
+// already is left as it is, and reported as what it preloads.
 
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
@@ -54,16 +54,17 @@ export function nodeAllocator(
 ): AllocatorChoice {
   const wanted = env[ALLOCATOR_VARIABLE] ?? "";
   const preloaded = env.LD_PRELOAD ?? "";
-  if (wanted === "system") return { allocator: "system", env };
-  if (preloaded !== "") {
-    return { allocator: isJemalloc(preloaded) ? "jemalloc" : "preloaded", library: preloaded, env };
-  }
-  if (wanted !== "" && wanted !== "jemalloc" && !isAbsolute(wanted)) {
+  if (wanted !== "" && wanted !== "system" && wanted !== "jemalloc" && !isAbsolute(wanted)) {
     throw new CcfError(
       "InvalidArgument",
       `${ALLOCATOR_VARIABLE}=${wanted}: expected jemalloc, system or the absolute path of a shared library`,
     );
   }
+  // Kept whatever CCF_TS_ALLOCATOR says (it may hold other libraries), and reported as it is.
+  if (preloaded !== "") {
+    return { allocator: isJemalloc(preloaded) ? "jemalloc" : "preloaded", library: preloaded, env };
+  }
+  if (wanted === "system") return { allocator: "system", env };
   if (probe.platform !== "linux") {
     if (wanted === "") return { allocator: "system", env };
     throw new CcfError(

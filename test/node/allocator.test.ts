@@ -55,6 +55,13 @@ describe("the nodes' memory allocator", () => {
     assert.equal(mine.env.LD_PRELOAD, "/opt/libmine.so");
     const theirs = nodeAllocator({ LD_PRELOAD: JEMALLOC }, linuxWith(JEMALLOC)());
     assert.equal(theirs.allocator, "jemalloc");
+    // Kept even with CCF_TS_ALLOCATOR=system, and reported as what it preloads, not as "system".
+    const kept = nodeAllocator(
+      { LD_PRELOAD: "/opt/libmine.so", [ALLOCATOR_VARIABLE]: "system" },
+      linuxWith(JEMALLOC)(),
+    );
+    assert.equal(kept.allocator, "preloaded");
+    assert.equal(kept.env.LD_PRELOAD, "/opt/libmine.so");
   });
 
   it("preloads a library named by its path", () => {
