@@ -378,8 +378,6 @@ class Reader {
  * Direct-mapped: a slot holds the last string that hashed to it.
  */
 const SHORT_STRING_MAX = 24;
-/** Up to this many bytes an ArrayBuffer's contents are copied by a loop. */
-const SMALL_COPY_MAX = 64;
 const SHORT_STRING_SLOTS = 512;
 const shortStrings = Array.from(
   { length: SHORT_STRING_SLOTS },
@@ -438,6 +436,9 @@ export function decodeGuestValue(bytes: Uint8Array): GuestValue | typeof UNSUPPO
     throw error;
   }
 }
+
+/** Up to this many bytes an ArrayBuffer's contents are copied by a loop. */
+const SMALL_COPY_MAX = 64;
 
 /** The engine's own recursion bounds nesting far below this; it only keeps bad input finite. */
 const MAX_GUEST_DEPTH = 100_000;
